@@ -1,0 +1,214 @@
+"""Load `funnel.yaml` into validated models, keeping file:line for every field.
+
+PyYAML's composer gives nodes with marks; we build plain Python values from them and record,
+for each path (``("buckets", 0, "name")``), the line it came from. Pydantic's error locations are
+paths too, so every validation error maps back to a line. All problems are collected and
+raised together as one :class:`~funnelops.errors.ProjectError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from funnelops.errors import Problem, ProblemCollector, ProjectError
+from funnelops.spec.models import ColumnSchema, ProjectSpec
+
+Path_ = tuple[Any, ...]
+
+
+@dataclass
+class LoadedProject:
+    """A validated project plus what was resolved around it (files, SQL, lines)."""
+
+    spec: ProjectSpec
+    path: Path
+    lines: dict[Path_, int]
+    table_schemas: dict[str, list[ColumnSchema]] = field(default_factory=dict)
+    view_sql: dict[str, str] = field(default_factory=dict)
+    spec_hash: str = ""
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def line_of(self, path: Path_) -> int | None:
+        return line_for(self.lines, path)
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose composer we drive by hand; scalars resolve with YAML 1.1 rules."""
+
+
+def _build(node: yaml.Node, loader: _LineLoader, path: Path_, lines: dict[Path_, int],
+           problems: ProblemCollector, file: str) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                problems.add(file, key_node.start_mark.line + 1, _dotted(path) or "(top)",
+                             "mapping keys must be plain scalars")
+                continue
+            key = str(key) if not isinstance(key, str) else key
+            if key in out:
+                problems.add(file, key_node.start_mark.line + 1, _dotted(path + (key,)),
+                             "duplicate key", "remove one of the two entries")
+            out[key] = _build(value_node, loader, path + (key,), lines, problems, file)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(v, loader, path + (i,), lines, problems, file) for i, v in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML text into plain values and a path -> line map; syntax errors are located."""
+    lines: dict[Path_, int] = {}
+    problems = ProblemCollector()
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, lines
+        data = _build(node, loader, (), lines, problems, file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ProjectError([Problem(file, line, "(yaml)", f"not valid YAML: {exc.problem or exc}",
+                                    "check indentation and quoting on that line")]) from None
+    except yaml.YAMLError as exc:
+        raise ProjectError([Problem(file, None, "(yaml)", f"not valid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    problems.raise_if_any()
+    return data, lines
+
+
+def line_for(lines: dict[Path_, int], path: Path_) -> int | None:
+    """The line of the closest ancestor of `path` that we know."""
+    p = tuple(path)
+    while p:
+        if p in lines:
+            return lines[p]
+        p = p[:-1]
+    return lines.get(())
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _field_name(data: Any, loc: Path_) -> str:
+    """Render a pydantic location; list items are named by their `name`/`id` where they have one."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = None
+            if isinstance(node, list) and 0 <= part < len(node) and isinstance(node[part], dict):
+                item = node[part]
+                label = item.get("name") or item.get("id") or item.get("step_id")
+            out += f"[{part}]" if not label else f"[{label}]"
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+        else:
+            out += ("." if out else "") + str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top)"
+
+
+def _pydantic_problems(exc: ValidationError, data: Any, lines: dict[Path_, int], file: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "constrained-"))))
+        # discriminator / union branch names are not part of the document
+        loc = tuple(p for p in loc if p not in ("list[ColumnSchema]", "str", "int", "float", "bool"))
+        msg = err["msg"]
+        hint = None
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+            parent = loc[:-1]
+            hint = _known_fields_hint(loc[-1], parent)
+        elif err["type"] == "missing":
+            hint = "add this field"
+        elif err["type"] == "string_pattern_mismatch":
+            hint = f"must match {err.get('ctx', {}).get('pattern')}"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        problems.append(Problem(file, line_for(lines, loc), _field_name(data, loc), msg, hint))
+    return problems
+
+
+def _known_fields_hint(name: Any, parent: Path_) -> str | None:
+    from funnelops.errors import did_you_mean
+    from funnelops.spec import models as m
+
+    model: type = m.ProjectSpec
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if info is None:
+            info = next((f for f in model.model_fields.values() if f.alias == part), None)
+        if info is None:
+            return None
+        ann = info.annotation
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann] + list(inner or [])
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, m.Strict)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    names = [f.alias or k for k, f in model.model_fields.items()]
+    return did_you_mean(str(name), names)
+
+
+def load_project(path: str | Path) -> LoadedProject:
+    """Read, validate and cross-check a project file. Raises ProjectError with every problem."""
+    from funnelops.spec.validate import resolve_and_check
+
+    p = Path(path)
+    file = str(p)
+    if not p.exists():
+        raise ProjectError([Problem(file, None, "(file)", "project file not found",
+                                    "pass --project PATH or set FUNNELOPS_PROJECT")])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectError([Problem(file, None, "(file)", f"cannot read the project file: {exc}")]) from None
+    data, lines = parse_yaml(text, file)
+    if not isinstance(data, dict):
+        raise ProjectError([Problem(file, 1, "(top)", "the project file must be a mapping with a `project:` key",
+                                    "see projects/funnel/funnel.yaml for an example")])
+    try:
+        spec = ProjectSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ProjectError(_pydantic_problems(exc, data, lines, file)) from None
+    loaded = LoadedProject(spec=spec, path=p.resolve(), lines=lines)
+    resolve_and_check(loaded, file)
+    loaded.spec_hash = spec_hash(loaded)
+    return loaded
+
+
+def spec_hash(loaded: LoadedProject) -> str:
+    """A stable hash of the effective definition (spec plus resolved files)."""
+    payload = {
+        "spec": loaded.spec.model_dump(mode="json", by_alias=True),
+        "schemas": {k: [c.model_dump(mode="json") for c in v] for k, v in sorted(loaded.table_schemas.items())},
+        "views": dict(sorted(loaded.view_sql.items())),
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
