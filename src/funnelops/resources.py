@@ -1,0 +1,162 @@
+"""Spec + lifecycle stage -> the desired resources, each with its dependencies.
+
+A :class:`Resource` carries its config in one backend-neutral, JSON-able shape; backends
+observe into the same shape, so diffing is backend-independent. Workflow template arguments are
+composed here, as the seed says: variable group + the template's own args + the stage's dynamic
+argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from funnelops.errors import UsageError
+
+if TYPE_CHECKING:
+    from funnelops.spec.loader import LoadedProject
+
+STAGES = ("iac", "initial_data", "workflow")
+STAGE_TITLES = {"iac": "IaC", "initial_data": "Initial data", "workflow": "Workflow"}
+_STAGE_ALIASES = {
+    "iac": "iac",
+    "initial data": "initial_data", "initial-data": "initial_data", "initial_data": "initial_data",
+    "initialdata": "initial_data",
+    "workflow": "workflow", "workflow deployment": "workflow",
+}
+
+# BigQuery answers with the legacy type names; the neutral shape uses them too.
+_TYPE_CANON = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
+
+
+def normalize_stage(word: str) -> str:
+    """'IaC' / 'iac' / 'Initial data' / 'initial-data' / 'Workflow' -> the stage key."""
+    key = _STAGE_ALIASES.get(word.strip().lower())
+    if key is None:
+        raise UsageError(f"unknown stage '{word}'",
+                         "use one of: IaC (iac), 'Initial data' (initial-data), Workflow (workflow)")
+    return key
+
+
+def canonical_type(t: str) -> str:
+    up = t.upper()
+    return _TYPE_CANON.get(up, up)
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    name: str
+    config: dict[str, Any] = field(hash=False, compare=False)
+    depends_on: tuple[str, ...] = ()
+    deletion_protection: bool = False
+    # fields applied at creation only and never diffed afterwards (Terraform's ignore_changes)
+    create_only: frozenset[str] = frozenset()
+    # external tables: where their data must appear before they can be created
+    waits_for: tuple[str, str] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}.{self.name}"
+
+
+def template_args(loaded: "LoadedProject", workflow_name: str, stage: str, job_args: list[str] | None = None) -> list[str]:
+    """The full argument list of a template's job at `stage`."""
+    from funnelops.spec.models import variable_args
+
+    spec = loaded.spec
+    wf = spec.workflow(workflow_name)
+    if wf is None:
+        raise UsageError(f"unknown workflow '{workflow_name}'")
+    dynamic = list(getattr(spec.stages, stage))
+    return variable_args(spec.variables) + list(wf.args) + list(job_args or []) + dynamic
+
+
+def _bucket(b) -> Resource:
+    cfg = {
+        "location": (b.location or "US").upper(),
+        "storage_class": b.storage_class,
+        "labels": dict(sorted(b.labels.items())),
+        "lifecycle_rules": [r.model_dump(mode="json", exclude_none=True) for r in b.lifecycle_rules],
+    }
+    return Resource("bucket", b.name, cfg, (), b.deletion_protection)
+
+
+def desired_resources(loaded: "LoadedProject", stage: str) -> list[Resource]:
+    """Everything the project should have once `stage` has been applied."""
+    if stage not in STAGES:
+        stage = normalize_stage(stage)
+    spec = loaded.spec
+    out: list[Resource] = [_bucket(b) for b in spec.buckets]
+    default_loc = spec.project.location.upper()
+    for d in spec.datasets:
+        out.append(Resource("dataset", d.id, {
+            "location": (d.location or default_loc).upper(),
+            "description": d.description,
+            "labels": dict(sorted(d.labels.items())),
+        }))
+    for t in spec.tables:
+        cols = loaded.table_schemas.get(t.address, [])
+        out.append(Resource("table", t.address, {
+            "description": t.description,
+            "schema": [{"name": c.name, "type": canonical_type(c.type), "mode": c.mode} for c in cols],
+            "partitioning": t.partitioning.model_dump(mode="json") if t.partitioning else None,
+            "clustering": list(t.clustering),
+            "labels": dict(sorted(t.labels.items())),
+        }, (f"dataset.{t.dataset}",), t.deletion_protection))
+    if stage != "iac":
+        for e in spec.external_tables:
+            prefix = e.prefix.rstrip("/")
+            out.append(Resource("external_table", e.address, {
+                "format": e.format,
+                "bucket": e.bucket,
+                "prefix": prefix,
+                "hive_partitioning": e.hive_partitioning,
+                "description": e.description,
+                "labels": dict(sorted(e.labels.items())),
+            }, (f"dataset.{e.dataset}", f"bucket.{e.bucket}"), waits_for=(e.bucket, prefix)))
+    relation_kind = {t.address: "table" for t in spec.tables}
+    relation_kind.update({e.address: "external_table" for e in spec.external_tables})
+    relation_kind.update({v.address: "view" for v in spec.views})
+    from funnelops.spec.sqlrefs import table_refs
+
+    for v in spec.views:
+        sql = loaded.view_sql[v.address]
+        deps = [f"dataset.{v.dataset}"]
+        deps += [f"{relation_kind[r]}.{r}" for r in table_refs(sql) if r in relation_kind]
+        out.append(Resource("view", v.address, {
+            "query": sql,
+            "description": v.description,
+            "labels": dict(sorted(v.labels.items())),
+        }, tuple(deps)))
+    for w in spec.workflows:
+        jobs = []
+        for j in w.jobs:
+            jobs.append({
+                "step_id": j.step_id,
+                "main": j.main,
+                "args": template_args(loaded, w.name, stage, j.args),
+                "prerequisites": list(j.prerequisites),
+                "properties": dict(sorted(j.properties.items())),
+            })
+        out.append(Resource("workflow_template", w.name, {
+            "granularity": w.granularity,
+            "initial_load": w.initial_load,
+            "jobs": jobs,
+            "parameters": [p.model_dump(mode="json") for p in w.parameters],
+            "placement": w.placement.model_dump(mode="json"),
+            "dag_timeout": w.dag_timeout,
+            "labels": dict(sorted(w.labels.items())),
+        }))
+    for s in spec.schedulers:
+        out.append(Resource("scheduler", s.id, {
+            "display_name": s.name,
+            "schedule": s.cron,
+            "time_zone": s.time_zone or spec.project.time_zone,
+            "workflow": s.workflow,
+            "description": s.description,
+            "retry": s.retry.model_dump(mode="json"),
+            "attempt_deadline": s.attempt_deadline,
+            "paused": s.paused,
+        }, (f"workflow_template.{s.workflow}",), create_only=frozenset({"paused"})))
+    return out
