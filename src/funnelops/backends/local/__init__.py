@@ -1,0 +1,65 @@
+"""The embedded local backend: folders for buckets, DuckDB for the warehouse, SQLite ledger.
+
+Layout under the home dir:
+    buckets/<bucket>/...     a bucket is a folder (settings in .bucket.json)
+    warehouse.duckdb         a dataset is a schema; tables, external tables and views
+    ledger.sqlite            lifecycle stages, templates, schedulers, runs, leases, events
+    runs/<id>/<step>.log     per-step logs of workflow runs
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from funnelops.backends.local.storage import BucketHandler, LocalStorage
+from funnelops.backends.local.warehouse import (DatasetHandler, ExternalTableHandler, LocalWarehouse, TableHandler,
+                                                ViewHandler)
+from funnelops.backends.local.workflows import SchedulerHandler, SchedulerStore, TemplateHandler, TemplateStore
+from funnelops.state.db import LedgerDB
+from funnelops.state.ledger import LocalLedger
+
+
+class LocalBackend:
+    name = "local"
+    max_parallel = 4
+
+    def __init__(self, home: Path, project_id: str, region: str, time_zone: str | None = None,
+                 service_account: str | None = None) -> None:
+        self.home = Path(home)
+        self.storage = LocalStorage(self.home / "buckets")
+        self.warehouse = LocalWarehouse(self.home / "warehouse.duckdb", self.home / "buckets", time_zone)
+        self.db = LedgerDB(self.home / "ledger.sqlite")
+        self.ledger = LocalLedger(self.home)
+        self.templates = TemplateStore(self.db, project_id, region)
+        self.schedulers = SchedulerStore(self.db, project_id, region, service_account)
+        self._handlers = {
+            "bucket": BucketHandler(self.storage),
+            "dataset": DatasetHandler(self.warehouse),
+            "table": TableHandler(self.warehouse),
+            "external_table": ExternalTableHandler(self.warehouse),
+            "view": ViewHandler(self.warehouse),
+            "workflow_template": TemplateHandler(self.templates),
+            "scheduler": SchedulerHandler(self.schedulers),
+        }
+
+    @classmethod
+    def for_project(cls, loaded, home: Path) -> "LocalBackend":
+        p = loaded.spec.project
+        return cls(home, p.id, p.region, p.time_zone, p.service_account)
+
+    def handler(self, kind: str):
+        return self._handlers[kind]
+
+    @contextmanager
+    def apply_session(self) -> Iterator[None]:
+        """Keep one warehouse write connection for a whole apply."""
+        with self.warehouse.session():
+            yield
+
+    def refresh(self) -> None:
+        self.warehouse.invalidate()
+
+    def close(self) -> None:
+        pass

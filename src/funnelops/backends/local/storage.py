@@ -1,0 +1,97 @@
+"""Buckets on the local backend: a bucket is a folder under `<home>/buckets/`.
+
+The bucket's settings (location, storage class, labels, lifecycle rules) live in a
+`.bucket.json` beside its objects, as GCS keeps metadata with the bucket. A folder without that
+file was not made by funnelops and is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+from funnelops.backends.base import Observed
+from funnelops.errors import BackendError
+from funnelops.resources import Resource
+
+META = ".bucket.json"
+
+
+class LocalStorage:
+    """Objects in local buckets."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def bucket_path(self, bucket: str) -> Path:
+        return self.root / bucket
+
+    def has_objects(self, bucket: str, prefix: str, suffix: str = "") -> bool:
+        base = self.bucket_path(bucket) / prefix if prefix else self.bucket_path(bucket)
+        if not base.is_dir():
+            return False
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
+            if any(f.endswith(suffix) and not f.startswith((".", "_")) for f in filenames):
+                return True
+        return False
+
+    def list_objects(self, bucket: str, prefix: str) -> list[str]:
+        root = self.bucket_path(bucket)
+        base = root / prefix if prefix else root
+        if not base.exists():
+            return []
+        out = []
+        for dirpath, _dirs, filenames in os.walk(base):
+            for f in filenames:
+                if f == META:
+                    continue
+                out.append(str((Path(dirpath) / f).relative_to(root)))
+        return sorted(out)
+
+
+class BucketHandler:
+    kind = "bucket"
+
+    def __init__(self, storage: LocalStorage) -> None:
+        self.storage = storage
+
+    def observe(self, names: Iterable[str]) -> dict[str, Observed]:
+        out: dict[str, Observed] = {}
+        root = self.storage.root
+        if not root.is_dir():
+            return out
+        for entry in os.scandir(root):
+            meta = Path(entry.path) / META
+            if not entry.is_dir() or not meta.is_file():
+                continue
+            try:
+                cfg = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                cfg = {"location": "(unreadable .bucket.json)"}
+            has_data = self.storage.has_objects(entry.name, "")
+            out[entry.name] = Observed(cfg, rows=1 if has_data else 0)
+        return out
+
+    def _write_meta(self, res: Resource) -> None:
+        path = self.storage.bucket_path(res.name)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / (META + ".tmp")
+        tmp.write_text(json.dumps(res.config, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path / META)  # atomic: a crash leaves the old or the new settings
+
+    def create(self, res: Resource) -> None:
+        self._write_meta(res)
+
+    def update(self, res: Resource, observed: Observed, changed: list[str]) -> None:
+        self._write_meta(res)
+
+    def delete(self, name: str, observed: Observed) -> None:
+        path = self.storage.bucket_path(name)
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise BackendError(f"cannot delete bucket folder {path}: {exc}") from None

@@ -1,0 +1,106 @@
+"""What every command shares: global options, the loaded project, the backend, the console.
+
+Loading is lazy so `--help` and usage errors never import the engines, and `--dry-run` never
+opens a backend (no credentials needed, nothing created).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from funnelops.errors import UsageError
+
+
+class Console:
+    """User output. With --json, stdout carries exactly one JSON document; people's text goes to stderr."""
+
+    def __init__(self, as_json: bool) -> None:
+        from rich.console import Console as RichConsole
+
+        self.as_json = as_json
+        no_color = bool(os.environ.get("NO_COLOR"))
+        self.out = RichConsole(stderr=as_json, highlight=False, no_color=no_color, soft_wrap=True)
+        self.err = RichConsole(stderr=True, highlight=False, no_color=no_color, soft_wrap=True)
+
+    def print(self, *lines: str) -> None:
+        for line in lines:
+            self.out.print(line)
+
+    def emit(self, data: Any) -> None:
+        """The machine-readable result of a command (only with --json)."""
+        if self.as_json:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+            sys.stdout.flush()
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.err.print(f"[bold red]Error:[/] {message}", markup=True)
+        if hint:
+            self.err.print(f"[yellow]Hint:[/] {hint}")
+
+
+@dataclass
+class AppContext:
+    project_path: Path
+    home: Path
+    backend_name: str | None = None
+    as_json: bool = False
+    debug: bool = False
+    dry_run: bool = False
+    _loaded: Any = None
+    _backend: Any = None
+    _console: Console | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = Console(self.as_json)
+        return self._console
+
+    def set_json(self, flag: bool) -> None:
+        if flag and not self.as_json:
+            self.as_json = True
+            self._console = None
+
+    @property
+    def project(self):
+        if self._loaded is None:
+            from funnelops.spec.loader import load_project
+
+            self._loaded = load_project(self.project_path)
+        return self._loaded
+
+    @property
+    def backend_kind(self) -> str:
+        name = self.backend_name or self.project.spec.project.backend
+        if name not in ("local", "gcp"):
+            raise UsageError(f"unknown backend '{name}'", "use --backend local or --backend gcp")
+        return name
+
+    @property
+    def backend(self):
+        if self.dry_run:
+            raise UsageError("internal: a dry run must not open the backend")
+        if self._backend is None:
+            from funnelops.backends import open_backend
+
+            self._backend = open_backend(self.backend_kind, self.project, self.home)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+def get_ctx(ctx) -> AppContext:
+    """The AppContext stored by the root callback on the typer/click context."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppContext):
+        raise UsageError("funnelops was not started through its command line")
+    return obj

@@ -1,0 +1,137 @@
+"""validate, spec schema, plan, job create-infra, destroy."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from funnelops.cli.context import get_ctx
+from funnelops.cli.groups import job_app, spec_app
+
+STAGE_HELP = "IaC | 'Initial data' | Workflow (aliases: iac, initial-data, workflow)"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+    app.command("plan")(plan)
+    app.command("destroy")(destroy)
+    spec_app.command("schema")(spec_schema)
+    job_app.command("create-infra")(create_infra)
+    app.add_typer(spec_app, name="spec")
+    app.add_typer(job_app, name="job")
+
+
+def validate(ctx: typer.Context) -> None:
+    """Check the project definition: every problem at once, each with its file, line and field."""
+    app = get_ctx(ctx)
+    loaded = app.project
+    spec = loaded.spec
+    counts = {k: len(getattr(spec, k)) for k in ("buckets", "datasets", "tables", "external_tables", "views",
+                                                 "workflows", "schedulers")}
+    app.console.print(f"[green]✓[/] {loaded.path} is valid: " + ", ".join(f"{v} {k.replace('_', ' ')}"
+                                                                          for k, v in counts.items()))
+    app.console.emit({"valid": True, "project": str(loaded.path), "spec_hash": loaded.spec_hash, "counts": counts})
+
+
+def spec_schema(ctx: typer.Context) -> None:
+    """Print the JSON Schema of funnel.yaml (for editors: completion and checks)."""
+    from funnelops.spec.schema import project_json_schema
+    import json
+
+    typer.echo(json.dumps(project_json_schema(), indent=2, ensure_ascii=False))
+
+
+def _progress(console):
+    def show(change, status, secs, error):
+        from rich.markup import escape
+
+        if status == "start":
+            return
+        if status == "done":
+            console.print(f"  [green]✓[/] {change.action:<8} {change.address} [dim]({secs:.2f}s)[/]")
+        else:
+            console.print(f"  [red]✗[/] {change.action:<8} {change.address}: {escape(error or '')}")
+    return show
+
+
+def plan(
+    ctx: typer.Context,
+    stage: str = typer.Option("iac", "--stage", "-s", help=STAGE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                           help="Exit 0 when there are no changes, 2 when there are (as Terraform)."),
+    show_unchanged: bool = typer.Option(True, "--show-unchanged/--hide-unchanged", help="List unchanged resources."),
+) -> None:
+    """Show what create-infra would change for a stage, drift included, without changing anything."""
+    from funnelops.plan.diff import build_plan
+    from funnelops.plan.render import plan_lines
+    from funnelops.resources import normalize_stage
+
+    app = get_ctx(ctx)
+    app.set_json(as_json)
+    stage_key = normalize_stage(stage)
+    loaded = app.project
+    if app.dry_run:
+        app.console.print(f"dry run: would observe the {app.backend_kind} backend and plan stage {stage_key}")
+        app.console.emit({"dry_run": True, "command": "plan", "stage": stage_key})
+        return
+    the_plan = build_plan(loaded, app.backend, stage_key)
+    app.console.print(*plan_lines(the_plan, show_unchanged))
+    app.console.emit(the_plan.to_dict())
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(2)
+
+
+def create_infra(
+    ctx: typer.Context,
+    stage: str = typer.Option(..., "--stage", "-s", help=STAGE_HELP),
+    allow_data_loss: bool = typer.Option(False, "--allow-data-loss",
+                                         help="Allow replacing or deleting tables that hold rows."),
+) -> None:
+    """GCP create infra: apply the plan for a stage, in dependency order, and converge."""
+    from funnelops.lifecycle.infra import create_infra as do_create
+    from funnelops.plan.render import summary_line
+    from funnelops.resources import STAGE_TITLES, normalize_stage
+    from funnelops.state.ledger import default_actor
+
+    app = get_ctx(ctx)
+    stage_key = normalize_stage(stage)
+    loaded = app.project
+    if app.dry_run:
+        app.console.print(f"dry run: would plan and apply stage {STAGE_TITLES[stage_key]} on the "
+                          f"{app.backend_kind} backend for project {loaded.spec.project.id}")
+        app.console.emit({"dry_run": True, "command": "job create-infra", "stage": stage_key,
+                          "backend": app.backend_kind, "project": loaded.spec.project.id})
+        return
+    app.console.print(f"[bold]GCP create infra[/] — stage {STAGE_TITLES[stage_key]} on {app.backend_kind}")
+    the_plan, result = do_create(loaded, app.backend, stage_key, actor=default_actor(),
+                                 allow_data_loss=allow_data_loss, progress=_progress(app.console))
+    app.console.print(summary_line(the_plan).replace("Plan:", "Planned:"),
+                      f"[bold green]Applied[/] {len(result.done)} change(s) in {result.seconds:.2f}s.")
+    app.console.emit({"stage": stage_key, "plan": the_plan.to_dict(), "apply": result.to_dict()})
+
+
+def destroy(
+    ctx: typer.Context,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Really delete everything funnelops manages."),
+) -> None:
+    """Delete every managed resource except those under deletion protection."""
+    from funnelops.errors import UsageError
+    from funnelops.lifecycle.infra import destroy as do_destroy, destroy_plan
+    from funnelops.plan.render import plan_lines
+    from funnelops.state.ledger import default_actor
+
+    app = get_ctx(ctx)
+    loaded = app.project
+    if app.dry_run:
+        app.console.print("dry run: would delete every managed resource not under deletion protection")
+        app.console.emit({"dry_run": True, "command": "destroy"})
+        return
+    if not yes:
+        app.console.print(*plan_lines(destroy_plan(loaded, app.backend), show_unchanged=True))
+        raise UsageError("destroy needs --yes", "review the list above, then run `funnelops destroy --yes`")
+    the_plan, result = do_destroy(loaded, app.backend, actor=default_actor(), progress=_progress(app.console))
+    kept = [c.address for c in the_plan.changes if c.action == "unchanged"]
+    app.console.print(f"[bold]Destroyed[/] {len(result.done)} resource(s); kept {len(kept)} under deletion protection.")
+    app.console.emit({"destroyed": [c.address for c, _ in result.done], "kept": kept})

@@ -1,0 +1,7 @@
+"""runs, logs, cancel, status (filled in with the runs module)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,102 @@
+"""What one run of the flows program knows: project, local layout, period, and what it measured."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from funnelops.errors import UsageError
+from funnelops.flows.args import Period
+
+FULL_START = "0001-01-01"
+FULL_END = "9999-12-31"
+
+
+@dataclass
+class FlowResult:
+    layer: str           # "trusted" | "refined"
+    flow: str
+    read: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    rules: dict[str, int] = field(default_factory=dict)   # quarantined rows per rule
+    skipped: str | None = None                             # why the flow did not run
+
+    def line(self) -> str:
+        if self.skipped:
+            return f"{self.layer:<8} {self.flow:<16} skipped: {self.skipped}"
+        return (f"{self.layer:<8} {self.flow:<16} read={self.read} kept={self.kept} "
+                f"quarantined={self.quarantined} {self.seconds:.2f}s")
+
+
+@dataclass
+class RunContext:
+    """Local layout: a bucket is `<home>/buckets/<name>`, the warehouse is `<home>/warehouse.duckdb`."""
+
+    loaded: object                 # funnelops.spec.loader.LoadedProject
+    home: Path
+    granularity: str
+    execution_type: str
+    period: Period                 # the selected period; `full` runs ignore it for selection
+    env: str | None = None
+    results: list[FlowResult] = field(default_factory=list)
+
+    @property
+    def full(self) -> bool:
+        return self.execution_type == "full"
+
+    @property
+    def project_dir(self) -> Path:
+        return self.loaded.base_dir
+
+    @property
+    def time_zone(self) -> str:
+        return self.loaded.spec.project.time_zone
+
+    def bucket_dir(self, role: str) -> Path:
+        bucket = self.loaded.spec.bucket_for(role)
+        if bucket is None:
+            raise UsageError(f"the project has no bucket with role `{role}`", "add one to the project's buckets")
+        return self.home / "buckets" / bucket.name
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def tmp_root(self) -> Path:
+        """Scratch space on the same filesystem as the buckets, so finished output moves by rename."""
+        p = self.home / "tmp"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def bounds(self) -> tuple[str, str]:
+        if self.full:
+            return FULL_START, FULL_END
+        return self.period.start.isoformat(), self.period.end.isoformat()
+
+    def metrics(self, ok: bool = True, error: str | None = None) -> dict:
+        return {
+            "flows": [{k: v for k, v in asdict(r).items() if v is not None} for r in self.results],
+            "period": "all" if self.full else self.period.start.isoformat(),
+            "period_end": None if self.full else self.period.end.isoformat(),
+            "granularity": self.granularity,
+            "execution_type": self.execution_type,
+            "ok": ok,
+            "error": error,
+        }
+
+
+def write_metrics(payload: dict) -> None:
+    """Write the run's metrics JSON to $FUNNELOPS_METRICS_FILE, if set (atomically: rename)."""
+    target = os.environ.get("FUNNELOPS_METRICS_FILE")
+    if not target:
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.replace(path)

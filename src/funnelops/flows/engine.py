@@ -1,0 +1,127 @@
+"""The PySpark DataFrame API that flow code imports, whichever engine runs it.
+
+Trusted flows are written once with the PySpark API and run on two engines: SQLFrame over an
+in-memory DuckDB locally (no JVM) and real Spark on Dataproc or in the parity tests. Flow code
+writes ``from funnelops.flows.engine import F, Window`` and gets the ``functions`` module and
+``Window`` class of the engine that is active when the flow module is loaded; the registry loads
+flow modules fresh after :func:`activate`, so one process can run the same code on both engines.
+
+The sessions live here too, with the engine-specific glue the runtime needs (staging inputs,
+turning a DataFrame into SQL, writing). Flow code never touches that glue.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+ENGINES = ("duckdb", "spark")
+_active = os.environ.get("FUNNELOPS_ENGINE", "duckdb")
+
+
+def activate(name: str) -> None:
+    """Select the engine whose API later flow-module loads receive."""
+    global _active
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine '{name}' (known: {', '.join(ENGINES)})")
+    _active = name
+
+
+def active() -> str:
+    return _active
+
+
+def api(name: str | None = None) -> dict[str, Any]:
+    """`F`, `Window` and `T` (types) of an engine."""
+    name = name or _active
+    if name == "duckdb":
+        import sqlframe.duckdb.functions as F
+        import sqlframe.duckdb.types as T
+        from sqlframe.duckdb import Window
+    else:
+        import pyspark.sql.functions as F
+        import pyspark.sql.types as T
+        from pyspark.sql import Window
+    return {"F": F, "Window": Window, "T": T}
+
+
+def __getattr__(name: str) -> ModuleType | type:
+    # PEP 562: `from funnelops.flows.engine import F` resolves against the active engine.
+    if name in ("F", "Window", "T"):
+        return api()[name]
+    raise AttributeError(name)
+
+
+class DuckEngine:
+    """SQLFrame on a private in-memory DuckDB connection (never the warehouse file)."""
+
+    name = "duckdb"
+
+    def __init__(self, time_zone: str | None = None, *, threads: int | None = None,
+                 memory_limit: str | None = None, temp_dir: str | None = None) -> None:
+        import duckdb
+        from sqlframe.base.session import _BaseSession
+        from sqlframe.duckdb import DuckDBSession
+
+        self.con = duckdb.connect(":memory:")
+        if time_zone:
+            from funnelops.backends.local.warehouse_conn import _tz_literal
+
+            self.con.execute(f"SET TimeZone = '{_tz_literal(time_zone)}'")
+        threads = threads or int(os.environ.get("FUNNELOPS_DUCKDB_THREADS", "0") or 0)
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        memory_limit = memory_limit or os.environ.get("FUNNELOPS_DUCKDB_MEMORY")
+        if memory_limit:
+            self.con.execute("SET memory_limit = ?", [memory_limit])
+        if temp_dir:
+            self.con.execute("SET temp_directory = ?", [temp_dir])
+        self.con.execute("SET preserve_insertion_order = true")
+        # SQLFrame keeps one session per process and ignores a new connection while one is
+        # open; drop the previous one so every engine gets its own connection.
+        _BaseSession._instance = None
+        self.session = DuckDBSession(conn=self.con)
+
+    def table(self, name: str):
+        """A DataFrame over a (non-temporary: SQLFrame's catalog only sees those) table or view."""
+        return self.session.table(name)
+
+    def to_sql(self, df) -> str:
+        return df.sql(dialect="duckdb", pretty=False)
+
+    def materialize(self, df, name: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {self.to_sql(df)}")
+
+    def close(self) -> None:
+        try:
+            self.session.stop()
+        except Exception:  # the connection may already be closed
+            pass
+
+
+class SparkEngine:
+    """Real Spark (local mode here, a Dataproc cluster on gcp). Imported lazily: the JVM is slow."""
+
+    name = "spark"
+
+    def __init__(self, time_zone: str | None = None, *, master: str = "local[2]", app: str = "funnelops-flows") -> None:
+        from pyspark.sql import SparkSession
+
+        builder = (SparkSession.builder.master(master).appName(app)
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.sql.shuffle.partitions", "4")
+                   # Timestamps as delivered (local wall time, no zone), like DuckDB's TIMESTAMP.
+                   .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
+                   .config("spark.sql.session.timeZone", time_zone or "UTC"))
+        self.session = builder.getOrCreate()
+        self.session.sparkContext.setLogLevel("ERROR")
+
+    def read_parquet(self, path: str):
+        return self.session.read.parquet(path)
+
+    def write_partitioned(self, df, out_dir: str, partition_col: str) -> None:
+        df.write.mode("overwrite").partitionBy(partition_col).parquet(out_dir)
+
+    def close(self) -> None:
+        self.session.stop()

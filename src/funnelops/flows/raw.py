@@ -1,0 +1,207 @@
+"""The raw layer as delivered: finding a period's source files and staging them for a flow.
+
+Staging is the runtime's job, not the flow's: it reads the files with plain DuckDB (CSV with an
+explicit all-VARCHAR schema, BOM-tolerant, rows with the wrong number of columns set aside with
+their line in a rejects table; Excel through python-calamine) and exposes one view per flow with
+the raw columns plus lineage: `_file_index` (which file) and `_row` (the row's place in the input,
+in file order). The flow then sees a plain DataFrame of strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from funnelops.errors import FunnelopsError
+from funnelops.flows.args import Period, _add_months
+
+XLSX_ROW_BASE = 1_000_000  # Excel rows: _row = file index * base + sheet row, so the line is recoverable
+
+
+class FlowSourceError(FunnelopsError):
+    """A source file is missing or unreadable: the run fails and the message names the file."""
+
+
+@dataclass
+class Staged:
+    view: str
+    kind: str                                   # "csv" or "xlsx"
+    files: list[tuple[int, date, str]]          # (index, extract date, path relative to the bucket)
+    rejects: str                                # SQL: (_file_index, line, error_type, raw_record)
+    extra: dict = field(default_factory=dict)
+
+
+def _is_daily(template: str) -> bool:
+    return "{dd}" in template or "{yyyymmdd}" in template
+
+
+def _fill(template: str, d: date) -> str:
+    return (template.replace("{yyyymmdd}", f"{d:%Y%m%d}").replace("{yyyymm}", f"{d:%Y%m}")
+            .replace("{yyyy}", f"{d:%Y}").replace("{mm}", f"{d:%m}").replace("{dd}", f"{d:%d}"))
+
+
+def _pattern(template: str) -> re.Pattern:
+    groups = {"{yyyymmdd}": r"(?P<ymd>\d{8})", "{yyyymm}": r"(?P<ym>\d{6})", "{yyyy}": r"\d{4}",
+              "{mm}": r"\d{2}", "{dd}": r"\d{2}"}
+    out = re.escape(template)
+    for ph, rx in groups.items():
+        out = out.replace(re.escape(ph), rx)
+    return re.compile("^" + out + "$")
+
+
+def source_files(raw_root: Path, template: str, period: Period | None) -> list[tuple[date, Path]]:
+    """(extract date, path) of the period's files that exist; every file when `period` is None."""
+    daily = _is_daily(template)
+    if period is None:
+        glob = re.sub(r"\{[a-z]+\}", "*", template)
+        rx = _pattern(template)
+        out = []
+        for p in raw_root.glob(glob):
+            m = rx.match(p.relative_to(raw_root).as_posix())
+            if not m:
+                continue
+            try:
+                d = (date(int(m["ymd"][:4]), int(m["ymd"][4:6]), int(m["ymd"][6:])) if "ymd" in m.groupdict()
+                     else date(int(m["ym"][:4]), int(m["ym"][4:]), 1))
+            except (ValueError, TypeError):
+                continue
+            out.append((d, p))
+        return sorted(out)
+    if daily:
+        dates = period.days()
+    else:
+        dates, d = [], period.start.replace(day=1)
+        while d < period.end:
+            dates.append(d)
+            d = _add_months(d, 1)
+    return [(d, raw_root / _fill(template, d)) for d in dates if (raw_root / _fill(template, d)).is_file()]
+
+
+def expected_files(template: str, period: Period | None) -> str:
+    if period is None:
+        return re.sub(r"\{[a-z]+\}", "*", template)
+    first = _fill(template, period.start)
+    return first if period.end == period.start or len(period.days()) == 1 else f"{first} ... (one per {'day' if _is_daily(template) else 'month'})"
+
+
+def _check_readable(raw_root: Path, files: list[tuple[date, Path]]) -> None:
+    for _, p in files:
+        try:
+            with open(p, "rb") as f:
+                f.read(1)
+        except OSError as exc:
+            raise FlowSourceError(f"cannot read source file {p.relative_to(raw_root)}: {exc.strerror or exc}",
+                                  "check the file's permissions, or replace it with a readable copy",
+                                  file=str(p)) from None
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+def stage(con, name: str, raw_root: Path, files: list[tuple[date, Path]], columns: tuple[str, ...]) -> Staged:
+    """Stage `files` as view `name` in the DuckDB connection `con`."""
+    _check_readable(raw_root, files)
+    listed = [(i, d, p.relative_to(raw_root).as_posix()) for i, (d, p) in enumerate(files)]
+    con.execute(f"CREATE OR REPLACE TABLE {name}_files (_file_index INTEGER, extract_date DATE, "
+                f"source_file VARCHAR, abs_path VARCHAR)")
+    con.executemany(f"INSERT INTO {name}_files VALUES (?, ?, ?, ?)",
+                    [(i, d, rel, str(files[i][1])) for i, d, rel in listed])
+    if all(p.suffix.lower() == ".csv" for _, p in files):
+        return _stage_csv(con, name, files, columns, listed)
+    if all(p.suffix.lower() == ".xlsx" for _, p in files):
+        return _stage_xlsx(con, name, raw_root, files, columns, listed)
+    raise FlowSourceError(f"flow {name}: source files must be all .csv or all .xlsx")
+
+
+def _stage_csv(con, name, files, columns, listed) -> Staged:
+    paths = "[" + ", ".join(_sql_str(str(p)) for _, p in files) + "]"
+    schema = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in columns) + "}"
+    cols = ", ".join(_ident(c) for c in columns)
+    con.execute(
+        f"CREATE OR REPLACE VIEW {name} AS SELECT {cols}, CAST(file_index AS INTEGER) AS _file_index, "
+        f"row_number() OVER () AS _row FROM read_csv({paths}, header = true, columns = {schema}, "
+        f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', store_rejects = true, "
+        f"rejects_table = '{name}_rej', rejects_scan = '{name}_rejscan')")
+    rejects = (f"SELECT f._file_index, e.line, "
+               f"CASE WHEN e.error_type IN ('TOO MANY COLUMNS', 'MISSING COLUMNS') THEN 'column_count' "
+               f"ELSE 'unparsable_line' END AS rule, e.csv_line AS raw_record "
+               f"FROM (SELECT DISTINCT ON (s.file_path, e.line) s.file_path, e.line, e.error_type, e.csv_line "
+               f"      FROM {name}_rej e JOIN {name}_rejscan s USING (scan_id, file_id) "
+               f"      ORDER BY s.file_path, e.line, e.error_type) e "
+               f"JOIN {name}_files f ON f.abs_path = e.file_path")
+    return Staged(name, "csv", listed, rejects)
+
+
+def _cell(v) -> str | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def _stage_xlsx(con, name, raw_root, files, columns, listed) -> Staged:
+    """Read the first sheet of each workbook: rows after the header row (the row whose first cell
+    is the first column name); blank rows are skipped, extra non-empty cells are rejected."""
+    from python_calamine import CalamineWorkbook
+
+    rows, rejects = [], []
+    for i, (_, p) in enumerate(files):
+        try:
+            sheet = CalamineWorkbook.from_path(str(p)).get_sheet_by_index(0).to_python(skip_empty_area=False)
+        except Exception as exc:  # calamine raises its own error types for corrupt files
+            raise FlowSourceError(f"cannot read source workbook {p.relative_to(raw_root)}: {exc}",
+                                  "replace it with a valid .xlsx file", file=str(p)) from None
+        header_at = next((r for r, cells in enumerate(sheet)
+                          if cells and str(cells[0]).strip() == columns[0]), None)
+        if header_at is None:
+            raise FlowSourceError(f"source workbook {p.relative_to(raw_root)} has no header row starting "
+                                  f"with {columns[0]}", "the first sheet must hold the targets table", file=str(p))
+        for r in range(header_at + 1, len(sheet)):
+            cells = [_cell(v) for v in sheet[r]]
+            if all(c is None for c in cells):
+                continue
+            line = r + 1
+            if any(c is not None for c in cells[len(columns):]):
+                rejects.append((i, line, "column_count", ",".join(c or "" for c in cells)))
+                continue
+            cells = (cells + [None] * len(columns))[:len(columns)]
+            rows.append((*cells, i, i * XLSX_ROW_BASE + line))
+    cols = ", ".join(f"{_ident(c)} VARCHAR" for c in columns)
+    con.execute(f"CREATE OR REPLACE TABLE {name} ({cols}, _file_index INTEGER, _row BIGINT)")
+    if rows:
+        con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * (len(columns) + 2))})", rows)
+    con.execute(f"CREATE OR REPLACE TABLE {name}_rej (_file_index INTEGER, line BIGINT, rule VARCHAR, raw_record VARCHAR)")
+    if rejects:
+        con.executemany(f"INSERT INTO {name}_rej VALUES (?, ?, ?, ?)", rejects)
+    return Staged(name, "xlsx", listed, f"SELECT _file_index, line, rule, raw_record FROM {name}_rej")
+
+
+def line_sql(staged: Staged, checked: str) -> str:
+    """SQL giving `(_file_index, _row, source_line)` for the quarantined rows of table `checked`.
+
+    CSV: a row's line is its place among the accepted rows of its file, plus the header, plus the
+    rejected lines before it (line r_j, j-th reject, precedes accepted row k when r_j - j <= k).
+    """
+    if staged.kind == "xlsx":
+        return (f"SELECT _file_index, _row, CAST(_row - _file_index * {XLSX_ROW_BASE} AS BIGINT) AS source_line "
+                f"FROM {checked} WHERE dq_rule IS NOT NULL")
+    return f"""
+        WITH firsts AS (SELECT _file_index, min(_row) AS r0 FROM {checked} GROUP BY _file_index),
+        rej AS (SELECT _file_index, line, row_number() OVER (PARTITION BY _file_index ORDER BY line) AS j
+                FROM ({staged.rejects})),
+        q AS (SELECT c._file_index, c._row, c._row - f.r0 + 1 AS k
+              FROM {checked} c JOIN firsts f USING (_file_index) WHERE c.dq_rule IS NOT NULL)
+        SELECT q._file_index, q._row,
+               CAST(q.k + 1 + (SELECT count(*) FROM rej WHERE rej._file_index = q._file_index
+                                                         AND rej.line - rej.j <= q.k) AS BIGINT) AS source_line
+        FROM q"""

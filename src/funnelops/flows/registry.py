@@ -1,0 +1,117 @@
+"""Finding a project's flows: trusted flows are Python files, refined flows are SQL files.
+
+`projects/` is user code, never imported by name from `src/`: trusted flows are loaded from
+`<project dir>/flows/trusted/*.py` by file path, fresh on every load, so the module binds the
+`F`/`Window` of the engine active at that moment. Refined flows are
+`<project dir>/sql/refined/*.sql` with a small header:
+
+    -- target: funnel_refined.funnel_{granularity}   ({granularity} -> daily/monthly/yearly)
+    -- replace: period | all                          (delete-then-insert scope)
+    -- granularities: MONTH, YEAR                     (optional; other runs skip the flow)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from funnelops.errors import UsageError, did_you_mean
+from funnelops.flows.args import GRANULARITIES
+
+TRUSTED_DIR = ("flows", "trusted")
+REFINED_DIR = ("sql", "refined")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDERS = re.compile(r"\{(yyyy|mm|dd|yyyymm|yyyymmdd)\}")
+SUFFIX = {"DAY": "daily", "MONTH": "monthly", "YEAR": "yearly"}
+
+
+class FlowDefinitionError(UsageError):
+    """A flow file does not follow the contract; names the file."""
+
+
+@dataclass(frozen=True)
+class RefinedFlow:
+    name: str
+    path: Path
+    sql: str
+    target: str            # `dataset.table`, may contain {granularity}
+    replace: str           # "period" or "all"
+    granularities: tuple[str, ...]
+
+    def table_for(self, granularity: str) -> tuple[str, str]:
+        dataset, table = self.target.replace("{granularity}", SUFFIX[granularity]).split(".")
+        return dataset, table
+
+
+def trusted_names(project_dir: Path) -> list[str]:
+    folder = project_dir.joinpath(*TRUSTED_DIR)
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_")) if folder.is_dir() else []
+
+
+def refined_names(project_dir: Path) -> list[str]:
+    folder = project_dir.joinpath(*REFINED_DIR)
+    return sorted(p.stem for p in folder.glob("*.sql")) if folder.is_dir() else []
+
+
+def select(requested: tuple[str, ...] | None, known: list[str], layer: str) -> list[str]:
+    """None -> all known flows; () -> none; otherwise the named ones, in the order given."""
+    if requested is None:
+        return list(known)
+    unknown = [n for n in requested if n not in known]
+    if unknown:
+        hints = [h for h in (did_you_mean(n, known) for n in unknown) if h]
+        raise UsageError(f"unknown {layer} flow(s): {', '.join(unknown)}; known {layer} flows: "
+                         f"{', '.join(known) or '(none)'}", "; ".join(hints) or None)
+    return list(dict.fromkeys(requested))
+
+
+def load_trusted(project_dir: Path, name: str) -> ModuleType:
+    """Load `<project>/flows/trusted/<name>.py` afresh and check its contract."""
+    path = project_dir.joinpath(*TRUSTED_DIR, f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"funnelops_user_flows.trusted.{name}", path)
+    if spec is None or spec.loader is None:
+        raise FlowDefinitionError(f"cannot load trusted flow {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    problems = []
+    for attr in ("FILES", "COLUMNS", "TARGET", "PARTITION", "OUTPUT", "transform"):
+        if not hasattr(module, attr):
+            problems.append(f"missing `{attr}`")
+    if not problems:
+        if not _IDENT.match(module.TARGET) or not _IDENT.match(module.PARTITION):
+            problems.append("TARGET and PARTITION must be identifiers")
+        if module.PARTITION not in module.OUTPUT:
+            problems.append("PARTITION must be one of OUTPUT")
+        if ".." in module.FILES.split("/") or module.FILES.startswith("/"):
+            problems.append("FILES must be a relative path inside the raw bucket")
+        if not _PLACEHOLDERS.search(module.FILES):
+            problems.append("FILES needs date placeholders such as {yyyy}/{mm}/name_{yyyymmdd}.csv")
+        if not all(isinstance(c, str) and c for c in module.COLUMNS):
+            problems.append("COLUMNS must be column names")
+    if problems:
+        raise FlowDefinitionError(f"trusted flow {path}: {'; '.join(problems)}")
+    return module
+
+
+def load_refined(project_dir: Path, name: str) -> RefinedFlow:
+    path = project_dir.joinpath(*REFINED_DIR, f"{name}.sql")
+    sql = path.read_text(encoding="utf-8")
+    header: dict[str, str] = {}
+    for line in sql.splitlines():
+        m = re.match(r"^--\s*(target|replace|granularities)\s*:\s*(.+?)\s*$", line)
+        if m:
+            header[m.group(1)] = m.group(2)
+    target = header.get("target", "")
+    parts = target.replace("{granularity}", "x").split(".")
+    if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
+        raise FlowDefinitionError(f"refined flow {path}: needs a `-- target: dataset.table` header line")
+    replace = header.get("replace", "period")
+    if replace not in ("period", "all"):
+        raise FlowDefinitionError(f"refined flow {path}: `-- replace:` must be period or all")
+    grans = tuple(g.strip().upper() for g in header.get("granularities", ",".join(GRANULARITIES)).split(","))
+    if any(g not in GRANULARITIES for g in grans):
+        raise FlowDefinitionError(f"refined flow {path}: `-- granularities:` takes {', '.join(GRANULARITIES)}")
+    return RefinedFlow(name, path, sql, target, replace, grans)

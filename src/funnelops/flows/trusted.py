@@ -1,0 +1,126 @@
+"""Running trusted flows (raw -> trusted) locally: SQLFrame on an in-memory DuckDB.
+
+Per flow: stage the period's raw files (runtime), call the flow's `transform` (user code, PySpark
+API) which returns every input row with a `dq_rule` (NULL = keep), add the runtime's own rule
+(`date_in_period`: a row dated outside the period would otherwise land in a partition this run
+does not own), materialize once, then write kept rows as hive partitions and failing rows to
+`<trusted>/_quarantine/<flow>/extract_date=.../` with rule, source file and line, and swap both
+in atomically. Counting comes from the materialized table, so read = kept + quarantined holds by
+construction.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from funnelops.flows import raw as rawmod
+from funnelops.flows.context import FlowResult, RunContext
+from funnelops.flows.engine import DuckEngine, activate, api
+from funnelops.flows.partitions import lock_path, replace_partitions
+from funnelops.flows.raw import FlowSourceError
+from funnelops.flows.registry import load_trusted
+
+QUARANTINE = "_quarantine"
+
+
+def add_period_rule(checked, partition: str, start: str, end: str):
+    """Quarantine rows whose partition value falls outside [start, end) (PySpark API)."""
+    F = api()["F"]
+    col = F.col(partition)
+    outside = (col < F.lit(start).cast("date")) | (col >= F.lit(end).cast("date"))
+    return checked.withColumn("dq_rule", F.coalesce(F.col("dq_rule"), F.when(outside, F.lit("date_in_period"))))
+
+
+def run_trusted(ctx: RunContext, names: list[str]) -> list[FlowResult]:
+    if not names:
+        return []
+    activate("duckdb")
+    engine = DuckEngine(ctx.time_zone, temp_dir=str(ctx.tmp_root / "duckdb-spill"))
+    try:
+        out = []
+        for name in names:
+            result = run_trusted_flow(ctx, engine, name)
+            print(result.line(), flush=True)
+            out.append(result)
+        return out
+    finally:
+        engine.close()
+
+
+def run_trusted_flow(ctx: RunContext, engine: DuckEngine, name: str) -> FlowResult:
+    t0 = time.perf_counter()
+    module = load_trusted(ctx.project_dir, name)
+    raw_root, trusted_root = ctx.bucket_dir("raw"), ctx.bucket_dir("trusted")
+    daily = rawmod._is_daily(module.FILES)
+    period = None if ctx.full else (ctx.period if daily else ctx.period.widen_to_months())
+    files = rawmod.source_files(raw_root, module.FILES, period)
+    if not files:
+        raise FlowSourceError(
+            f"trusted flow {name}: missing source file {raw_root.name}/{rawmod.expected_files(module.FILES, period)}",
+            "generate data with `funnelops data generate`, or pick a period that has data (--period)")
+    con = engine.con
+    stg, chk = f"stg_{name}", f"chk_{name}"
+    staged = rawmod.stage(con, stg, raw_root, files, tuple(module.COLUMNS))
+    checked = module.transform(engine.table(staged.view))
+    missing = [c for c in (*module.OUTPUT, "dq_rule", "_file_index", "_row", "_raw_record") if c not in checked.columns]
+    if missing:
+        raise FlowSourceError(f"trusted flow {name}: transform() output lacks {', '.join(missing)}",
+                              "end the flow with dq.finish(df, OUTPUT)")
+    if period is not None:
+        checked = add_period_rule(checked, module.PARTITION, period.start.isoformat(), period.end.isoformat())
+    try:
+        engine.materialize(checked, chk)
+    except Exception as exc:  # DuckDB names the file when a CSV cannot be decoded at all
+        raise FlowSourceError(f"trusted flow {name}: cannot read its source files: {exc}") from None
+
+    work = ctx.tmp_root / f"{name}-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        result = _write(ctx, con, name, module, staged, chk, work, trusted_root, period)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        for obj in (chk, f"{stg}_files", f"{stg}_rej", f"{stg}_rejscan"):
+            con.execute(f"DROP TABLE IF EXISTS {obj}")
+        con.execute(f"DROP {'VIEW' if staged.kind == 'csv' else 'TABLE'} IF EXISTS {stg}")
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _write(ctx, con, name, module, staged, chk, work: Path, trusted_root: Path, period) -> FlowResult:
+    key = module.PARTITION
+    out_cols = ", ".join(f'"{c}"' for c in module.OUTPUT)
+    data_dir, q_dir = work / "data", work / "quarantine"
+    con.execute(f"COPY (SELECT {out_cols} FROM {chk} WHERE dq_rule IS NULL) TO '{data_dir}' "
+                f"(FORMAT parquet, PARTITION_BY ({key}), FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE)")
+    con.execute(f"""
+        COPY (
+          SELECT c.dq_rule AS rule, f.source_file, l.source_line, c._raw_record AS raw_record,
+                 '{name}' AS flow, f.extract_date
+          FROM {chk} c JOIN ({rawmod.line_sql(staged, chk)}) l USING (_file_index, _row)
+          JOIN {staged.view}_files f USING (_file_index)
+          UNION ALL
+          SELECT r.rule, f.source_file, CAST(r.line AS BIGINT), r.raw_record, '{name}', f.extract_date
+          FROM ({staged.rejects}) r JOIN {staged.view}_files f USING (_file_index)
+        ) TO '{q_dir}' (FORMAT parquet, PARTITION_BY (extract_date), FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE)""")
+    rules = dict(con.execute(f"SELECT dq_rule, count(*) FROM {chk} WHERE dq_rule IS NOT NULL GROUP BY 1").fetchall())
+    for rule, n in con.execute(f"SELECT rule, count(*) FROM ({staged.rejects}) GROUP BY 1").fetchall():
+        rules[rule] = rules.get(rule, 0) + n
+    total, kept = con.execute(f"SELECT count(*), count(*) FILTER (WHERE dq_rule IS NULL) FROM {chk}").fetchone()
+    rejected = sum(n for r, n in rules.items()) - (total - kept)
+
+    if period is None:
+        in_scope = lambda d: True  # noqa: E731  full: every partition is rebuilt
+    else:
+        in_scope = lambda d: period.start <= d < period.end  # noqa: E731
+    bucket = trusted_root.name
+    replace_partitions(trusted_root / module.TARGET, data_dir, key, in_scope,
+                       lock_path(ctx.home, bucket, module.TARGET), ctx.tmp_root)
+    extracted = {d for _, d, _ in staged.files}
+    replace_partitions(trusted_root / QUARANTINE / name, q_dir, "extract_date",
+                       (lambda d: True) if period is None else (lambda d: d in extracted),
+                       lock_path(ctx.home, bucket, f"{QUARANTINE}/{name}"), ctx.tmp_root)
+    return FlowResult("trusted", name, read=total + rejected, kept=kept,
+                      quarantined=total - kept + rejected, rules=dict(sorted(rules.items())))

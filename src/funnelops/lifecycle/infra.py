@@ -1,0 +1,51 @@
+"""The seed's "GCP create infra" job, and destroy, as small compositions of plan and apply."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from funnelops.lifecycle.order import require_before
+from funnelops.plan.apply import ApplyResult, ProgressFn, apply_plan, raise_if_failed
+from funnelops.plan.diff import build_plan
+from funnelops.plan.model import Change, Plan
+from funnelops.resources import desired_resources, normalize_stage
+
+if TYPE_CHECKING:
+    from funnelops.spec.loader import LoadedProject
+
+
+def create_infra(loaded: "LoadedProject", backend, stage: str, *, actor: str, allow_data_loss: bool = False,
+                 progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
+    """Plan and apply the infrastructure for `stage`; IaC records its stage as done."""
+    stage = normalize_stage(stage)
+    require_before(backend.ledger, stage, "create-infra")
+    plan = build_plan(loaded, backend, stage)
+    result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, progress=progress)
+    raise_if_failed(result)
+    if stage == "iac":
+        backend.ledger.record_stage("iac", loaded.spec_hash, actor)
+    return plan, result
+
+
+def destroy_plan(loaded: "LoadedProject", backend) -> Plan:
+    """Every managed resource, deleted in reverse dependency order; protected ones kept."""
+    full = build_plan(loaded, backend, "workflow")
+    protected = {r.address for r in desired_resources(loaded, "workflow") if r.deletion_protection}
+    changes = []
+    present = [c for c in full.changes if c.observed is not None]
+    for c in reversed(present):
+        if c.address in protected:
+            changes.append(Change(c.kind, c.name, "unchanged", c.resource, c.observed,
+                                  reason="deletion protection is on: kept"))
+        else:
+            changes.append(Change(c.kind, c.name, "delete", None, c.observed, reason="destroy",
+                                  data_loss=bool(c.observed.rows)))
+    return Plan(stage="destroy", backend=backend.name, changes=tuple(changes), spec_hash=loaded.spec_hash)
+
+
+def destroy(loaded: "LoadedProject", backend, *, actor: str, progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
+    plan = destroy_plan(loaded, backend)
+    result = apply_plan(plan, backend, allow_data_loss=True, progress=progress, max_parallel=1)
+    raise_if_failed(result)
+    backend.ledger.reset_stages(actor)
+    return plan, result

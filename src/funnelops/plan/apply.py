@@ -1,0 +1,158 @@
+"""Carry out a plan: guards first, then changes in dependency order, in bounded parallel.
+
+Guards run before anything is touched (no half-applied change because of a refusal): a
+replace or delete that would lose rows needs `allow_data_loss`; anything under deletion
+protection is never replaced or deleted. Every change is idempotent against what was
+observed, so an interrupted apply is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable
+
+from funnelops.errors import BackendError, DataLossRefused, FunnelopsError
+from funnelops.plan.model import Change, Plan
+
+ProgressFn = Callable[[Change, str, float, str | None], None]
+
+
+@dataclass
+class ApplyResult:
+    done: list[tuple[Change, float]] = field(default_factory=list)
+    failed: list[tuple[Change, str]] = field(default_factory=list)
+    skipped: list[Change] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+    def to_dict(self) -> dict:
+        counts: dict[str, int] = {}
+        for c, _ in self.done:
+            counts[c.action] = counts.get(c.action, 0) + 1
+        return {"ok": self.ok, "seconds": round(self.seconds, 3), "applied": counts,
+                "failed": [{"address": c.address, "action": c.action, "error": e} for c, e in self.failed],
+                "skipped": [c.address for c in self.skipped]}
+
+
+def check_guards(plan: Plan, backend, allow_data_loss: bool) -> None:
+    """Refuse before touching anything if a change would lose data or break protection."""
+    protected = [c for c in plan.mutating() if c.protected and c.action in ("replace", "delete")]
+    if protected:
+        names = ", ".join(c.address for c in protected)
+        raise DataLossRefused(f"refusing to {protected[0].action} {names}: deletion protection is on",
+                              "set deletion_protection: false in the project first if you really mean it")
+    if allow_data_loss:
+        return
+    risky = []
+    for c in plan.mutating():
+        if c.action not in ("replace", "delete"):
+            continue
+        rows = c.observed.rows if c.observed else None
+        handler = backend.handler(c.kind)
+        if c.kind == "table" and hasattr(handler, "rows"):
+            rows = handler.rows(c.name)
+        if rows:
+            risky.append(f"{c.address} ({c.action}, holds data)")
+    if risky:
+        raise DataLossRefused("refusing to lose data: " + "; ".join(risky),
+                              "back the data up, then re-run with --allow-data-loss")
+
+
+def _run_change(backend, c: Change) -> None:
+    h = backend.handler(c.kind)
+    if c.action == "create":
+        h.create(c.resource)
+    elif c.action == "update":
+        h.update(c.resource, c.observed, [f.field.split(".")[0].split("[")[0] for f in c.fields])
+    elif c.action == "replace":
+        h.delete(c.name, c.observed)
+        h.create(c.resource)
+    elif c.action == "delete":
+        h.delete(c.name, c.observed)
+
+
+def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: ProgressFn | None = None,
+               max_parallel: int | None = None) -> ApplyResult:
+    check_guards(plan, backend, allow_data_loss)
+    started = time.perf_counter()
+    result = ApplyResult()
+    todo = plan.mutating()
+    pending_addrs = {c.address for c in todo}
+    deletes = [c for c in todo if c.action == "delete"]
+    others = [c for c in todo if c.action != "delete"]
+    workers = max(1, max_parallel or getattr(backend, "max_parallel", 4))
+    session = backend.apply_session() if hasattr(backend, "apply_session") else nullcontext()
+
+    def run(c: Change) -> float:
+        t0 = time.perf_counter()
+        if progress:
+            progress(c, "start", 0.0, None)
+        _run_change(backend, c)
+        return time.perf_counter() - t0
+
+    with session, ThreadPoolExecutor(max_workers=workers) as pool:
+        # Deletes first, one at a time, dependents before what they read (plan order).
+        for c in deletes:
+            if result.failed:
+                result.skipped.append(c)
+                continue
+            _execute(pool.submit(run, c), c, result, progress)
+            pending_addrs.discard(c.address)
+        running: dict[Future, Change] = {}
+        queue = list(others)
+        while queue or running:
+            if not result.failed:
+                ready = [c for c in queue if not any(d in pending_addrs for d in c.depends_on)]
+                for c in ready:
+                    if len(running) >= workers:
+                        break
+                    queue.remove(c)
+                    running[pool.submit(run, c)] = c
+            elif queue:
+                result.skipped.extend(queue)
+                queue = []
+            if not running:
+                if queue:  # a dependency failed or is missing: nothing can proceed
+                    result.skipped.extend(queue)
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                c = running.pop(f)
+                _execute(f, c, result, progress)
+                pending_addrs.discard(c.address)
+    if hasattr(backend, "refresh"):
+        backend.refresh()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _execute(f: Future, c: Change, result: ApplyResult, progress: ProgressFn | None) -> None:
+    try:
+        secs = f.result()
+    except FunnelopsError as exc:
+        result.failed.append((c, exc.message))
+        if progress:
+            progress(c, "failed", 0.0, exc.message)
+        return
+    except Exception as exc:  # a backend error we did not foresee: keep it, name the resource
+        msg = f"{type(exc).__name__}: {exc}"
+        result.failed.append((c, msg))
+        if progress:
+            progress(c, "failed", 0.0, msg)
+        return
+    result.done.append((c, secs))
+    if progress:
+        progress(c, "done", secs, None)
+
+
+def raise_if_failed(result: ApplyResult) -> None:
+    if result.failed:
+        first, err = result.failed[0]
+        raise BackendError(f"{len(result.failed)} change(s) failed; first: {first.address}: {err}",
+                           "fix the cause and run the same command again: finished changes are kept")
