@@ -24,12 +24,13 @@ class FlowResult:
     seconds: float = 0.0
     rules: dict[str, int] = field(default_factory=dict)   # quarantined rows per rule
     skipped: str | None = None                             # why the flow did not run
+    reused: bool = False                                   # full build already up to date
 
     def line(self) -> str:
         if self.skipped:
             return f"{self.layer:<8} {self.flow:<16} skipped: {self.skipped}"
         return (f"{self.layer:<8} {self.flow:<16} read={self.read} kept={self.kept} "
-                f"quarantined={self.quarantined} {self.seconds:.2f}s")
+                f"quarantined={self.quarantined} {self.seconds:.2f}s" + (" (up to date, reused)" if self.reused else ""))
 
 
 @dataclass
