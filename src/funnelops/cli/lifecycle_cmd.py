@@ -1,7 +1,156 @@
-"""runs, logs, cancel, status (filled in with the runs module)."""
+"""The seed's jobs and pipelines: job run-/rerun-workflow-templates, job force-scheduler, pipeline funnel|workflow."""
+
+from __future__ import annotations
 
 import typer
 
+from funnelops.cli.context import AppContext, get_ctx
+from funnelops.cli.groups import job_app, pipeline_app
+
+SCHEDULER_HELP = "Día | Mes | Año | 'Duplicado mes' (aliases: dia, mes, anio, duplicado-mes)"
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    job_app.command("run-workflow-templates")(run_workflow_templates)
+    job_app.command("rerun-workflow-templates")(rerun_workflow_templates)
+    job_app.command("force-scheduler")(force_scheduler)
+    pipeline_app.command("funnel")(pipeline_funnel)
+    pipeline_app.command("workflow")(pipeline_workflow)
+    app.add_typer(pipeline_app, name="pipeline")
+
+
+class ConsoleReporter:
+    def __init__(self, app: AppContext) -> None:
+        self.console = app.console
+
+    def info(self, text: str) -> None:
+        self.console.print(f"    {text}")
+
+    def run_changed(self, run) -> None:
+        color = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow"}.get(run.state, "cyan")
+        rows = run.rows or {}
+        extra = ""
+        if run.terminal and rows:
+            extra = f" — rows read {rows.get('read', 0):,}, kept {rows.get('kept', 0):,}, " \
+                    f"quarantined {rows.get('quarantined', 0):,}"
+        self.console.print(f"    run {run.id} ({run.workflow}): [{color}]{run.state}[/]{extra}")
+
+
+def _actor() -> str:
+    from funnelops.state.ledger import default_actor
+
+    return default_actor()
+
+
+def _dry(app: AppContext, what: str, data: dict) -> None:
+    app.console.print(f"dry run: would {what}")
+    app.console.emit({"dry_run": True, **data})
+
+
+def _runs_job(ctx: typer.Context, title: str, rerun: bool) -> None:
+    from funnelops.lifecycle import jobs
+
+    app = get_ctx(ctx)
+    loaded = app.project
+    names = jobs.initial_load_workflows(loaded)
+    if app.dry_run:
+        return _dry(app, f"run {', '.join(names)} on {app.backend_kind} and wait for all",
+                    {"command": f"job {'rerun' if rerun else 'run'}-workflow-templates", "workflows": names,
+                     "backend": app.backend_kind})
+    app.console.print(f"[bold]{title}[/] — {', '.join(names)}")
+    fn = jobs.rerun_workflow_templates if rerun else jobs.run_workflow_templates
+    runs = fn(loaded, app.backend, actor=_actor(), reporter=ConsoleReporter(app))
+    app.console.print(f"[bold green]All {len(runs)} run(s) succeeded.[/]")
+    app.console.emit({"runs": [r.to_dict() for r in runs]})
+
+
+def run_workflow_templates(ctx: typer.Context) -> None:
+    """GCP run workflow template: run every initial-load workflow in parallel and wait for all."""
+    _runs_job(ctx, "GCP run workflow template", rerun=False)
+
+
+def rerun_workflow_templates(ctx: typer.Context) -> None:
+    """GCP re run workflow template: run them again (completes the 'Initial data' stage)."""
+    _runs_job(ctx, "GCP re run workflow template", rerun=True)
+
+
+def force_scheduler(
+    ctx: typer.Context,
+    scheduler: str = typer.Option(..., "--scheduler", "-s", help=SCHEDULER_HELP),
+) -> None:
+    """Initialize the templates, check the scheduler's workflow is not running, and force it."""
+    from funnelops.lifecycle import jobs
+
+    app = get_ctx(ctx)
+    loaded = app.project
+    s = jobs.resolve_scheduler(loaded, scheduler)
+    if app.dry_run:
+        return _dry(app, f"initialize the templates, check that {s.workflow} is not running, and force "
+                         f"scheduler {s.name} on {app.backend_kind}",
+                    {"command": "job force-scheduler", "scheduler": s.name, "workflow": s.workflow})
+    run = jobs.force_scheduler(loaded, app.backend, s.id, actor=_actor(), reporter=ConsoleReporter(app))
+    app.console.emit({"scheduler": s.name, "workflow": s.workflow, "run": run.to_dict()})
+
+
+def _hooks(app: AppContext):
+    def hook(event: str, name: str, result) -> None:
+        if event == "start":
+            app.console.print(f"[bold]▶ {name}[/]")
+        elif result.ok:
+            app.console.print(f"[green]✓ {name}[/] [dim]({result.seconds:.1f}s)[/]")
+        else:
+            app.console.print(f"[red]✗ {name}[/] [dim]({result.seconds:.1f}s)[/]")
+    return hook
+
+
+def _summary(app: AppContext, result) -> None:
+    app.console.print("", f"[bold]{result.pipeline}[/] " + ", ".join(f"{k}={v}" for k, v in result.parameter.items()))
+    for j in result.jobs:
+        mark = "[green]✓[/]" if j.ok else "[red]✗[/]"
+        app.console.print(f"  {mark} {j.name:<32} {j.seconds:6.1f}s")
+    total = sum(j.seconds for j in result.jobs)
+    app.console.print(f"[bold]{'Succeeded' if result.ok else 'Failed'}[/] in {total:.1f}s.")
+
+
+def pipeline_funnel(
+    ctx: typer.Context,
+    data_stage: str = typer.Option(..., "--data-stage", "-d", help="IaC | 'Initial data' (aliases: iac, initial-data)"),
+    allow_data_loss: bool = typer.Option(False, "--allow-data-loss", help="Allow replacing tables that hold rows."),
+) -> None:
+    """Datos_GCP_Funnel: IaC = create infra; Initial data = run, create infra, re-run."""
+    from funnelops.lifecycle.pipelines import funnel_jobs, run_funnel_pipeline
+    from funnelops.resources import normalize_stage
+
+    app = get_ctx(ctx)
+    loaded = app.project
+    stage = normalize_stage(data_stage)
+    if app.dry_run:
+        names = [n for n, _ in funnel_jobs(loaded, None, stage, actor="", reporter=ConsoleReporter(app))]
+        return _dry(app, f"run Datos_GCP_Funnel (dataStage={data_stage}) on {app.backend_kind}: "
+                         + " -> ".join(names), {"pipeline": "Datos_GCP_Funnel", "dataStage": stage, "jobs": names})
+    result = run_funnel_pipeline(loaded, app.backend, stage, actor=_actor(), reporter=ConsoleReporter(app),
+                                 hooks=_hooks(app), allow_data_loss=allow_data_loss)
+    _summary(app, result)
+    app.console.emit(result.to_dict())
+
+
+def pipeline_workflow(
+    ctx: typer.Context,
+    scheduler: str = typer.Option(..., "--scheduler", "-s", help=SCHEDULER_HELP),
+    wait: bool = typer.Option(False, "--wait", help="Follow the forced run to its end."),
+) -> None:
+    """Datos_GCP_Funnel_Workflow: initialize the templates, check for a run in progress, force the scheduler."""
+    from funnelops.lifecycle import jobs
+    from funnelops.lifecycle.pipelines import run_workflow_pipeline
+
+    app = get_ctx(ctx)
+    loaded = app.project
+    s = jobs.resolve_scheduler(loaded, scheduler)
+    if app.dry_run:
+        return _dry(app, f"run Datos_GCP_Funnel_Workflow (Select a Scheduler={s.name}) on {app.backend_kind}: "
+                         f"initialize templates, check {s.workflow} is not running, force {s.name}",
+                    {"pipeline": "Datos_GCP_Funnel_Workflow", "scheduler": s.name, "workflow": s.workflow})
+    result = run_workflow_pipeline(loaded, app.backend, s.id, actor=_actor(), reporter=ConsoleReporter(app),
+                                   hooks=_hooks(app), wait=wait)
+    _summary(app, result)
+    app.console.emit(result.to_dict())

@@ -1,7 +1,143 @@
-"""runs, logs, cancel, status (filled in with the runs module)."""
+"""runs, logs, cancel, status: what is running, what ran, and where the platform stands."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Optional
 
 import typer
 
+from funnelops.cli.context import get_ctx
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("runs")(runs)
+    app.command("logs")(logs)
+    app.command("cancel")(cancel)
+    app.command("status")(status)
+
+
+def _fmt_time(iso: str | None, short: bool = False) -> str:
+    if not iso:
+        return "-"
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%m-%d %H:%M:%S" if short else "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
+def _duration(run) -> str:
+    if not run.started_at:
+        return "-"
+    start = datetime.fromisoformat(run.started_at)
+    end = datetime.fromisoformat(run.ended_at) if run.ended_at else datetime.now(timezone.utc)
+    return f"{(end - start).total_seconds():.1f}s"
+
+
+def runs(
+    ctx: typer.Context,
+    workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Only runs of this workflow."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+) -> None:
+    """Run history, newest first: state, trigger, timings and the rows the flows reported."""
+    from rich.table import Table
+
+    app = get_ctx(ctx)
+    app.set_json(as_json)
+    records = app.backend.runtime.list(workflow, limit)
+    if app.as_json:
+        app.console.emit([r.to_dict() for r in records])
+        return
+    if not records:
+        app.console.print("no runs yet")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("run", "workflow", "state", "trigger", "started", "took", "read", "kept", "quar."):
+        table.add_column(col, justify="right" if col in ("run", "read", "kept", "quar.", "took") else "left",
+                         no_wrap=True)
+    colors = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow", "RUNNING": "cyan"}
+    for r in records:
+        rows = r.rows or {}
+        table.add_row(str(r.id), r.workflow, f"[{colors.get(r.state, 'white')}]{r.state}[/]", r.trigger,
+                      _fmt_time(r.started_at, short=True), _duration(r), f"{rows.get('read', 0):,}" if rows else "-",
+                      f"{rows.get('kept', 0):,}" if rows else "-", f"{rows.get('quarantined', 0):,}" if rows else "-")
+    app.console.out.print(table)
+
+
+def logs(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="The run id (see `funnelops runs`)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends."),
+) -> None:
+    """Print a run's step logs; --follow streams them until the run ends."""
+    app = get_ctx(ctx)
+    runtime = app.backend.runtime
+    paths = runtime.log_paths(run_id)
+    offsets = {p: 0 for p in paths}
+    while True:
+        for p in runtime.log_paths(run_id):
+            offsets.setdefault(p, 0)
+            if not p.exists():
+                continue
+            with open(p, "rb") as fh:
+                fh.seek(offsets[p])
+                chunk = fh.read()
+            if chunk:
+                if offsets[p] == 0:
+                    sys.stdout.write(f"==> {p.name} <==\n")
+                sys.stdout.write(chunk.decode("utf-8", "replace"))
+                sys.stdout.flush()
+                offsets[p] += len(chunk)
+        run = runtime.get(run_id)
+        if not follow or run is None or run.terminal:
+            if follow and run is not None:
+                sys.stdout.write(f"==> run {run.id} ended {run.state}\n")
+            return
+        time.sleep(0.3)
+
+
+def cancel(ctx: typer.Context, run_id: str = typer.Argument(..., help="The run id.")) -> None:
+    """Cancel a run in progress (its steps are stopped and its lease released)."""
+    app = get_ctx(ctx)
+    run = app.backend.runtime.cancel(run_id)
+    app.console.print(f"run {run.id} of {run.workflow}: {run.state}")
+    app.console.emit(run.to_dict())
+
+
+def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Lifecycle position, templates' current args, schedulers' next fires, runs in progress, waiting tables."""
+    from funnelops.lifecycle.status import collect_status
+
+    app = get_ctx(ctx)
+    app.set_json(as_json)
+    st = collect_status(app.project, app.backend)
+    if app.as_json:
+        app.console.emit(st)
+        return
+    c = app.console
+    c.print(f"[bold]{st['project']}[/] on the {st['backend']} backend")
+    c.print("[bold]Lifecycle[/]")
+    for s in st["stages"]:
+        mark = "[green]✓[/]" if s["done"] else "[dim]·[/]"
+        when = f" {_fmt_time(s['completed_at'])} by {s['actor']}" if s["done"] else ""
+        c.print(f"  {mark} {s['title']}{when}")
+    c.print(f"  next: {st['next']}")
+    c.print("[bold]Workflow templates[/]")
+    for t in st["templates"]:
+        c.print(f"  {t['name']} (v{t.get('version', '-')}): {' '.join(t['dynamic_args']) or '(no stage argument)'}")
+    c.print("[bold]Schedulers[/]")
+    for s in st["schedulers"]:
+        state = "[yellow]paused[/]" if s["paused"] else f"next {_fmt_time(s['next_fire'])} ({s['time_zone']})"
+        c.print(f"  {s['name']} ({s['id']}) -> {s['workflow']}: {s['cron']}, {state}")
+    c.print("[bold]Runs in progress[/]")
+    for r in st["running"] or []:
+        c.print(f"  run {r['id']} of {r['workflow']}: {r['state']} since {_fmt_time(r['started_at'])} ({r['trigger']})")
+    if not st["running"]:
+        c.print("  none")
+    if st["waiting_for_data"]:
+        c.print("[bold]External tables waiting for data[/]")
+        for w in st["waiting_for_data"]:
+            c.print(f"  {w}")

@@ -1,7 +1,64 @@
-"""runs, logs, cancel, status (filled in with the runs module)."""
+"""scheduler list | pause | resume | run | serve."""
+
+from __future__ import annotations
 
 import typer
 
+from funnelops.cli.context import get_ctx
+from funnelops.cli.groups import scheduler_app
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    scheduler_app.command("list")(list_schedulers)
+    scheduler_app.command("pause")(pause)
+    scheduler_app.command("resume")(resume)
+    scheduler_app.command("run")(run_now)
+    app.add_typer(scheduler_app, name="scheduler")
+
+
+def list_schedulers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Schedulers with their cron, time zone, state and next fire time."""
+    from funnelops.lifecycle.status import collect_status
+
+    app = get_ctx(ctx)
+    app.set_json(as_json)
+    st = collect_status(app.project, app.backend)
+    if app.as_json:
+        app.console.emit(st["schedulers"])
+        return
+    for s in st["schedulers"]:
+        state = "paused" if s["paused"] else ("not created" if not s["exists"] else f"next {s['next_fire']}")
+        app.console.print(f"{s['name']:<14} {s['id']:<14} {s['cron']:<12} {s['time_zone']:<16} "
+                          f"-> {s['workflow']:<22} {state}")
+
+
+def _set_paused(ctx: typer.Context, name: str, paused: bool) -> None:
+    from funnelops.lifecycle.jobs import resolve_scheduler
+
+    app = get_ctx(ctx)
+    s = resolve_scheduler(app.project, name)
+    if app.dry_run:
+        app.console.print(f"dry run: would {'pause' if paused else 'resume'} scheduler {s.name}")
+        app.console.emit({"dry_run": True, "scheduler": s.id, "paused": paused})
+        return
+    app.backend.runtime.set_paused(s.id, paused)
+    app.console.print(f"scheduler {s.name} ({s.id}) {'paused' if paused else 'resumed'}")
+    app.console.emit({"scheduler": s.id, "paused": paused})
+
+
+def pause(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes, Año, 'Duplicado mes' or an id.")) -> None:
+    """Pause a scheduler: it stops firing until resumed."""
+    _set_paused(ctx, name, True)
+
+
+def resume(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes, Año, 'Duplicado mes' or an id.")) -> None:
+    """Resume a paused scheduler."""
+    _set_paused(ctx, name, False)
+
+
+def run_now(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes, Año, 'Duplicado mes' or an id."),
+            wait: bool = typer.Option(False, "--wait", help="Follow the run to its end.")) -> None:
+    """Force a scheduler now (the same as `funnelops job force-scheduler`)."""
+    from funnelops.cli.lifecycle_cmd import pipeline_workflow
+
+    pipeline_workflow(ctx, scheduler=name, wait=wait)

@@ -16,6 +16,7 @@ inputs. Builders of one flow are serialized by a lock, so the first builds and t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -27,6 +28,7 @@ from funnelops.flows import raw as rawmod
 from funnelops.flows.context import FlowResult, RunContext
 from funnelops.flows.engine import DuckEngine, activate, api
 from funnelops.backends.local.warehouse_conn import file_lock
+from funnelops.errors import BackendError
 from funnelops.flows.partitions import lock_path, replace_partitions
 from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import load_trusted
@@ -49,9 +51,18 @@ def run_trusted(ctx: RunContext, names: list[str]) -> list[FlowResult]:
     activate("duckdb")
     engine = DuckEngine(ctx.time_zone, temp_dir=str(ctx.tmp_root / "duckdb-spill"))
     try:
-        out = []
-        for name in names:
-            result = run_trusted_flow(ctx, engine, name)
+        out, pending = [], list(names)
+        while pending:
+            # Take the first flow whose build lock is free (concurrent runs of other workflows
+            # build the others meanwhile); when all are busy, wait for the first one.
+            for name in pending:
+                result = run_trusted_flow(ctx, engine, name, wait=False)
+                if result is not None:
+                    break
+            else:
+                name = pending[0]
+                result = run_trusted_flow(ctx, engine, name, wait=True)
+            pending.remove(name)
             print(result.line(), flush=True)
             out.append(result)
         return out
@@ -59,7 +70,8 @@ def run_trusted(ctx: RunContext, names: list[str]) -> list[FlowResult]:
         engine.close()
 
 
-def run_trusted_flow(ctx: RunContext, engine: DuckEngine, name: str) -> FlowResult:
+def run_trusted_flow(ctx: RunContext, engine: DuckEngine, name: str, wait: bool = True) -> FlowResult | None:
+    """Run one flow; with `wait=False`, return None at once if another run is building it."""
     t0 = time.perf_counter()
     module = load_trusted(ctx.project_dir, name)
     raw_root, trusted_root = ctx.bucket_dir("raw"), ctx.bucket_dir("trusted")
@@ -71,7 +83,14 @@ def run_trusted_flow(ctx: RunContext, engine: DuckEngine, name: str) -> FlowResu
             f"trusted flow {name}: missing source file {raw_root.name}/{rawmod.expected_files(module.FILES, period)}",
             "generate data with `funnelops data generate`, or pick a period that has data (--period)")
     manifest = trusted_root / MANIFESTS / f"{name}.json"
-    with file_lock(lock_path(ctx.home, trusted_root.name, f"_build/{name}"), exclusive=True):
+    build_lock = lock_path(ctx.home, trusted_root.name, f"_build/{name}")
+    try:
+        held = file_lock(build_lock, exclusive=True, **({} if wait else {"timeout": 0}))
+        held.__enter__()
+    except BackendError:
+        return None
+    with contextlib.ExitStack() as stack:
+        stack.push(held.__exit__)
         fingerprint = _fingerprint(module, files, period)
         reused = _reuse(manifest, fingerprint, trusted_root / module.TARGET) if period is None else None
         if reused is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 STATES = ("PENDING", "RUNNING", "DONE", "FAILED", "CANCELLED", "LOST")
@@ -51,13 +52,23 @@ class Holder:
     def describe(self) -> str:
         by = {"scheduled": "the scheduler", "forced": "a forced run", "initial-load": "the initial load"}.get(
             self.trigger or "", self.actor or self.owner)
-        when = self.acquired_at[11:19] if self.acquired_at and len(self.acquired_at) >= 19 else self.acquired_at
+        when = _local_clock(self.acquired_at)
         run = f"run {self.run_id}" if self.run_id is not None else f"owner {self.owner}"
         actor = f" ({self.actor})" if self.actor and by != self.actor else ""
         return f"{run}, started {when} by {by}{actor}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _local_clock(iso: str) -> str:
+    """'2026-11-27T13:37:44+00:00' -> '08:37:44' in this machine's time zone."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
+    except (TypeError, ValueError):
+        return iso
 
 
 @runtime_checkable
@@ -75,6 +86,12 @@ class Runtime(Protocol):
     def get(self, run_id: int | str) -> RunRecord | None: ...
 
     def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]: ...
+
+    def active(self) -> list[RunRecord]:
+        """Runs not yet ended (PENDING or RUNNING), across workflows."""
+
+    def log_paths(self, run_id: int | str) -> list[Path]:
+        """Local files holding the run's step logs (gcp: driver output downloaded to the home dir)."""
 
     def wait(self, run_ids: list[int | str], poll_s: float = 0.2, on_change=None) -> list[RunRecord]: ...
 

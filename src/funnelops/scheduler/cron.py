@@ -262,8 +262,9 @@ def compile_cron(text: str) -> CronExpr:
         sets, last_day, fallback = _parse_with_croniter(text, fields)
     minutes, hours, days, months, weekdays = sets
     dom_star, dow_star = (_is_star(fields[2]), _is_star(fields[4]))
-    if (last_day and not dow_star) or (not dom_star and len(days) == 31) or (not dow_star and len(weekdays) == 7):
-        # `L` with weekdays, or a day field that selects everything without being spelled "*":
+    if (last_day and (days or not dow_star)) or (not dom_star and len(days) == 31) or (not dow_star and len(weekdays) == 7):
+        # `L` with other days or weekdays, or a day field that selects everything without being
+        # spelled "*" (croniter reads "2-31,L" as every day, "1-31" as a restriction):
         # croniter has rules of its own for these (not always the Vixie OR); follow them.
         fallback = True
     if not minutes or not hours or not months or not (days or last_day) or not weekdays:

@@ -46,9 +46,22 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader whose composer we drive by hand; scalars resolve with YAML 1.1 rules."""
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _build(node: yaml.Node, loader: _LineLoader, path: Path_, lines: dict[Path_, int],
-           problems: ProblemCollector, file: str) -> Any:
+           problems: ProblemCollector, file: str, parents: tuple[int, ...] = ()) -> Any:
     lines[path] = node.start_mark.line + 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in parents:  # `&a [*a]`: an alias to an enclosing node
+            problems.add(file, node.start_mark.line + 1, _dotted(path) or "(top)",
+                         "a YAML alias refers to a node that contains it", "remove the recursive alias")
+            return None
+        if node.tag not in _PLAIN_TAGS:
+            problems.add(file, node.start_mark.line + 1, _dotted(path) or "(top)",
+                         f"YAML tag '{node.tag}' is not allowed", "remove the tag")
+            return None
+        parents = parents + (id(node),)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -61,11 +74,11 @@ def _build(node: yaml.Node, loader: _LineLoader, path: Path_, lines: dict[Path_,
             if key in out:
                 problems.add(file, key_node.start_mark.line + 1, _dotted(path + (key,)),
                              "duplicate key", "remove one of the two entries")
-            out[key] = _build(value_node, loader, path + (key,), lines, problems, file)
+            out[key] = _build(value_node, loader, path + (key,), lines, problems, file, parents)
             lines[path + (key,)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(v, loader, path + (i,), lines, problems, file) for i, v in enumerate(node.value)]
+        return [_build(v, loader, path + (i,), lines, problems, file, parents) for i, v in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
@@ -137,6 +150,9 @@ def _pydantic_problems(exc: ValidationError, data: Any, lines: dict[Path_, int],
         # discriminator / union branch names are not part of the document
         loc = tuple(p for p in loc if p not in ("list[ColumnSchema]", "str", "int", "float", "bool"))
         msg = err["msg"]
+        if loc and loc[-1] == "[key]":  # a mapping key (a label's, a variable's) is wrong, not its value
+            loc = loc[:-1]
+            msg = "key: " + msg
         hint = None
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
@@ -165,10 +181,14 @@ def _known_fields_hint(name: Any, parent: Path_) -> str | None:
             info = next((f for f in model.model_fields.values() if f.alias == part), None)
         if info is None:
             return None
-        ann = info.annotation
-        inner = getattr(ann, "__args__", None)
-        candidates = [ann] + list(inner or [])
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, m.Strict)), None)
+        # unwrap Optional[...], list[...], Annotated[...]: `schema: list[ColumnSchema] | None`
+        candidates, nxt = [info.annotation], None
+        while candidates and nxt is None:
+            c = candidates.pop(0)
+            if isinstance(c, type) and issubclass(c, m.Strict):
+                nxt = c
+            else:
+                candidates.extend(getattr(c, "__args__", None) or ())
         if nxt is None:
             return None
         model = nxt

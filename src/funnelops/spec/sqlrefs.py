@@ -22,8 +22,8 @@ def table_refs(sql: str) -> tuple[str, ...]:
 
     try:
         tree = sqlglot.parse_one(sql, read="bigquery")
-    except sqlglot.errors.ParseError as exc:
-        raise SqlError(str(exc).splitlines()[0]) from None
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError...
+        raise SqlError((str(exc).splitlines() or [type(exc).__name__])[0]) from None
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
     refs = set()
     for t in tree.find_all(exp.Table):
@@ -43,8 +43,8 @@ def to_duckdb(sql: str) -> str:
 
     try:
         tree = sqlglot.parse_one(sql, read="bigquery")
-    except sqlglot.errors.ParseError as exc:
-        raise SqlError(str(exc).splitlines()[0]) from None
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError...
+        raise SqlError((str(exc).splitlines() or [type(exc).__name__])[0]) from None
 
     def strip_catalog(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and node.args.get("catalog") is not None:

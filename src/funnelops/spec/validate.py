@@ -98,14 +98,17 @@ def _load_schema_file(base: Path, rel: str, file: str, line: int | None, field_:
         c.add(file, line, field_, f"schema file '{rel}' must be a JSON list of fields (BigQuery schema format)")
         return None
     cols = []
+    bad = False
     for i, item in enumerate(raw):
         try:
             cols.append(ColumnSchema.model_validate(item))
         except ValidationError as exc:
+            bad = True
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"])
-                c.add(file, line, field_, f"{rel}: field [{i}] {loc}: {err['msg']}")
-    return cols
+                msg = err["msg"].removeprefix("Value error, ")
+                c.add(file, line, field_, f"{rel}: field [{i}] {loc}: {msg}")
+    return None if bad else cols  # the bad fields are reported; no follow-on problems
 
 
 def resolve_and_check(loaded: "LoadedProject", file: str) -> None:
@@ -116,11 +119,11 @@ def resolve_and_check(loaded: "LoadedProject", file: str) -> None:
     c = ProblemCollector()
     ln = loaded.line_of
 
-    def unique(kind: str, items: list[tuple[str, tuple]]) -> None:
+    def unique(kind: str, items: list[tuple[str, tuple]], where: str | None = None) -> None:
         seen: dict[str, tuple] = {}
         for name, path in items:
             if name in seen:
-                c.add(file, ln(path), ".".join(str(p) for p in path[:2] if isinstance(p, str)) + f"[{name}]",
+                c.add(file, ln(path), (where or str(path[0])) + f"[{name}]",
                       f"duplicate {kind} '{name}' (first defined on line {ln(seen[name])})",
                       "names must be unique")
             else:
@@ -198,7 +201,12 @@ def resolve_and_check(loaded: "LoadedProject", file: str) -> None:
                       f"SQL file '{v.query_file}' not found" + (" (outside the project folder)" if target is None else ""),
                       "fix the path; it is relative to the project file")
                 continue
-            sql = target.read_text(encoding="utf-8")
+            try:
+                sql = target.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                c.add(file, ln(("views", i, "query_file")), f"views[{v.name}].query_file",
+                      f"cannot read SQL file '{v.query_file}': {exc}", "save it as UTF-8 text")
+                continue
         assert sql is not None
         loaded.view_sql[v.address] = sql.strip()
         try:
@@ -221,7 +229,8 @@ def resolve_and_check(loaded: "LoadedProject", file: str) -> None:
 
     for i, w in enumerate(spec.workflows):
         steps = [j.step_id for j in w.jobs]
-        unique(f"step id in workflow '{w.name}'", [(s, ("workflows", i, "jobs", k, "step_id")) for k, s in enumerate(steps)])
+        unique("step id", [(s, ("workflows", i, "jobs", k, "step_id")) for k, s in enumerate(steps)],
+               f"workflows[{w.name}].jobs")
         graph = {}
         for k, job in enumerate(w.jobs):
             for p in job.prerequisites:

@@ -17,6 +17,7 @@ from funnelops.backends.local.storage import BucketHandler, LocalStorage
 from funnelops.backends.local.warehouse import (DatasetHandler, ExternalTableHandler, LocalWarehouse, TableHandler,
                                                 ViewHandler)
 from funnelops.backends.local.workflows import SchedulerHandler, SchedulerStore, TemplateHandler, TemplateStore
+from funnelops.runs.local_runtime import LocalRuntime
 from funnelops.state.db import LedgerDB
 from funnelops.state.ledger import LocalLedger
 
@@ -26,7 +27,7 @@ class LocalBackend:
     max_parallel = 4
 
     def __init__(self, home: Path, project_id: str, region: str, time_zone: str | None = None,
-                 service_account: str | None = None) -> None:
+                 service_account: str | None = None, project_path: Path | None = None) -> None:
         self.home = Path(home)
         self.storage = LocalStorage(self.home / "buckets")
         self.warehouse = LocalWarehouse(self.home / "warehouse.duckdb", self.home / "buckets", time_zone)
@@ -34,6 +35,7 @@ class LocalBackend:
         self.ledger = LocalLedger(self.home)
         self.templates = TemplateStore(self.db, project_id, region)
         self.schedulers = SchedulerStore(self.db, project_id, region, service_account)
+        self.runtime = LocalRuntime(self.home, self.db, self.templates, self.schedulers, project_path, self.ledger)
         self._handlers = {
             "bucket": BucketHandler(self.storage),
             "dataset": DatasetHandler(self.warehouse),
@@ -47,7 +49,7 @@ class LocalBackend:
     @classmethod
     def for_project(cls, loaded, home: Path) -> "LocalBackend":
         p = loaded.spec.project
-        return cls(home, p.id, p.region, p.time_zone, p.service_account)
+        return cls(home, p.id, p.region, p.time_zone, p.service_account, loaded.path)
 
     def handler(self, kind: str):
         return self._handlers[kind]

@@ -1,0 +1,137 @@
+"""The seed's two pipelines as ordered lists of jobs.
+
+`Datos_GCP_Funnel` (dataStage IaC | Initial data) and `Datos_GCP_Funnel_Workflow` (Select a
+Scheduler). A pipeline runs its jobs in the seed's order, stops at the first failure, and returns
+one result per job with its timing, for the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from funnelops.errors import FunnelopsError, UsageError
+from funnelops.lifecycle import jobs
+from funnelops.lifecycle.infra import create_infra
+from funnelops.resources import normalize_stage
+
+if TYPE_CHECKING:
+    from funnelops.spec.loader import LoadedProject
+
+FUNNEL_PIPELINE = "Datos_GCP_Funnel"
+WORKFLOW_PIPELINE = "Datos_GCP_Funnel_Workflow"
+
+
+@dataclass
+class JobResult:
+    name: str
+    ok: bool
+    seconds: float
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.name, "ok": self.ok, "seconds": round(self.seconds, 3), "detail": self.detail,
+                "error": self.error}
+
+
+@dataclass
+class PipelineResult:
+    pipeline: str
+    parameter: dict[str, str]
+    jobs: list[JobResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(j.ok for j in self.jobs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline, "parameters": self.parameter, "ok": self.ok,
+                "seconds": round(sum(j.seconds for j in self.jobs), 3), "jobs": [j.to_dict() for j in self.jobs]}
+
+
+Job = tuple[str, Callable[[], dict[str, Any]]]
+Hooks = Callable[[str, str, JobResult | None], None]  # (event "start"|"end", job name, result)
+
+
+def _run_jobs(result: PipelineResult, job_list: list[Job], hooks: Hooks | None) -> PipelineResult:
+    for name, fn in job_list:
+        if hooks:
+            hooks("start", name, None)
+        t0 = time.perf_counter()
+        try:
+            detail = fn()
+        except FunnelopsError as exc:
+            jr = JobResult(name, False, time.perf_counter() - t0, error=exc.message)
+            result.jobs.append(jr)
+            if hooks:
+                hooks("end", name, jr)
+            exc.details.setdefault("pipeline", result.to_dict())
+            raise
+        jr = JobResult(name, True, time.perf_counter() - t0, detail)
+        result.jobs.append(jr)
+        if hooks:
+            hooks("end", name, jr)
+    return result
+
+
+def funnel_jobs(loaded: "LoadedProject", backend, data_stage: str, *, actor: str,
+                reporter: jobs.Reporter, allow_data_loss: bool = False) -> list[Job]:
+    stage = normalize_stage(data_stage)
+
+    def infra(st: str) -> Callable[[], dict[str, Any]]:
+        def run() -> dict[str, Any]:
+            plan, res = create_infra(loaded, backend, st, actor=actor, allow_data_loss=allow_data_loss)
+            return {"stage": st, "summary": plan.summary(), "applied": res.to_dict()["applied"]}
+        return run
+
+    def runs(fn) -> Callable[[], dict[str, Any]]:
+        def run() -> dict[str, Any]:
+            return {"runs": [r.to_dict() for r in fn(loaded, backend, actor=actor, reporter=reporter)]}
+        return run
+
+    if stage == "iac":
+        return [("GCP create infra", infra("iac"))]
+    if stage == "initial_data":
+        return [("GCP run workflow template", runs(jobs.run_workflow_templates)),
+                ("GCP create infra", infra("initial_data")),
+                ("GCP re run workflow template", runs(jobs.rerun_workflow_templates))]
+    raise UsageError(f"the {FUNNEL_PIPELINE} pipeline takes dataStage IaC or 'Initial data', not '{data_stage}'",
+                     "for the workflow stage use `funnelops pipeline workflow --scheduler ...`")
+
+
+def run_funnel_pipeline(loaded: "LoadedProject", backend, data_stage: str, *, actor: str,
+                        reporter: jobs.Reporter, hooks: Hooks | None = None,
+                        allow_data_loss: bool = False) -> PipelineResult:
+    job_list = funnel_jobs(loaded, backend, data_stage, actor=actor, reporter=reporter,
+                           allow_data_loss=allow_data_loss)
+    from funnelops.resources import STAGE_TITLES
+
+    result = PipelineResult(FUNNEL_PIPELINE, {"dataStage": STAGE_TITLES[normalize_stage(data_stage)]})
+    return _run_jobs(result, job_list, hooks)
+
+
+def run_workflow_pipeline(loaded: "LoadedProject", backend, scheduler: str, *, actor: str,
+                          reporter: jobs.Reporter, hooks: Hooks | None = None, wait: bool = False) -> PipelineResult:
+    s = jobs.resolve_scheduler(loaded, scheduler)
+    state: dict[str, Any] = {}
+
+    def force() -> dict[str, Any]:
+        run = jobs.force_scheduler(loaded, backend, s.id, actor=actor, reporter=reporter)
+        state["run"] = run
+        return {"scheduler": s.name, "workflow": s.workflow, "run": run.to_dict()}
+
+    job_list: list[Job] = [("GCP force scheduler", force)]
+    if wait:
+        def follow() -> dict[str, Any]:
+            from funnelops.errors import RunFailed
+
+            run = backend.runtime.wait([state["run"].id], on_change=reporter.run_changed)[0]
+            if run.state != "DONE":
+                raise RunFailed(f"run {run.id} of {run.workflow} ended {run.state}" + (f": {run.error}" if run.error else ""),
+                                f"read its logs: funnelops logs {run.id}")
+            return {"run": run.to_dict()}
+        job_list.append(("Follow the forced run", follow))
+    result = PipelineResult(WORKFLOW_PIPELINE, {"Select a Scheduler": s.name})
+    return _run_jobs(result, job_list, hooks)

@@ -1,0 +1,63 @@
+"""Where the platform stands, gathered without touching the warehouse (so it answers during runs)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from funnelops.resources import STAGE_TITLES, STAGES
+
+if TYPE_CHECKING:
+    from funnelops.spec.loader import LoadedProject
+
+NEXT_STEP = {
+    None: 'funnelops pipeline funnel --data-stage IaC',
+    "iac": 'funnelops pipeline funnel --data-stage "Initial data"',
+    "initial_data": "funnelops pipeline workflow --scheduler Día",
+    "workflow": "funnelops pipeline workflow --scheduler Día (on demand), or `funnelops scheduler serve`",
+}
+
+
+def collect_status(loaded: "LoadedProject", backend) -> dict[str, Any]:
+    from funnelops.scheduler.cron import next_fire
+
+    spec = loaded.spec
+    done = backend.ledger.stages()
+    stages = []
+    last = None
+    for key in STAGES:
+        rec = done.get(key)
+        if rec:
+            last = key
+        stages.append({"stage": key, "title": STAGE_TITLES[key], "done": rec is not None,
+                       "completed_at": rec.completed_at if rec else None, "actor": rec.actor if rec else None,
+                       "spec_hash": rec.spec_hash if rec else None})
+    dynamic = {a for st in STAGES for a in getattr(spec.stages, st)}
+    templates = []
+    observed = backend.handler("workflow_template").observe([w.name for w in spec.workflows])
+    for w in spec.workflows:
+        obs = observed.get(w.name)
+        args = obs.config["jobs"][0]["args"] if obs and obs.config.get("jobs") else []
+        templates.append({"name": w.name, "exists": obs is not None, "version": obs.extra.get("version") if obs else None,
+                          "args": args, "dynamic_args": [a for a in args if a in dynamic]})
+    states = backend.runtime.scheduler_states()
+    now = datetime.now(timezone.utc)
+    schedulers = []
+    for s in spec.schedulers:
+        tz = s.time_zone or spec.project.time_zone
+        st = states.get(s.id, {})
+        paused = bool(st.get("paused", s.paused))
+        nxt = None if paused or s.id not in states else next_fire(s.cron, tz, now).isoformat()
+        schedulers.append({"name": s.name, "id": s.id, "workflow": s.workflow, "cron": s.cron, "time_zone": tz,
+                           "exists": s.id in states, "paused": paused, "next_fire": nxt,
+                           "last_fire": st.get("last_fire")})
+    running = [r.to_dict() for r in backend.runtime.active()]
+    waiting = []
+    if "iac" in done:
+        for e in spec.external_tables:
+            if not backend.storage.has_objects(e.bucket, e.prefix.rstrip("/"), ".parquet"):
+                waiting.append(e.address)
+    return {"project": spec.project.id, "backend": backend.name, "spec_hash": loaded.spec_hash,
+            "stages": stages, "position": last, "next": NEXT_STEP[last], "templates": templates,
+            "schedulers": schedulers, "running": running, "waiting_for_data": waiting}
+

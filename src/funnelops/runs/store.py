@@ -1,0 +1,93 @@
+"""Run records in the local ledger (the `runs` table)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+from typing import Any
+
+from funnelops.runs.leases import pid_alive
+from funnelops.runs.model import RunRecord
+from funnelops.state.db import LedgerDB, now_iso
+
+ACTIVE = ("PENDING", "RUNNING")
+
+
+def row_to_run(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(id=row["id"], workflow=row["workflow"], state=row["state"], trigger=row["trigger"],
+                     actor=row["actor"], args=json.loads(row["args"]), created_at=row["created_at"],
+                     started_at=row["started_at"], ended_at=row["ended_at"], steps=json.loads(row["steps"]),
+                     rows=json.loads(row["rows"]), error=row["error"], log_dir=row["log_dir"], pid=row["pid"])
+
+
+class RunStore:
+    def __init__(self, db: LedgerDB) -> None:
+        self.db = db
+
+    def insert(self, con: sqlite3.Connection, workflow: str, args: list[str], trigger: str, actor: str,
+               steps: list[dict[str, Any]]) -> int:
+        cur = con.execute("INSERT INTO runs (workflow, args, trigger, actor, state, created_at, steps) "
+                          "VALUES (?, ?, ?, ?, 'PENDING', ?, ?)",
+                          (workflow, json.dumps(args), trigger, actor, now_iso(), json.dumps(steps)))
+        return int(cur.lastrowid)
+
+    def update(self, run_id: int, **fields: Any) -> None:
+        if not fields:
+            return
+        for key in ("steps", "rows", "args"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key], ensure_ascii=False)
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.db.write() as con:
+            con.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
+
+    def finish_if_active(self, run_id: int, state: str, error: str | None = None) -> bool:
+        """Move an active run to a terminal state; False if it had already ended."""
+        with self.db.write() as con:
+            cur = con.execute("UPDATE runs SET state = ?, ended_at = ?, error = COALESCE(?, error) "
+                              "WHERE id = ? AND state IN ('PENDING', 'RUNNING')", (state, now_iso(), error, run_id))
+            return cur.rowcount == 1
+
+    def get(self, run_id: int) -> RunRecord | None:
+        if not self.db.path.exists():
+            return None
+        with self.db.read() as con:
+            row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row_to_run(row) if row else None
+
+    def list(self, workflow: str | None = None, limit: int = 50, active_only: bool = False) -> list[RunRecord]:
+        if not self.db.path.exists():
+            return []
+        q, args = "SELECT * FROM runs", []
+        where = []
+        if workflow:
+            where.append("workflow = ?")
+            args.append(workflow)
+        if active_only:
+            where.append("state IN ('PENDING', 'RUNNING')")
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        q += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self.db.read() as con:
+            return [row_to_run(r) for r in con.execute(q, args).fetchall()]
+
+    def reap(self) -> list[int]:
+        """Mark RUNNING runs whose supervisor process is gone as LOST, and free their leases."""
+        if not self.db.path.exists():
+            return []
+        with self.db.read() as con:
+            rows = con.execute("SELECT id, workflow, pid FROM runs WHERE state = 'RUNNING'").fetchall()
+        dead = [r for r in rows if r["pid"] and not pid_alive(r["pid"])]
+        lost = []
+        for r in dead:
+            with self.db.write() as con:
+                cur = con.execute("UPDATE runs SET state = 'LOST', ended_at = ?, error = COALESCE(error, ?) "
+                                  "WHERE id = ? AND state = 'RUNNING'",
+                                  (now_iso(), "the run's process died", r["id"]))
+                if cur.rowcount:
+                    con.execute("DELETE FROM leases WHERE workflow = ? AND run_id = ? AND host = ?",
+                                (r["workflow"], r["id"], socket.gethostname()))
+                    lost.append(r["id"])
+        return lost

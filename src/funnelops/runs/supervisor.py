@@ -1,0 +1,182 @@
+"""The process that carries one local run: `python -m funnelops.runs.supervisor --home H --run ID`.
+
+It is started detached by the local runtime (its own session, so the CLI can return at once),
+runs the template's steps in dependency order as subprocesses (stdout/stderr to one log per
+step), heartbeats the workflow's lease, gathers the rows the flows report, records every state
+change, and releases the lease at the end. Steps die with it (PR_SET_PDEATHSIG), so a killed
+run can never leave a step writing behind a recovered lease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from funnelops.runs.leases import DEFAULT_EXPIRY_S, LeaseStore
+from funnelops.runs.store import RunStore
+from funnelops.state.db import LedgerDB, now_iso
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def step_command(main: str, args: list[str]) -> list[str]:
+    if main.endswith(".py"):
+        return [sys.executable, main, *args]
+    return [sys.executable, "-m", main, *args]
+
+
+def aggregate_rows(metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    flows = [f for m in metrics for f in m.get("flows", [])]
+    return {"read": sum(int(f.get("read", 0)) for f in flows),
+            "kept": sum(int(f.get("kept", 0)) for f in flows),
+            "quarantined": sum(int(f.get("quarantined", 0)) for f in flows),
+            "flows": flows}
+
+
+class Supervisor:
+    def __init__(self, home: Path, run_id: int, project: str | None) -> None:
+        self.home = Path(home)
+        self.run_id = run_id
+        self.project = project
+        db = LedgerDB(self.home / "ledger.sqlite")
+        self.runs = RunStore(db)
+        self.leases = LeaseStore(db)
+        self.owner = f"run-{run_id}"
+        self.children: dict[str, subprocess.Popen] = {}
+        self.stop = threading.Event()
+        self.lost = threading.Event()
+        self.lock = threading.Lock()
+
+    def heartbeat_loop(self, workflow: str) -> None:
+        interval = max(0.2, DEFAULT_EXPIRY_S / 4)
+        while not self.stop.wait(interval):
+            if not self.leases.heartbeat(workflow, self.owner, os.getpid()):
+                self.lost.set()  # someone recovered our lease: stop at once, never overlap
+                self.terminate_children()
+                return
+
+    def terminate_children(self) -> None:
+        with self.lock:
+            for proc in self.children.values():
+                if proc.poll() is None:
+                    proc.terminate()
+
+    def run_step(self, step: dict[str, Any], log_dir: Path, run) -> dict[str, Any]:
+        log_path = log_dir / f"{step['step_id']}.log"
+        metrics_path = log_dir / f"{step['step_id']}.metrics.json"
+        env = dict(os.environ, FUNNELOPS_HOME=str(self.home), FUNNELOPS_WORKFLOW=run.workflow,
+                   FUNNELOPS_LEASE_OWNER=self.owner, FUNNELOPS_RUN_ID=str(self.run_id),
+                   FUNNELOPS_METRICS_FILE=str(metrics_path), PYTHONUNBUFFERED="1")
+        if self.project:
+            env["FUNNELOPS_PROJECT"] = self.project
+        cmd = step_command(step["main"], step["args"])
+        started = time.time()
+        with open(log_path, "ab") as log:
+            log.write(f"$ {' '.join(cmd)}\n".encode())
+            log.flush()
+            with self.lock:
+                if self.stop.is_set() or self.lost.is_set():
+                    return {**step, "state": "CANCELLED", "exit_code": None}
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.home),
+                                        preexec_fn=_die_with_parent)
+                self.children[step["step_id"]] = proc
+            code = proc.wait()
+        metrics = {}
+        if metrics_path.exists():
+            try:
+                metrics = json.loads(metrics_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                metrics = {}
+        state = "DONE" if code == 0 else ("CANCELLED" if self.stop.is_set() else "FAILED")
+        return {**step, "state": state, "exit_code": code, "seconds": round(time.time() - started, 3),
+                "log": str(log_path), "metrics": metrics}
+
+    def execute(self) -> int:
+        run = self.runs.get(self.run_id)
+        if run is None or run.terminal:
+            return 1
+        signal.signal(signal.SIGTERM, lambda *_: (self.stop.set(), self.terminate_children()))
+        log_dir = Path(run.log_dir or self.home / "runs" / str(self.run_id))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.leases.heartbeat(run.workflow, self.owner, os.getpid())
+        self.runs.update(self.run_id, state="RUNNING", pid=os.getpid(), started_at=run.started_at or now_iso())
+        hb = threading.Thread(target=self.heartbeat_loop, args=(run.workflow,), daemon=True)
+        hb.start()
+        steps = {s["step_id"]: dict(s, state="PENDING") for s in run.steps}
+        error = None
+        try:
+            error = self._run_dag(steps, log_dir, run)
+        except Exception as exc:  # record, never leave the run RUNNING
+            error = f"supervisor error: {type(exc).__name__}: {exc}"
+        finally:
+            self.stop.set()
+        final = "DONE"
+        if self.lost.is_set():
+            final, error = "LOST", "the lease was recovered by another process"
+        elif any(s["state"] == "CANCELLED" for s in steps.values()) and not error:
+            final = "CANCELLED"
+        elif error or any(s["state"] != "DONE" for s in steps.values()):
+            final = "FAILED"
+        rows = aggregate_rows([s.get("metrics", {}) for s in steps.values()])
+        self.runs.update(self.run_id, steps=list(steps.values()), rows=rows)
+        self.runs.finish_if_active(self.run_id, final, error)
+        self.leases.release(run.workflow, self.owner)
+        return 0 if final == "DONE" else 1
+
+    def _run_dag(self, steps: dict[str, dict[str, Any]], log_dir: Path, run) -> str | None:
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        running = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
+            while True:
+                failed = any(s["state"] in ("FAILED", "CANCELLED") for s in steps.values())
+                if not failed and not self.stop.is_set():
+                    for sid, s in steps.items():
+                        if s["state"] == "PENDING" and all(steps[p]["state"] == "DONE" for p in s["prerequisites"]):
+                            s["state"] = "RUNNING"
+                            running[pool.submit(self.run_step, s, log_dir, run)] = sid
+                    self.runs.update(self.run_id, steps=list(steps.values()))
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in done:
+                    sid = running.pop(f)
+                    steps[sid] = f.result()
+                self.runs.update(self.run_id, steps=list(steps.values()))
+        for s in steps.values():
+            if s["state"] == "PENDING":
+                s["state"] = "SKIPPED"
+        bad = [s for s in steps.values() if s["state"] == "FAILED"]
+        if bad:
+            s = bad[0]
+            return f"step '{s['step_id']}' exited with code {s['exit_code']} (log: {s.get('log')})"
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="funnelops.runs.supervisor")
+    p.add_argument("--home", required=True)
+    p.add_argument("--run", type=int, required=True)
+    p.add_argument("--project")
+    a = p.parse_args(argv)
+    return Supervisor(Path(a.home), a.run, a.project).execute()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Run one trusted flow of the Funnel project over hand-written raw files in a temporary home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from funnelops.flows.args import resolve_period
+from funnelops.flows.context import RunContext
+from funnelops.flows.trusted import run_trusted
+from funnelops.spec.loader import load_project
+
+PROJECT = Path(__file__).resolve().parents[3] / "projects" / "funnel" / "funnel.yaml"
+
+
+@pytest.fixture(scope="session")
+def funnel():
+    return load_project(PROJECT)
+
+
+@pytest.fixture
+def flow_runner(tmp_path, funnel):
+    raw = tmp_path / "buckets" / funnel.spec.bucket_for("raw").name
+    trusted = tmp_path / "buckets" / funnel.spec.bucket_for("trusted").name
+
+    def write(rel: str, content: str | bytes) -> Path:
+        p = raw / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        return p
+
+    def run(name: str, granularity: str = "DAY", period: str | None = None, execution_type: str = "delta"):
+        ctx = RunContext(funnel, tmp_path, granularity, execution_type,
+                         resolve_period(granularity, period or "2024-03-05", "America/Bogota"))
+        [result] = run_trusted(ctx, [name])
+        return result
+
+    def rows(prefix: str, order_by: str) -> list[dict]:
+        folder = trusted / prefix
+        if not any(folder.glob("**/*.parquet")):
+            return []
+        con = duckdb.connect()
+        cur = con.execute(f"SELECT * FROM read_parquet('{folder}/**/*.parquet', hive_partitioning = true) "
+                          f"ORDER BY {order_by}")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    run.write, run.rows, run.trusted = write, rows, trusted
+    return run
