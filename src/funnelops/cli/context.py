@@ -24,8 +24,10 @@ class Console:
 
         self.as_json = as_json
         no_color = bool(os.environ.get("NO_COLOR"))
-        self.out = RichConsole(stderr=as_json, highlight=False, no_color=no_color, soft_wrap=True)
-        self.err = RichConsole(stderr=True, highlight=False, no_color=no_color, soft_wrap=True)
+        # Pipelines and pipes are not terminals: give tables room instead of rich's 80 columns.
+        width = None if sys.stdout.isatty() else 140
+        self.out = RichConsole(stderr=as_json, highlight=False, no_color=no_color, soft_wrap=True, width=width)
+        self.err = RichConsole(stderr=True, highlight=False, no_color=no_color, soft_wrap=True, width=width)
 
     def print(self, *lines: str) -> None:
         for line in lines:

@@ -1,0 +1,91 @@
+"""`funnelops demo`: the README's main command."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from funnelops.cli.context import AppContext, get_ctx
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def _bar(fraction: float, width: int = 40) -> str:
+    full = int(round(max(0.0, min(1.0, fraction)) * width))
+    return "█" * full + "·" * (width - full)
+
+
+def render_summary(app: AppContext, summary: dict) -> None:
+    c = app.console
+    stages = summary["stages"]
+    top = max((s["volume"] for s in stages), default=0) or 1
+    c.print("", "[bold]The refined funnel (all years)[/]")
+    for s in stages:
+        conv = s["conversion_from_previous"]
+        conv_txt = f"{conv:6.1%} of previous" if conv is not None else " " * 18
+        c.print(f"  {s['stage']:<12} [cyan]{_bar(s['volume'] / top)}[/] {s['volume']:>9,}  {conv_txt}")
+    if stages and stages[0]["volume"]:
+        c.print(f"  lead -> won: [bold]{stages[-1]['volume'] / stages[0]['volume']:.1%}[/]")
+    if summary["channels"]:
+        c.print("", "[bold]Lead-to-won by channel[/]")
+        best = max((ch["lead_to_won"] or 0 for ch in summary["channels"]), default=0) or 1
+        for ch in summary["channels"]:
+            rate = ch["lead_to_won"] or 0
+            c.print(f"  {ch['channel']:<18} [green]{_bar(rate / best, 30)}[/] {rate:6.1%}  ({ch['won']:,} of {ch['leads']:,})")
+    st = summary["attainment_status"]
+    if st:
+        c.print("", "[bold]Monthly attainment vs targets[/]  "
+                f"[green]{st.get('green', 0)} on target[/], [yellow]{st.get('yellow', 0)} close[/], "
+                f"[red]{st.get('red', 0)} behind[/]")
+
+
+def demo(
+    ctx: typer.Context,
+    directory: Path = typer.Option(Path("funnelops-demo"), "--dir", help="Where the demo's project and state go."),
+    rows: int = typer.Option(100_000, "--rows", min=1000, help="Raw rows to generate."),
+    seed: int = typer.Option(42, "--seed", help="Same seed, same data."),
+) -> None:
+    """Run the whole lifecycle on the local backend from an empty directory, then summarize the funnel."""
+    from funnelops.cli.lifecycle_cmd import ConsoleReporter, _hooks, _summary
+    from funnelops.cli.data_cmd import run_generate
+    from funnelops.lifecycle.demo import funnel_summary, prepare_demo_dir
+    from funnelops.lifecycle.pipelines import run_funnel_pipeline, run_workflow_pipeline
+    from funnelops.state.ledger import default_actor
+
+    app = get_ctx(ctx)
+    directory = directory.expanduser().absolute()
+    if app.dry_run:
+        app.console.print(f"dry run: would copy the Funnel project into {directory}, generate {rows:,} rows, "
+                          "run IaC, Initial data and force Día on the local backend")
+        app.console.emit({"dry_run": True, "command": "demo", "dir": str(directory), "rows": rows})
+        return
+    t0 = time.perf_counter()
+    directory.mkdir(parents=True, exist_ok=True)
+    app.project_path = prepare_demo_dir(directory)
+    app.home = directory / ".funnelops"
+    app.backend_name = "local"
+    app.console.print(f"[bold]funnelops demo[/] in {directory}", f"  project: {app.project_path}",
+                      f"  state:   {app.home}", "")
+    app.console.print("[bold]▶ Generate raw data[/]")
+    run_generate(app.project_path, app.home, rows, None, None, seed, as_json=False)
+    loaded, backend, actor = app.project, app.backend, default_actor()
+    reporter, hooks = ConsoleReporter(app), _hooks(app)
+    results = []
+    for stage in ("IaC", "Initial data"):
+        results.append(run_funnel_pipeline(loaded, backend, stage, actor=actor, reporter=reporter, hooks=hooks))
+        _summary(app, results[-1])
+    results.append(run_workflow_pipeline(loaded, backend, "Día", actor=actor, reporter=reporter, hooks=hooks,
+                                         wait=True))
+    _summary(app, results[-1])
+    summary = funnel_summary(app.home, loaded.spec.project.time_zone)
+    render_summary(app, summary)
+    took = time.perf_counter() - t0
+    app.console.print("", f"[bold green]Demo finished in {took:.1f}s.[/] Explore it:",
+                      f"  cd {directory} && funnelops --project project/funnel.yaml --home .funnelops status",
+                      "  ... runs | logs RUN | plan --stage workflow | scheduler list")
+    app.console.emit({"dir": str(directory), "seconds": round(took, 1), "pipelines": [r.to_dict() for r in results],
+                      "funnel": summary})
