@@ -13,6 +13,7 @@ def register(app: typer.Typer) -> None:
     scheduler_app.command("pause")(pause)
     scheduler_app.command("resume")(resume)
     scheduler_app.command("run")(run_now)
+    scheduler_app.command("serve")(serve)
     app.add_typer(scheduler_app, name="scheduler")
 
 
@@ -62,3 +63,44 @@ def run_now(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes,
     from funnelops.cli.lifecycle_cmd import pipeline_workflow
 
     pipeline_workflow(ctx, scheduler=name, wait=wait)
+
+
+def serve(
+    ctx: typer.Context,
+    once: bool = typer.Option(False, "--once", help="Handle what is due now, then exit."),
+    grace_s: int = typer.Option(3600, "--grace", help="Fire a missed slot if it is at most this many seconds late."),
+    poll_s: float = typer.Option(30.0, "--poll", help="Re-read the schedulers at least this often (seconds)."),
+) -> None:
+    """Run the local scheduler: fire each scheduler on its cron, in its time zone, until stopped."""
+    import signal
+    from datetime import timedelta
+
+    from funnelops.lifecycle.serve import make_daemon
+
+    app = get_ctx(ctx)
+    if app.dry_run:
+        app.console.print("dry run: would start the local scheduler daemon")
+        return
+
+    def show(ev) -> None:
+        when = ev.scheduled_for.isoformat() if ev.scheduled_for else ""
+        app.console.print(f"{ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value:<16} {ev.scheduler_name or ev.scheduler_id} "
+                          f"{when} {ev.detail}".rstrip())
+        if app.as_json:
+            import json
+            import sys
+
+            sys.stdout.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+
+    daemon = make_daemon(app.project, app.backend, on_event=show, grace=timedelta(seconds=grace_s),
+                         poll_interval_s=poll_s)
+    if once:
+        daemon.run_once()
+        daemon.wait_idle(timeout=60)
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: daemon.stop())
+    app.console.print("scheduler serving; Ctrl-C to stop")
+    daemon.run()
+    app.console.print("scheduler stopped")

@@ -21,8 +21,10 @@ from funnelops.flows.context import RunContext, write_metrics
 
 
 def _guard(ctx: RunContext):
-    """The workflow's overlap guard around the whole run (the lead makes it take the workflow lease)."""
-    return contextlib.nullcontext()
+    """The workflow's overlap guard around the whole run: the same lease as the runner and the scheduler."""
+    from funnelops.runs.guard import workflow_lease
+
+    return workflow_lease(ctx.home)
 
 
 def _fail(message: str, hint: str | None = None) -> None:

@@ -1,0 +1,140 @@
+"""The ledger (and the run records) in one GCS object, written with generation preconditions.
+
+``gs://<artifacts>/funnelops/ledger.json`` holds the completed lifecycle stages, their history,
+recent events and run records. Every write is read-modify-write guarded by
+``if_generation_match`` (0 when the object does not exist yet), retried on 412 with a fresh
+read, so two CLI invocations on two pipeline agents never lose each other's records. Lists are
+capped so the object stays small (the newest entries are kept).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any, Callable
+
+from funnelops.backends.gcp import retry
+from funnelops.backends.gcp.clients import Clients
+from funnelops.errors import BackendError
+from funnelops.state.db import now_iso
+from funnelops.state.ledger import StageRecord
+
+LEDGER = "funnelops/ledger.json"
+MAX_EVENTS = 500
+MAX_RUNS = 500
+MAX_HISTORY = 200
+
+
+class GcsJson:
+    """One JSON document in GCS with optimistic concurrency."""
+
+    def __init__(self, clients: Clients, bucket: str, name: str, ensure_bucket: Callable[[], None]) -> None:
+        self.clients = clients
+        self.bucket = bucket
+        self.name = name
+        self.ensure_bucket = ensure_bucket
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
+    def read(self) -> tuple[dict[str, Any], int]:
+        """The document and its generation ({} and 0 when it, or its bucket, does not exist)."""
+        from google.api_core import exceptions
+
+        blob = self.clients.storage.bucket(self.bucket).blob(self.name)
+        try:
+            data = retry.call(lambda: blob.download_as_bytes(retry=None), self.uri, raw=True)
+        except exceptions.NotFound:
+            return {}, 0
+        except Exception as exc:  # noqa: BLE001
+            raise retry.describe(exc, self.uri, "storage.objects.get") from None
+        try:
+            return json.loads(data or b"{}"), int(blob.generation or 0)
+        except ValueError:
+            raise BackendError(f"{self.uri} is not valid JSON", "restore it from a backup or delete it") from None
+
+    def update(self, change: Callable[[dict[str, Any]], Any], attempts: int = 30) -> Any:
+        """Apply ``change`` to the document (in place) atomically; returns what it returns."""
+        from google.api_core import exceptions
+
+        for i in range(attempts):
+            doc, gen = self.read()
+            result = change(doc)
+            blob = self.clients.storage.bucket(self.bucket).blob(self.name)
+            body = json.dumps(doc, ensure_ascii=False, sort_keys=True)
+            try:
+                retry.call(lambda: blob.upload_from_string(body, content_type="application/json",
+                                                           if_generation_match=gen, retry=None),
+                           self.uri, raw=True)
+                return result
+            except exceptions.PreconditionFailed:
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** i)))  # lost the race: re-read
+            except exceptions.NotFound:
+                self.ensure_bucket()
+            except Exception as exc:  # noqa: BLE001
+                raise retry.describe(exc, self.uri, "storage.objects.create") from None
+        raise BackendError(f"{self.uri} kept changing while we wrote it ({attempts} attempts)", "run again")
+
+
+class GcsLedger:
+    """The Ledger protocol (stages, events) plus run records for :mod:`.runtime`."""
+
+    def __init__(self, doc: GcsJson) -> None:
+        self.doc = doc
+
+    def stages(self) -> dict[str, StageRecord]:
+        data, _ = self.doc.read()
+        return {k: StageRecord(**v) for k, v in (data.get("stages") or {}).items()}
+
+    def record_stage(self, stage: str, spec_hash: str, actor: str) -> StageRecord:
+        rec = StageRecord(stage, now_iso(), spec_hash, actor)
+
+        def change(doc: dict[str, Any]) -> None:
+            doc.setdefault("stages", {})[stage] = rec.to_dict()
+            doc["stage_history"] = (doc.get("stage_history") or [])[-(MAX_HISTORY - 1):] + [rec.to_dict()]
+
+        self.doc.update(change)
+        return rec
+
+    def reset_stages(self, actor: str) -> None:
+        def change(doc: dict[str, Any]) -> None:
+            doc["stages"] = {}
+            _event(doc, "destroy", "", {"actor": actor})
+
+        self.doc.update(change)
+
+    def record_event(self, kind: str, subject: str, data: dict[str, Any]) -> None:
+        self.doc.update(lambda doc: _event(doc, kind, subject, data))
+
+    def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        data, _ = self.doc.read()
+        rows = [e for e in reversed(data.get("events") or []) if kind is None or e["kind"] == kind]
+        return rows[:limit]
+
+    # -- run records (used by the runtime) ------------------------------------------------------
+    def runs(self) -> dict[str, dict[str, Any]]:
+        data, _ = self.doc.read()
+        return dict(data.get("runs") or {})
+
+    def put_runs(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+
+        def change(doc: dict[str, Any]) -> None:
+            runs = doc.setdefault("runs", {})
+            for rec in records:
+                runs[str(rec["id"])] = rec
+            if len(runs) > MAX_RUNS:
+                for key in sorted(runs, key=lambda k: runs[k].get("created_at") or "")[:len(runs) - MAX_RUNS]:
+                    del runs[key]
+
+        self.doc.update(change)
+
+
+def _event(doc: dict[str, Any], kind: str, subject: str, data: dict[str, Any]) -> None:
+    events = doc.setdefault("events", [])
+    next_id = (events[-1]["id"] + 1) if events else 1
+    events.append({"id": next_id, "at": now_iso(), "kind": kind, "subject": subject, "data": data})
+    del events[:-MAX_EVENTS]

@@ -1,0 +1,68 @@
+"""The local scheduler daemon wired to a backend: fires start scheduled runs under the lease.
+
+A fire whose workflow is still running is skipped and recorded (never a second run); a failed
+start is retried per the scheduler's retry config; every event lands in the ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable
+
+from funnelops.errors import FunnelopsError, RunInProgress, UsageError
+from funnelops.lifecycle.order import require_before
+
+if TYPE_CHECKING:
+    from funnelops.scheduler.daemon import SchedulerDaemon, SchedulerEvent
+    from funnelops.spec.loader import LoadedProject
+
+
+def make_daemon(loaded: "LoadedProject", backend, *, on_event: Callable[["SchedulerEvent"], None] | None = None,
+                **daemon_kw: Any) -> "SchedulerDaemon":
+    from funnelops.scheduler.daemon import FireOutcome, SchedulerDaemon
+
+    if backend.name != "local":
+        raise UsageError("`scheduler serve` runs the local backend's schedulers",
+                         "on gcp, Cloud Scheduler fires the jobs itself; use `funnelops scheduler list`")
+    require_before(backend.ledger, None, "force-scheduler")
+    handler = backend.handler("scheduler")
+    runtime = backend.runtime
+
+    def current() -> list[dict[str, Any]]:
+        states = runtime.scheduler_states()
+        out = []
+        for sid, obs in handler.observe([]).items():
+            cfg = obs.config
+            out.append({"id": sid, "name": cfg["display_name"] or sid, "cron": cfg["schedule"],
+                        "time_zone": cfg["time_zone"], "paused": states.get(sid, {}).get("paused", False),
+                        "retry": cfg["retry"], "workflow": cfg["workflow"]})
+        return out
+
+    workflows = {}
+
+    def fire(sid: str, scheduled_for: datetime, attempt: int) -> FireOutcome:
+        if sid not in workflows:
+            workflows.update({s["id"]: s["workflow"] for s in current()})
+        try:
+            runtime.start(workflows[sid], trigger="scheduled", actor=f"scheduler:{sid}")
+        except RunInProgress:
+            return FireOutcome.SKIPPED_RUNNING
+        except FunnelopsError:
+            return FireOutcome.FAILED
+        backend.schedulers.mark_fired(sid, scheduled_for.isoformat())
+        return FireOutcome.STARTED
+
+    def record(ev: "SchedulerEvent") -> None:
+        backend.ledger.record_event(f"scheduler.{ev.kind.value}", ev.scheduler_id, ev.to_dict())
+        if on_event:
+            on_event(ev)
+
+    def resume_from(sid: str) -> datetime | None:
+        last = runtime.scheduler_states().get(sid, {}).get("last_fire")
+        try:
+            return datetime.fromisoformat(last) if last else None
+        except ValueError:
+            return None
+
+    return SchedulerDaemon(current, fire, record, default_time_zone=loaded.spec.project.time_zone,
+                           resume_from=resume_from, **daemon_kw)
