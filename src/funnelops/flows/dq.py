@@ -84,13 +84,13 @@ def deduplicate(df, key: str, rule_col: str = "dq_rule"):
     """Mark every valid row after the first one (by `_row`) with the same `key` as `duplicate`.
 
     Only rows that passed every other rule compete, so a broken row never hides a good one.
+    One DataFrame step: SQLFrame pays for every step when it builds the query.
     """
     F, Window = _F(), api()["Window"]
-    flagged = df.withColumn("_ok", F.col(rule_col).isNull())
-    first = Window.partitionBy(key, "_ok").orderBy("_row")
-    ranked = flagged.withColumn("_rank", F.row_number().over(first))
-    dup = F.when(F.col("_ok") & (F.col("_rank") > F.lit(1)), F.lit("duplicate"))
-    return ranked.withColumn(rule_col, F.coalesce(F.col(rule_col), dup))
+    ok = F.col(rule_col).isNull()
+    first = Window.partitionBy(F.col(key), ok).orderBy(F.col("_row"))
+    dup = F.when(ok & (F.row_number().over(first) > F.lit(1)), F.lit("duplicate"))
+    return df.withColumn(rule_col, F.coalesce(F.col(rule_col), dup))
 
 
 def finish(df, output: Iterable[str], rule_col: str = "dq_rule"):

@@ -86,8 +86,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """Parse YAML text into plain values and a path -> line map; syntax errors are located."""
     lines: dict[Path_, int] = {}
     problems = ProblemCollector()
-    loader = _LineLoader(text)
+    loader = None
     try:
+        loader = _LineLoader(text)  # the reader refuses control characters right here
         node = loader.get_single_node()
         if node is None:
             return None, lines
@@ -100,7 +101,8 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     except yaml.YAMLError as exc:
         raise ProjectError([Problem(file, None, "(yaml)", f"not valid YAML: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     problems.raise_if_any()
     return data, lines
 

@@ -18,7 +18,7 @@ from funnelops.flows.localinfra import ensure_local_infra
 from funnelops.spec.loader import load_project
 
 PROJECT = Path(__file__).resolve().parents[3] / "projects" / "funnel" / "funnel.yaml"
-START, END = date(2024, 1, 1), date(2024, 3, 31)
+START, END = date(2024, 1, 25), date(2024, 2, 29)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def loaded():
 
 @pytest.fixture
 def env(tmp_path, loaded, monkeypatch):
-    report = generate_raw(loaded, tmp_path, 6000, START, END, seed=11)
+    report = generate_raw(loaded, tmp_path, 3000, START, END, seed=11)
     ensure_local_infra(loaded, tmp_path, external_views=False)
     monkeypatch.setenv("FUNNELOPS_PROJECT", str(PROJECT))
     monkeypatch.setenv("FUNNELOPS_HOME", str(tmp_path))

@@ -67,7 +67,7 @@ def croniter_sets(text: str):
     return out, "l" in expanded[2]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(expression())
 def test_parser_agrees_with_croniter_expand(text):
     expr = compile_cron(text)
@@ -79,7 +79,7 @@ def test_parser_agrees_with_croniter_expand(text):
     assert expr.last_day == last
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(expression(), st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2060, 1, 1)))
 def test_wall_search_agrees_with_croniter_on_naive_time(text, start):
     expr = compile_cron(text)

@@ -263,5 +263,11 @@ def test_naive_schedulers_input_is_rejected_clearly():
     h = Harness([{"id": "x"}], datetime(2024, 5, 1, 6, 0, tzinfo=BOG))
     with pytest.raises(ValueError, match="id and a cron"):
         h.daemon.run_once()
-    RetryConfig()  # the spec model the daemon reads retry fields from
-    assert timezone.utc  # keep imports honest
+
+
+def test_spec_retry_config_objects_drive_retries():
+    s = Scheduler(name="Mes", id="mes", cron="0 7 1 * *", workflow="funnel-mes", time_zone="America/Bogota",
+                  retry=RetryConfig(retry_count=1, min_backoff_s=60))
+    h = Harness([s], datetime(2024, 5, 1, 6, 0, tzinfo=BOG), outcomes=lambda *a: FireOutcome.FAILED)
+    h.run_until(datetime(2024, 5, 1, 8, 0, tzinfo=BOG))
+    assert [(f[2], f[3].astimezone(timezone.utc).strftime("%H:%M")) for f in h.fires] == [(1, "12:00"), (2, "12:01")]

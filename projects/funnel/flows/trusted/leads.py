@@ -26,8 +26,9 @@ def transform(raw):
         dq.text("ASESOR").alias("sales_rep"),
         dq.text("EMPRESA").alias("company"),
         dq.amount("MONTO_ESTIMADO_COP").alias("estimated_amount_cop"),
+        F.to_date(dq.timestamp("FECHA_CREACION")).alias("event_date"),
         *dq.lineage(COLUMNS),
-    ).withColumn("event_date", F.to_date(F.col("created_at")))
+    )
     checked = typed.withColumn("dq_rule", dq.first_failing([
         ("id_not_null", F.col("lead_id").isNull()),
         ("parsable_date", F.col("created_at").isNull()),

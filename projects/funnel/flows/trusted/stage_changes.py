@@ -32,8 +32,9 @@ def transform(raw):
         stage("ETAPA").alias("stage"),
         dq.timestamp("FECHA_CAMBIO").alias("changed_at"),
         dq.text("ASESOR").alias("sales_rep"),
+        F.to_date(dq.timestamp("FECHA_CAMBIO")).alias("event_date"),
         *dq.lineage(COLUMNS),
-    ).withColumn("event_date", F.to_date(F.col("changed_at")))
+    )
     checked = typed.withColumn("dq_rule", dq.first_failing([
         ("id_not_null", F.col("change_id").isNull() | F.col("lead_id").isNull()),
         ("parsable_date", F.col("changed_at").isNull()),

@@ -23,16 +23,16 @@ def transform(raw):
         dq.amount("META_MONTO_COP").alias("target_amount_cop"),
         dq.text("META_NEGOCIOS").alias("_count_text"),
         dq.text("META_MONTO_COP").alias("_amount_text"),
+        dq.month_start("MES").alias("event_date"),
         *dq.lineage(COLUMNS),
-    ).withColumn("event_date", F.col("month"))
-    checked = typed.withColumn("dq_rule", dq.first_failing([
+    )
+    key = F.concat_ws("|", F.col("month").cast("string"), F.col("channel"), F.col("segment"))
+    checked = typed.withColumns({"_key": key, "dq_rule": dq.first_failing([
         ("id_not_null", F.col("channel").isNull() | F.col("segment").isNull()),
         ("parsable_date", F.col("month").isNull()),
         ("target_present", F.col("_count_text").isNull() | F.col("_amount_text").isNull()),
         ("amount_numeric", F.col("target_won_count").isNull() | F.col("target_amount_cop").isNull()),
         ("amount_non_negative", F.col("target_amount_cop") < F.lit(0)),
-    ]))
+    ])})
     # the key is the month, channel and segment together: a second row for them is a duplicate
-    keyed = checked.withColumn("_key", F.concat_ws("|", F.col("month").cast("string"),
-                                                   F.col("channel"), F.col("segment")))
-    return dq.finish(dq.deduplicate(keyed, "_key"), OUTPUT)
+    return dq.finish(dq.deduplicate(checked, "_key"), OUTPUT)

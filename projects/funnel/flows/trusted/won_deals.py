@@ -18,8 +18,9 @@ def transform(raw):
         dq.timestamp("FECHA_CIERRE").alias("won_at"),
         dq.amount("MONTO_COP").alias("amount_cop"),
         dq.text("ASESOR").alias("sales_rep"),
+        F.to_date(dq.timestamp("FECHA_CIERRE")).alias("event_date"),
         *dq.lineage(COLUMNS),
-    ).withColumn("event_date", F.to_date(F.col("won_at")))
+    )
     checked = typed.withColumn("dq_rule", dq.first_failing([
         ("id_not_null", F.col("deal_id").isNull() | F.col("lead_id").isNull()),
         ("parsable_date", F.col("won_at").isNull()),

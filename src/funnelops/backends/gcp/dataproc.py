@@ -10,6 +10,7 @@ its arguments: its name, run history and scheduler targets stay.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Iterable
 
 from funnelops.backends.base import Observed
@@ -21,6 +22,25 @@ from funnelops.errors import BackendError
 from funnelops.resources import Resource
 
 MAX_RMW = 8
+# Every `--key=value` argument of a template gets a parameter, so one run can override it
+# (`--execution_type=full` for the initial load) without changing the template.
+ARG_PARAM = "FO_ARG_"
+
+
+def arg_param(key: str) -> str:
+    return ARG_PARAM + re.sub(r"[^A-Z0-9]", "_", key.upper())[:40 - len(ARG_PARAM)]
+
+
+def arg_parameters(body: dict[str, Any]) -> list[dict[str, Any]]:
+    fields: dict[str, list[str]] = {}
+    for job in body.get("jobs", []):
+        for i, arg in enumerate(job.get("pysparkJob", {}).get("args", [])):
+            m = re.match(r"^--([^=]+)=", arg)
+            if m:
+                fields.setdefault(arg_param(m.group(1)), []).append(
+                    f"jobs['{job['stepId']}'].pysparkJob.args[{i}]")
+    return [{"name": n, "fields": f, "description": "funnelops: overrides this argument for one run"}
+            for n, f in sorted(fields.items())]
 
 
 def to_dict(message: Any) -> dict[str, Any]:
@@ -58,12 +78,18 @@ class TemplateHandler:
             tid = body.get("id") or body.get("name", "").rsplit("/", 1)[-1]
             if tid not in wanted and GRANULARITY_LABEL not in (body.get("labels") or {}):
                 continue
-            out[tid] = Observed(template_from_dataproc(body, self.artifacts.main_name),
+            cfg = template_from_dataproc(body, self.artifacts.main_name)
+            cfg["parameters"] = [p for p in cfg["parameters"] if not p["name"].startswith(ARG_PARAM)]
+            out[tid] = Observed(cfg,
                                 extra={"version": int(body.get("version", 0)), "name": body.get("name")})
         return out
 
     def body(self, res: Resource) -> dict[str, Any]:
-        return template_to_dataproc(res.name, res.config, self.artifacts.main_uri, self.artifacts.python_file_uris)
+        body = template_to_dataproc(res.name, res.config, self.artifacts.main_uri, self.artifacts.python_file_uris)
+        extra = arg_parameters(body)
+        if extra:
+            body["parameters"] = list(body.get("parameters") or []) + extra
+        return body
 
     @staticmethod
     def _message(body: dict[str, Any]) -> Any:

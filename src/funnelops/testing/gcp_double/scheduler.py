@@ -209,7 +209,9 @@ class SchedulerService:
             return {}, None
         parts = urlsplit(http["uri"])
         hit = _DATAPROC_TARGET.match(parts.path)
-        if parts.netloc != "dataproc.googleapis.com" or hit is None:
+        # Google's host, or the double's own (a client pointed at the double builds its
+        # targets from the endpoint it was given, so the run can land here).
+        if parts.netloc not in ("dataproc.googleapis.com", *self.double.netlocs()) or hit is None:
             return {}, None  # some other HTTP endpoint: recorded, no effect here
         if http.get("httpMethod", "POST") != "POST":
             return _status("NOT_FOUND", f"{http.get('httpMethod')} {http['uri']}: no such method"), None

@@ -165,6 +165,10 @@ class GcpDouble:
             raise RuntimeError("GcpDouble is not started; use it as a context manager")
         return f"http://{self.host}:{self._servers['all'].server_address[1]}"
 
+    def netlocs(self) -> tuple[str, ...]:
+        """``host:port`` of every listener (what an HTTP target pointing here names)."""
+        return tuple(f"{self.host}:{srv.server_address[1]}" for srv in list(self._servers.values()))
+
     def endpoint(self, service: str) -> str:
         """Base URL serving one API only: "bigquery", "dataproc" or "scheduler"."""
         if service not in SERVICE_ORDER:

@@ -1,0 +1,136 @@
+"""GcpBackend: the handlers, storage, ledger and runtime for one project on Google Cloud.
+
+Everything funnelops itself keeps on gcp (the ledger, the leases, the bucket records, the
+artifacts Dataproc runs) lives in one *artifacts bucket*: ``project.artifacts_bucket``, else the
+bucket whose role is ``artifacts``, else ``<project-id>-funnelops``. It is made on first need
+(with the project's settings for it when the project declares it), so the first apply can
+upload artifacts before templates reference them, whatever order the plan runs in.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from funnelops.backends.gcp.artifacts import Artifacts
+from funnelops.backends.gcp.bigquery import (DatasetHandler, ExternalTableHandler, Snapshot, TableHandler,
+                                             ViewHandler)
+from funnelops.backends.gcp.clients import Clients
+from funnelops.backends.gcp.dataproc import TemplateHandler
+from funnelops.backends.gcp.leases import Leases
+from funnelops.backends.gcp.ledger import LEDGER, GcsJson, GcsLedger
+from funnelops.backends.gcp.runtime import GcpRuntime
+from funnelops.backends.gcp.scheduler import SchedulerHandler
+from funnelops.backends.gcp.storage import BucketHandler, BucketRecords, GcsStorage
+from funnelops.resources import Resource
+
+WAREHOUSE_KINDS = ("dataset", "table", "external_table", "view")
+
+
+def artifacts_bucket_of(spec: Any) -> str:
+    p = spec.project
+    if p.artifacts_bucket:
+        return p.artifacts_bucket
+    b = spec.bucket_for("artifacts")
+    return b.name if b is not None else f"{p.id}-funnelops"
+
+
+class GcpBackend:
+    name = "gcp"
+    max_parallel = 16
+
+    def __init__(self, project: str, region: str, *, artifacts_bucket: str, loaded: Any | None = None,
+                 service_account: str | None = None, home: Path | None = None, deep_observe: bool | None = None,
+                 max_parallel: int | None = None) -> None:
+        from funnelops.resources import desired_resources
+
+        if max_parallel:
+            self.max_parallel = max_parallel
+        self.home = home
+        self.loaded = loaded
+        self.clients = Clients(project, region)
+        self.storage = GcsStorage(self.clients)
+        self.artifacts_bucket = artifacts_bucket
+        self.artifacts = Artifacts(self.clients, artifacts_bucket, loaded)
+        self._bucket_lock = threading.RLock()
+        self._artifacts_ready = False
+        desired: dict[str, dict[str, Resource]] = {k: {} for k in WAREHOUSE_KINDS + ("bucket",)}
+        if loaded is not None:
+            for r in desired_resources(loaded, "workflow"):
+                if r.kind in desired:
+                    desired[r.kind][r.name] = r
+        self._desired_buckets = desired["bucket"]
+        if deep_observe is None:
+            deep_observe = os.environ.get("FUNNELOPS_GCP_DEEP_OBSERVE", "") not in ("", "0", "false")
+        self.snapshot = Snapshot(self.clients, self.max_parallel)
+        records = BucketRecords(self.clients, artifacts_bucket)
+        self.schedulers = SchedulerHandler(self.clients, service_account)
+        wh = {k: {n: r.config for n, r in desired[k].items()} for k in WAREHOUSE_KINDS}
+        self._handlers: dict[str, Any] = {
+            "bucket": BucketHandler(self.clients, self.storage, records, self.ensure_artifacts_bucket,
+                                    self.max_parallel),
+            "dataset": DatasetHandler(self.clients, self.snapshot, wh["dataset"], self.max_parallel, deep_observe),
+            "table": TableHandler(self.clients, self.snapshot, wh["table"], self.max_parallel, deep_observe),
+            "external_table": ExternalTableHandler(self.clients, self.snapshot, wh["external_table"],
+                                                   self.max_parallel, deep_observe),
+            "view": ViewHandler(self.clients, self.snapshot, wh["view"], self.max_parallel, deep_observe),
+            "workflow_template": TemplateHandler(self.clients, self.artifacts, self.upload_artifacts),
+            "scheduler": self.schedulers,
+        }
+        self.ledger = GcsLedger(GcsJson(self.clients, artifacts_bucket, LEDGER, self.ensure_artifacts_bucket))
+        self.leases = Leases(self.clients, artifacts_bucket, self.ensure_artifacts_bucket)
+        self.runtime = GcpRuntime(self.clients, self.ledger, self.leases, self.schedulers, loaded)
+
+    @classmethod
+    def for_project(cls, loaded: Any, home: Path) -> "GcpBackend":
+        p = loaded.spec.project
+        return cls(p.id, p.region, artifacts_bucket=artifacts_bucket_of(loaded.spec), loaded=loaded,
+                   service_account=p.service_account, home=Path(home))
+
+    def handler(self, kind: str) -> Any:
+        return self._handlers[kind]
+
+    # -- the artifacts bucket -------------------------------------------------------------------
+    def ensure_artifacts_bucket(self) -> None:
+        """Make the artifacts bucket if it is missing (once per process)."""
+        from google.api_core import exceptions
+
+        from funnelops.backends.gcp import retry
+
+        with self._bucket_lock:
+            if self._artifacts_ready:
+                return
+            name = self.artifacts_bucket
+            try:
+                retry.call(lambda: self.clients.storage.get_bucket(name, retry=None), f"bucket {name}",
+                           permission="storage.buckets.get", raw=True)
+            except exceptions.NotFound:
+                res = self._desired_buckets.get(name) or Resource(
+                    "bucket", name, {"location": "US", "storage_class": "STANDARD", "labels": {},
+                                     "lifecycle_rules": []})
+                self._artifacts_ready = True  # the handler records into it once it is made
+                self._handlers["bucket"].create(res)
+            except Exception as exc:  # noqa: BLE001
+                raise retry.describe(exc, f"bucket {name}", "storage.buckets.get") from None
+            self._artifacts_ready = True
+
+    def upload_artifacts(self) -> list[str]:
+        self.ensure_artifacts_bucket()
+        return self.artifacts.ensure()
+
+    @contextmanager
+    def apply_session(self) -> Iterator[None]:
+        """An apply observes fresh afterwards: listings cached before it are dropped."""
+        try:
+            yield
+        finally:
+            self.refresh()
+
+    def refresh(self) -> None:
+        self.snapshot.invalidate()
+
+    def close(self) -> None:
+        self.clients.close()

@@ -1,0 +1,159 @@
+"""Per-workflow leases as GCS objects: the atomic "one run at a time" on gcp.
+
+``gs://<artifacts>/funnelops/leases/<workflow>.json`` is created with ``if_generation_match=0``:
+GCS lets exactly one creator win. The object holds the owner (a random token), who and why
+(actor, trigger), the run and Dataproc operation once known, a heartbeat and an expiry. A lease
+is *stale* when it has expired or its operation is done (a run that ended while nobody waited);
+a stale lease is taken over with a precondition on the generation that was read, so two
+takers cannot both win, and a live one is never taken over. Release deletes the object only if
+it is still the generation we hold.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from funnelops.backends.gcp import retry
+from funnelops.backends.gcp.clients import Clients
+from funnelops.errors import BackendError, RunInProgress
+from funnelops.runs.model import Holder
+from funnelops.state.db import now_iso
+
+PREFIX = "funnelops/leases/"
+START_WINDOW_S = 600  # how long a lease without an operation stays live (a crash before start)
+
+
+@dataclass
+class Lease:
+    workflow: str
+    generation: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        return self.data["owner"]
+
+
+def holder_of(data: dict[str, Any]) -> Holder:
+    return Holder(workflow=data.get("workflow", ""), run_id=data.get("run_id"), owner=data.get("owner", ""),
+                  acquired_at=data.get("acquired_at", ""), trigger=data.get("trigger"), actor=data.get("actor"))
+
+
+def refusal(workflow: str, holder: Holder) -> RunInProgress:
+    from funnelops.runs.leases import refuse  # the same words as on the local backend
+
+    return refuse(holder)
+
+
+class Leases:
+    def __init__(self, clients: Clients, bucket: str, ensure_bucket: Callable[[], None]) -> None:
+        self.clients = clients
+        self.bucket = bucket
+        self.ensure_bucket = ensure_bucket
+
+    def _blob(self, workflow: str) -> Any:
+        return self.clients.storage.bucket(self.bucket).blob(f"{PREFIX}{workflow}.json")
+
+    def _uri(self, workflow: str) -> str:
+        return f"gs://{self.bucket}/{PREFIX}{workflow}.json"
+
+    def read(self, workflow: str) -> Lease | None:
+        from google.api_core import exceptions
+
+        blob = self._blob(workflow)
+        try:
+            raw = retry.call(lambda: blob.download_as_bytes(retry=None), self._uri(workflow), raw=True)
+        except exceptions.NotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise retry.describe(exc, self._uri(workflow), "storage.objects.get") from None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = {"workflow": workflow, "owner": "(unreadable)", "expires": 0}
+        return Lease(workflow, int(blob.generation or 0), data)
+
+    def _write(self, workflow: str, data: dict[str, Any], if_generation: int) -> int | None:
+        """Write with a precondition; the new generation, or None if we lost the race."""
+        from google.api_core import exceptions
+
+        blob = self._blob(workflow)
+        body = json.dumps(data, sort_keys=True, ensure_ascii=False)
+        for _ in range(3):
+            try:
+                retry.call(lambda: blob.upload_from_string(body, content_type="application/json",
+                                                           if_generation_match=if_generation, retry=None),
+                           self._uri(workflow), raw=True)
+                return int(blob.generation or 0)
+            except exceptions.PreconditionFailed:
+                # Lost, unless an earlier attempt of ours succeeded and only its answer was lost.
+                now = self.read(workflow)
+                if now is not None and now.data.get("owner") == data["owner"] and \
+                        now.data.get("heartbeat_at") == data.get("heartbeat_at"):
+                    return now.generation
+                return None
+            except exceptions.NotFound:
+                self.ensure_bucket()
+            except Exception as exc:  # noqa: BLE001
+                raise retry.describe(exc, self._uri(workflow), "storage.objects.create") from None
+        raise BackendError(f"cannot write {self._uri(workflow)}", "check the artifacts bucket exists")
+
+    def acquire(self, workflow: str, *, trigger: str, actor: str, is_live: Callable[[Lease], bool],
+                ttl_s: float = START_WINDOW_S) -> Lease:
+        """Take the lease or raise RunInProgress naming who holds it."""
+        now = time.time()
+        data = {"workflow": workflow, "owner": uuid.uuid4().hex, "actor": actor, "trigger": trigger,
+                "run_id": None, "operation": None, "acquired_at": now_iso(), "heartbeat_at": now_iso(),
+                "expires": now + ttl_s, "expires_at": _iso(now + ttl_s)}
+        for _ in range(5):
+            gen = self._write(workflow, data, 0)
+            if gen is not None:
+                return Lease(workflow, gen, data)
+            current = self.read(workflow)
+            if current is None:
+                continue  # released meanwhile: try to create again
+            if is_live(current):
+                raise refusal(workflow, holder_of(current.data))
+            gen = self._write(workflow, data, current.generation)  # take over the stale lease
+            if gen is not None:
+                return Lease(workflow, gen, {**data, "took_over": current.data.get("owner")})
+        current = self.read(workflow)
+        raise refusal(workflow, holder_of(current.data if current else data))
+
+    def update(self, lease: Lease, ttl_s: float | None = None, **fields: Any) -> Lease:
+        """Heartbeat (and record run/operation); raises if the lease was lost meanwhile."""
+        data = {**lease.data, **fields, "heartbeat_at": now_iso()}
+        if ttl_s is not None:
+            data.update(expires=time.time() + ttl_s, expires_at=_iso(time.time() + ttl_s))
+        gen = self._write(lease.workflow, data, lease.generation)
+        if gen is None:
+            raise BackendError(f"lost the lease of workflow '{lease.workflow}' (someone took it over)",
+                               "another funnelops judged it stale; check `funnelops runs`")
+        return Lease(lease.workflow, gen, data)
+
+    def release(self, workflow: str, *, owner: str | None = None, run_id: Any = None) -> bool:
+        """Delete the lease if it is (still) the one we mean: by owner token or by run id."""
+        from google.api_core import exceptions
+
+        current = self.read(workflow)
+        if current is None:
+            return False
+        if owner is not None and current.data.get("owner") != owner:
+            return False
+        if run_id is not None and str(current.data.get("run_id")) != str(run_id):
+            return False
+        try:
+            retry.call(lambda: self._blob(workflow).delete(if_generation_match=current.generation, retry=None),
+                       self._uri(workflow), raw=True)
+            return True
+        except (exceptions.PreconditionFailed, exceptions.NotFound):
+            return False
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,340 @@
+"""The Runtime protocol on gcp: Dataproc operations are the runs; leases stop overlaps.
+
+"Is it running?" asks both the engine and the lease: Dataproc operations not done whose
+``WorkflowMetadata.template`` is this template (a run the scheduler started on its own clock
+has no lease, but it shows here), plus a live lease (a run being started right now, whose
+operation is not listed yet). ``start`` takes the lease first and instantiates with a
+``requestId`` derived from the lease, so a retried request joins the same run. Run records
+live in the ledger object and are refreshed from the operations whenever they are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Callable
+
+from funnelops.backends.gcp import retry
+from funnelops.backends.gcp.clients import Clients
+from funnelops.backends.gcp.dataproc import arg_param, to_dict
+from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, holder_of, refusal
+from funnelops.backends.gcp.ledger import GcsLedger
+from funnelops.backends.gcp.scheduler import SchedulerHandler
+from funnelops.backends.shapes import scheduler_from_cloud
+from funnelops.errors import BackendError, UsageError
+from funnelops.runs.model import Holder, RunRecord
+from funnelops.state.db import now_iso
+
+CANCELLED_CODE = 1
+
+
+def _duration_s(text: str | None, default: float = 3600.0) -> float:
+    try:
+        return float(str(text).rstrip("s"))
+    except (TypeError, ValueError):
+        return default
+
+
+class GcpRuntime:
+    def __init__(self, clients: Clients, ledger: GcsLedger, leases: Leases, schedulers: SchedulerHandler,
+                 loaded: Any | None = None, confirm_timeout_s: float = 60.0) -> None:
+        self.clients = clients
+        self.ledger = ledger
+        self.leases = leases
+        self.schedulers = schedulers
+        self.loaded = loaded
+        self.confirm_timeout_s = confirm_timeout_s
+
+    @property
+    def api(self) -> Any:
+        return self.clients.dataproc
+
+    # -- operations ------------------------------------------------------------------------------
+    def _op_name(self, run_id: Any) -> str:
+        rid = str(run_id)
+        return rid if "/" in rid else f"{self.clients.region_path}/operations/{rid}"
+
+    @staticmethod
+    def _meta(op: Any) -> dict[str, Any]:
+        from google.cloud import dataproc_v1
+        from google.protobuf import json_format
+
+        meta = dataproc_v1.WorkflowMetadata.pb(dataproc_v1.WorkflowMetadata())
+        if op.metadata and op.metadata.Unpack(meta):
+            return json_format.MessageToDict(meta)
+        return {}
+
+    def _list_ops(self, filter_: str = "status.state = ACTIVE") -> list[tuple[Any, dict[str, Any]]]:
+        def fetch() -> list[Any]:
+            out, token = [], ""
+            while True:
+                resp = self.api.list_operations(request={"name": f"{self.clients.region_path}/operations",
+                                                         "filter": filter_, "page_token": token}, retry=None)
+                out.extend(resp.operations)
+                token = resp.next_page_token
+                if not token:
+                    return out
+
+        ops = retry.call(fetch, f"Dataproc operations in {self.clients.region_path}",
+                         permission="dataproc.operations.list")
+        return [(op, self._meta(op)) for op in ops]
+
+    def _active(self, workflow: str) -> list[tuple[Any, dict[str, Any]]]:
+        name = self.clients.template_name(workflow)
+        return [(op, m) for op, m in self._list_ops() if m.get("template") == name and not op.done]
+
+    def _get_op(self, run_id: Any) -> Any:
+        name = self._op_name(run_id)
+        return retry.call(lambda: self.api.get_operation(request={"name": name}, retry=None),
+                          f"operation {name}", permission="dataproc.operations.get")
+
+    def _op_done(self, operation: str | None) -> bool:
+        from google.api_core import exceptions
+
+        if not operation:
+            return False
+        try:
+            return bool(self._get_op(operation).done)
+        except BackendError as exc:
+            return exc.details.get("status") == 404 or isinstance(exc.__cause__, exceptions.NotFound)
+
+    def _lease_live(self, lease: Lease) -> bool:
+        if time.time() >= float(lease.data.get("expires") or 0):
+            return False
+        return not self._op_done(lease.data.get("operation"))
+
+    @staticmethod
+    def _state(op: Any, meta: dict[str, Any]) -> tuple[str, str | None]:
+        if not op.done:
+            return ("PENDING" if meta.get("state") == "PENDING" else "RUNNING"), None
+        if op.HasField("error") and op.error.code:
+            return ("CANCELLED" if op.error.code == CANCELLED_CODE else "FAILED"), op.error.message or "failed"
+        return "DONE", None
+
+    def _record(self, op: Any, meta: dict[str, Any], base: dict[str, Any] | None) -> RunRecord:
+        state, error = self._state(op, meta)
+        rec = dict(base or {})
+        workflow = rec.get("workflow") or (meta.get("template") or "").rsplit("/", 1)[-1]
+        steps = [{"step_id": n.get("stepId"), "state": n.get("state"), **({"error": n["error"]} if n.get("error") else {})}
+                 for n in (meta.get("graph") or {}).get("nodes") or []]
+        return RunRecord(id=op.name.rsplit("/", 1)[-1], workflow=workflow, state=state,
+                         trigger=rec.get("trigger") or "scheduled", actor=rec.get("actor") or "cloud-scheduler",
+                         args=list(rec.get("args") or []), created_at=rec.get("created_at") or meta.get("startTime"),
+                         started_at=meta.get("startTime") or rec.get("started_at"),
+                         ended_at=meta.get("endTime") if op.done else None, steps=steps, error=error)
+
+    def _template_args(self, workflow: str) -> list[str]:
+        tpl = retry.call(lambda: self.api.get_workflow_template(name=self.clients.template_name(workflow), retry=None),
+                         f"workflow template {workflow}", permission="dataproc.workflowTemplates.get")
+        return list(tpl.jobs[0].pyspark_job.args) if tpl.jobs else []
+
+    def _dag_timeout(self, workflow: str) -> float:
+        wf = self.loaded.spec.workflow(workflow) if self.loaded is not None else None
+        return _duration_s(wf.dag_timeout if wf else None)
+
+    # -- the protocol ----------------------------------------------------------------------------
+    def in_progress(self, workflow: str) -> Holder | None:
+        active = self._active(workflow)
+        lease = self.leases.read(workflow)
+        if active:
+            op, meta = active[0]
+            rid = op.name.rsplit("/", 1)[-1]
+            known = self.ledger.runs().get(rid) or {}
+            if lease is not None and str(lease.data.get("run_id")) == rid:
+                known = {**lease.data, **known}
+            return Holder(workflow=workflow, run_id=rid, owner=known.get("owner") or "dataproc",
+                          acquired_at=meta.get("startTime") or "", trigger=known.get("trigger") or "scheduled",
+                          actor=known.get("actor"))
+        if lease is not None and self._lease_live(lease):
+            return holder_of(lease.data)
+        return None
+
+    def _refuse_if_running(self, workflow: str) -> None:
+        holder = self.in_progress(workflow)
+        if holder is not None:
+            raise refusal(workflow, holder)
+
+    def start(self, workflow: str, *, trigger: str, actor: str, extra_args: list[str] | None = None) -> RunRecord:
+        self._refuse_if_running(workflow)
+        lease = self.leases.acquire(workflow, trigger=trigger, actor=actor, is_live=self._lease_live)
+        name = self.clients.template_name(workflow)
+        # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
+        request_id = "fo-" + hashlib.sha256(f"{name}/{lease.token}".encode()).hexdigest()[:32]
+        try:
+            args = self._template_args(workflow)
+            params, args = _overrides(workflow, args, extra_args or [])
+            op = retry.call(lambda: self.api.instantiate_workflow_template(
+                request={"name": name, "request_id": request_id, "parameters": params}, retry=None),
+                f"workflow template {workflow}", permission="dataproc.workflowTemplates.instantiate")
+        except BaseException:
+            self.leases.release(workflow, owner=lease.token)
+            raise
+        return self._started(lease, op.operation, trigger, actor, args)
+
+    def _started(self, lease: Lease, op: Any, trigger: str, actor: str, args: list[str]) -> RunRecord:
+        rid = op.name.rsplit("/", 1)[-1]
+        base = {"workflow": lease.workflow, "trigger": trigger, "actor": actor, "args": args, "created_at": now_iso()}
+        rec = self._record(op, self._meta(op), base)
+        self.ledger.put_runs([{**rec.to_dict(), "operation": op.name, "owner": lease.token}])
+        self.leases.update(lease, ttl_s=self._dag_timeout(lease.workflow) + START_WINDOW_S,
+                           run_id=rid, operation=op.name)
+        if rec.terminal:
+            self.leases.release(lease.workflow, owner=lease.token)
+        return rec
+
+    def force_scheduler(self, scheduler_id: str, workflow: str, *, actor: str) -> RunRecord:
+        self._refuse_if_running(workflow)
+        lease = self.leases.acquire(workflow, trigger="forced", actor=actor, is_live=self._lease_live)
+        name = self.clients.template_name(workflow)
+        try:
+            args = self._template_args(workflow)
+            before = {op.name for op, _ in self._active(workflow)}
+            t0 = time.time()
+            job = to_dict(retry.call(lambda: self.clients.scheduler.run_job(
+                name=self.clients.job_name(scheduler_id), retry=None), f"scheduler {scheduler_id}",
+                permission="cloudscheduler.jobs.run"))
+            status = job.get("status") or {}
+            if status.get("code"):
+                raise BackendError(f"scheduler '{scheduler_id}' fired, but its target refused: "
+                                   f"{status.get('message', '')}", "check the job's target and service account")
+            op = self._confirm(name, before, t0)
+        except BaseException:
+            self.leases.release(workflow, owner=lease.token)
+            raise
+        if op is None:  # keep the lease (it expires on its own): a late start must not overlap
+            raise BackendError(f"scheduler '{scheduler_id}' fired, but no Dataproc operation of {workflow} "
+                               f"appeared within {self.confirm_timeout_s:.0f}s", "check `funnelops runs` shortly")
+        return self._started(lease, op, "forced", actor, args)
+
+    def _confirm(self, template: str, before: set[str], t0: float) -> Any | None:
+        """The operation the scheduler's dispatch started: new, of this template."""
+        deadline = time.monotonic() + self.confirm_timeout_s
+        delay = 0.05
+        while True:
+            for op, meta in self._list_ops():
+                if meta.get("template") == template and op.name not in before:
+                    return op
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        # It may already have ended (a very short run): look among finished ones, started since t0.
+        for op, meta in self._list_ops("status.state = DONE"):
+            started = meta.get("startTime", "")
+            if meta.get("template") == template and op.name not in before and started >= _iso_utc(t0 - 5):
+                return op
+        return None
+
+    def get(self, run_id: int | str) -> RunRecord | None:
+        from google.api_core import exceptions
+
+        rid = str(run_id).rsplit("/", 1)[-1]
+        known = self.ledger.runs().get(rid)
+        if known is not None and known.get("state") in ("DONE", "FAILED", "CANCELLED", "LOST"):
+            return _from_dict(known)
+        try:
+            op = self._get_op(rid)
+        except BackendError as exc:
+            if isinstance(exc.__cause__, exceptions.NotFound) or exc.details.get("status") == 404:
+                return _from_dict(known) if known else None
+            raise
+        rec = self._record(op, self._meta(op), known)
+        if known is not None and rec.state != known.get("state"):
+            self.ledger.put_runs([{**known, **rec.to_dict()}])
+        return rec
+
+    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
+        known = self.ledger.runs()
+        managed = {w.name for w in self.loaded.spec.workflows} if self.loaded is not None else None
+        out: dict[str, RunRecord] = {}
+        for op, meta in self._list_ops():  # includes runs the scheduler started on its own clock
+            rec = self._record(op, meta, known.get(op.name.rsplit("/", 1)[-1]))
+            if managed is None or rec.workflow in managed:
+                out[str(rec.id)] = rec
+        for rid, raw in known.items():
+            if rid not in out:  # not active (any more): final state from its operation
+                out[rid] = (self.get(rid) if raw.get("state") in ("PENDING", "RUNNING") else None) or _from_dict(raw)
+        recs = [r for r in out.values() if workflow is None or r.workflow == workflow]
+        recs.sort(key=lambda r: r.created_at or r.started_at or "", reverse=True)
+        return recs[:limit]
+
+    def wait(self, run_ids: list[int | str], poll_s: float = 0.2, on_change: Callable | None = None) -> list[RunRecord]:
+        ids = [str(r).rsplit("/", 1)[-1] for r in run_ids]
+        last: dict[str, RunRecord] = {}
+        delay = max(0.05, poll_s)
+        while True:
+            for rid in ids:
+                if rid in last and last[rid].terminal:
+                    continue
+                rec = self.get(rid)
+                if rec is None:
+                    raise BackendError(f"run {rid} is unknown here", "list runs with `funnelops runs`")
+                if on_change is not None and (rid not in last or last[rid].state != rec.state):
+                    on_change(rec)
+                last[rid] = rec
+                if rec.terminal:
+                    self.leases.release(rec.workflow, run_id=rid)
+            if all(last[r].terminal for r in ids):
+                return [last[r] for r in ids]
+            time.sleep(delay)
+            delay = min(delay * 1.5, max(poll_s, 2.0))
+
+    def cancel(self, run_id: int | str) -> RunRecord:
+        name = self._op_name(str(run_id).rsplit("/", 1)[-1] if "/" not in str(run_id) else run_id)
+        retry.call(lambda: self.api.cancel_operation(request={"name": name}, retry=None), f"operation {name}",
+                   permission="dataproc.operations.cancel")
+        recs = self.wait([name], poll_s=0.1)
+        return recs[0]
+
+    def active(self) -> list[RunRecord]:
+        """Runs in progress of the project's workflows (scheduler-started ones included)."""
+        return [r for r in self.list(limit=1000) if not r.terminal]
+
+    def check_not_running(self, workflow: str) -> None:
+        self._refuse_if_running(workflow)
+
+    def log_paths(self, run_id: int | str) -> list[Any]:
+        """Step logs of a Dataproc run stay in Dataproc (its driver output URI); none are local."""
+        return []
+
+    def set_paused(self, scheduler_id: str, paused: bool) -> None:
+        self.schedulers.set_paused(scheduler_id, paused)
+
+    def scheduler_states(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for job in self.schedulers.list_jobs():
+            sid = job["name"].rsplit("/", 1)[-1]
+            cfg = scheduler_from_cloud(job)
+            out[sid] = {"state": job.get("state", ""), "paused": cfg["paused"], "schedule": cfg["schedule"],
+                        "time_zone": cfg["time_zone"], "workflow": cfg["workflow"],
+                        "next_run": job.get("scheduleTime"), "last_run": job.get("lastAttemptTime"),
+                        "last_status": (job.get("status") or {}).get("message")}
+        return out
+
+
+def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Template parameters that replace `--key=...` arguments for one run (see dataproc.ARG_PARAM)."""
+    params: dict[str, str] = {}
+    out = list(args)
+    for arg in extra:
+        key = arg.split("=", 1)[0]
+        hits = [i for i, a in enumerate(out) if a.split("=", 1)[0] == key]
+        if "=" not in arg or not hits:
+            raise UsageError(f"cannot pass {arg} to a run of {workflow}: on Dataproc a run can only override "
+                             "arguments its template already has", "add the argument to the workflow's args")
+        params[arg_param(key[2:])] = arg
+        for i in hits:
+            out[i] = arg
+    return params, out
+
+
+def _from_dict(d: dict[str, Any]) -> RunRecord:
+    fields = {k: d.get(k) for k in RunRecord.__dataclass_fields__ if k in d}
+    fields.setdefault("steps", [])
+    return RunRecord(**{k: v for k, v in fields.items() if v is not None or k in ("error",)})
+
+
+def _iso_utc(epoch: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
