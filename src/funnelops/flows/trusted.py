@@ -143,16 +143,18 @@ def _build(ctx, engine, name, module, files, period, raw_root: Path, trusted_roo
     stg, chk = f"stg_{name}", f"chk_{name}"
     staged = rawmod.stage(con, stg, raw_root, files, tuple(module.COLUMNS))
     checked = module.transform(engine.table(staged.view))
-    missing = [c for c in (*module.OUTPUT, "dq_rule", "_file_index", "_row", "_raw_record") if c not in checked.columns]
-    if missing:
-        raise FlowSourceError(f"trusted flow {name}: transform() output lacks {', '.join(missing)}",
-                              "end the flow with dq.finish(df, OUTPUT)")
     if period is not None:
         checked = add_period_rule(checked, module.PARTITION, period.start.isoformat(), period.end.isoformat())
     try:
         engine.materialize(checked, chk)
     except Exception as exc:  # DuckDB names the file when a CSV cannot be decoded at all
         raise FlowSourceError(f"trusted flow {name}: cannot read its source files: {exc}") from None
+    # checked on the result table: asking SQLFrame for `df.columns` costs a query rebuild
+    have = {r[0] for r in con.execute(f"DESCRIBE {chk}").fetchall()}
+    missing = [c for c in (*module.OUTPUT, "dq_rule", "_file_index", "_row", "_raw_record") if c not in have]
+    if missing:
+        raise FlowSourceError(f"trusted flow {name}: transform() output lacks {', '.join(missing)}",
+                              "end the flow with dq.finish(df, OUTPUT)")
 
     work = ctx.tmp_root / f"{name}-{uuid.uuid4().hex}"
     work.mkdir(parents=True)

@@ -107,6 +107,10 @@ def rerun_workflow_templates(loaded: "LoadedProject", backend, *, actor: str,
 def initialize_templates(loaded: "LoadedProject", backend, reporter: Reporter | None = None) -> int:
     """Set every workflow template to the workflow stage's arguments; returns how many changed."""
     plan = build_plan(loaded, backend, "workflow", kinds={"workflow_template"})
+    if not plan.mutating():
+        # Nothing to change: skip the apply, which would open the warehouse for writing and so wait
+        # behind any run that is writing it (a force must answer at once, not after that run).
+        return 0
     result = apply_plan(plan, backend)
     raise_if_failed(result)
     if reporter and result.done:

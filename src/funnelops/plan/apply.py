@@ -106,25 +106,35 @@ def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: 
             pending_addrs.discard(c.address)
         running: dict[Future, Change] = {}
         queue = list(others)
+        if result.failed:  # a delete failed: order matters there, so stop before creating anything
+            result.skipped.extend(queue)
+            queue = []
+        # A failure skips what depends on it (transitively); independent changes still finish.
+        blocked: set[str] = set()
         while queue or running:
-            if not result.failed:
-                ready = [c for c in queue if not any(d in pending_addrs for d in c.depends_on)]
-                for c in ready:
-                    if len(running) >= workers:
-                        break
+            held = [c for c in queue if any(d in blocked for d in c.depends_on)]
+            while held:
+                for c in held:
                     queue.remove(c)
-                    running[pool.submit(run, c)] = c
-            elif queue:
-                result.skipped.extend(queue)
-                queue = []
+                    result.skipped.append(c)
+                    blocked.add(c.address)
+                    pending_addrs.discard(c.address)
+                held = [c for c in queue if any(d in blocked for d in c.depends_on)]
+            ready = [c for c in queue if not any(d in pending_addrs for d in c.depends_on)]
+            for c in ready:
+                if len(running) >= workers:
+                    break
+                queue.remove(c)
+                running[pool.submit(run, c)] = c
             if not running:
-                if queue:  # a dependency failed or is missing: nothing can proceed
+                if queue:  # waiting on something that is not in the plan (a cycle): cannot proceed
                     result.skipped.extend(queue)
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
                 c = running.pop(f)
-                _execute(f, c, result, progress)
+                if not _execute(f, c, result, progress):
+                    blocked.add(c.address)
                 pending_addrs.discard(c.address)
     if hasattr(backend, "refresh"):
         backend.refresh()
@@ -132,23 +142,25 @@ def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: 
     return result
 
 
-def _execute(f: Future, c: Change, result: ApplyResult, progress: ProgressFn | None) -> None:
+def _execute(f: Future, c: Change, result: ApplyResult, progress: ProgressFn | None) -> bool:
+    """Record how a change ended; True if it succeeded."""
     try:
         secs = f.result()
     except FunnelopsError as exc:
         result.failed.append((c, exc.message))
         if progress:
             progress(c, "failed", 0.0, exc.message)
-        return
+        return False
     except Exception as exc:  # a backend error we did not foresee: keep it, name the resource
         msg = f"{type(exc).__name__}: {exc}"
         result.failed.append((c, msg))
         if progress:
             progress(c, "failed", 0.0, msg)
-        return
+        return False
     result.done.append((c, secs))
     if progress:
         progress(c, "done", secs, None)
+    return True
 
 
 def raise_if_failed(result: ApplyResult) -> None:

@@ -120,6 +120,7 @@ def build_plan(loaded: "LoadedProject", backend, stage: str, kinds: set[str] | N
     stage = normalize_stage(stage) if stage not in ("iac", "initial_data", "workflow") else stage
     desired = topo_order([r for r in desired_resources(loaded, stage) if kinds is None or r.kind in kinds])
     in_spec = {r.address for r in desired_resources(loaded, "workflow")}
+    later = in_spec - {r.address for r in desired}  # deferred at this stage (external tables at IaC)
     names: dict[str, list[str]] = {}
     for r in desired:
         names.setdefault(r.kind, []).append(r.name)
@@ -128,12 +129,13 @@ def build_plan(loaded: "LoadedProject", backend, stage: str, kinds: set[str] | N
     observed = observe_all(backend, names, kinds)
     changes: list[Change] = []
     waiting: set[str] = set()
+    present = {f"{k}.{n}" for k, found in observed.items() for n in found}
     for r in desired:
         obs = observed.get(r.kind, {}).get(r.name)
-        blocked = [d for d in r.depends_on if d in waiting]
+        blocked = [d for d in r.depends_on if d in waiting or (d in later and d not in present)]
         if obs is None and blocked:
             waiting.add(r.address)
-            changes.append(Change(r.kind, r.name, "waiting", r, reason=f"reads {', '.join(blocked)}, which waits for data"))
+            changes.append(Change(r.kind, r.name, "waiting", r, reason=f"reads {', '.join(blocked)}, which waits for data or a later stage"))
             continue
         if obs is None and r.waits_for:
             bucket, prefix = r.waits_for

@@ -148,12 +148,9 @@ def _field_name(data: Any, loc: Path_) -> str:
 def _pydantic_problems(exc: ValidationError, data: Any, lines: dict[Path_, int], file: str) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "constrained-"))))
-        # discriminator / union branch names are not part of the document
-        loc = tuple(p for p in loc if p not in ("list[ColumnSchema]", "str", "int", "float", "bool"))
+        loc, is_key = _document_loc(err["loc"], data)
         msg = err["msg"]
-        if loc and loc[-1] == "[key]":  # a mapping key (a label's, a variable's) is wrong, not its value
-            loc = loc[:-1]
+        if is_key:  # a mapping key (a label's, a variable's) is wrong, not its value
             msg = "key: " + msg
         hint = None
         if err["type"] == "extra_forbidden":
@@ -168,6 +165,30 @@ def _pydantic_problems(exc: ValidationError, data: Any, lines: dict[Path_, int],
             msg = msg[len("Value error, "):]
         problems.append(Problem(file, line_for(lines, loc), _field_name(data, loc), msg, hint))
     return problems
+
+
+_BRANCHES = ("str", "int", "float", "bool", "none")
+
+
+def _document_loc(loc: Path_, data: Any) -> tuple[Path_, bool]:
+    """A pydantic location as a path in the document: union branch names (`str`, `list[...]`,
+    `function-after[...]`) dropped, unless the document really has a key of that name there.
+    The flag says the error is about a mapping key (pydantic's `[key]` step)."""
+    out: list[Any] = []
+    node = data
+    for n, part in enumerate(loc):
+        if part == "[key]" and n == len(loc) - 1 and not (isinstance(node, dict) and part in node):
+            return tuple(out), True
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(part, str) and (part in _BRANCHES or part.startswith(("function-", "constrained-", "list["))):
+            continue
+        else:
+            node = None
+        out.append(part)
+    return tuple(out), False
 
 
 def _known_fields_hint(name: Any, parent: Path_) -> str | None:

@@ -218,7 +218,8 @@ class RetryConfig(Strict):
 
 
 class Scheduler(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    # travels as "[name] description" (Cloud Scheduler has no display name): no brackets, one line
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\[\]\r\n]+$")]
     id: Annotated[str, Field(pattern=SCHEDULER_ID)]
     cron: str
     time_zone: str | None = None

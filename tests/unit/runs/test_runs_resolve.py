@@ -31,14 +31,16 @@ def test_aliases_resolve(loaded, word, sid):
     assert s.workflow == f"funnel-{sid}"
 
 
-@pytest.mark.parametrize("word,suggestion", [("dias", "Día"), ("Mess", "Mes"), ("duplicado", "Duplicado mes")])
-def test_unknown_scheduler_is_a_usage_error_with_did_you_mean(loaded, word, suggestion):
+@pytest.mark.parametrize("word,name,sid", [("dias", "Día", "dia"), ("Mess", "Mes", "mes"),
+                                           ("duplicado", "Duplicado mes", "duplicado-mes")])
+def test_unknown_scheduler_is_a_usage_error_with_did_you_mean(loaded, word, name, sid):
     with pytest.raises(UsageError) as ei:
         resolve_scheduler(loaded, word)
     err = ei.value
     assert err.exit_code == EXIT_USAGE
     assert f"unknown scheduler '{word}'" in err.message
-    assert err.hint and suggestion in err.hint
+    assert err.hint and "did you mean" in err.hint
+    assert f"'{name}'" in err.hint or f"'{sid}'" in err.hint
 
 
 def test_nothing_alike_lists_the_known_schedulers(loaded):

@@ -24,7 +24,7 @@ def _missing() -> list[str]:
     for mod in _NEEDED:
         try:
             found = importlib.util.find_spec(mod) is not None
-        except ModuleNotFoundError:  # the parent package (google, google.cloud) is absent
+        except (ModuleNotFoundError, ValueError):  # a parent package is absent, or blocked
             found = False
         if not found:
             out.append(mod)
@@ -33,7 +33,7 @@ def _missing() -> list[str]:
 
 _absent = _missing()
 if _absent:
-    raise MissingExtra(f"the gcp backend needs {', '.join(_absent)}, which are not installed",
+    raise MissingExtra(f"the gcp backend needs {', '.join(_absent)} (not installed)",
                        "pip install 'funnelops[gcp]'")
 
 from funnelops.backends.gcp.backend import GcpBackend  # noqa: E402
