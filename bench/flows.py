@@ -179,7 +179,9 @@ def main() -> None:
     if a.baseline_home:
         return baseline(Path(a.baseline_home))
     from funnelops.flows.generate import generate_raw
-    from funnelops.flows.localinfra import ensure_local_infra
+    from funnelops.backends.local import LocalBackend
+    from funnelops.plan.apply import apply_plan
+    from funnelops.plan.diff import build_plan
     from funnelops.spec.loader import load_project
 
     home = Path(a.dir) / f"flows-{a.rows}"
@@ -188,7 +190,8 @@ def main() -> None:
     t0 = time.perf_counter()
     report = generate_raw(loaded, home, a.rows, START, END, seed=42)
     print(f"generate: {report.rows:,} rows in {time.perf_counter() - t0:.1f}s", flush=True)
-    ensure_local_infra(loaded, home, external_views=False)
+    backend = LocalBackend.for_project(loaded, home)
+    apply_plan(build_plan(loaded, backend, "iac"), backend)  # the real create-infra path
     load_s, trusted_s = initial_load(home)
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"initial load (DAY+MONTH+YEAR, trusted+refined): {load_s:.1f}s (trusted phase {trusted_s:.1f}s), "

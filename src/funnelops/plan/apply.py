@@ -50,13 +50,23 @@ def check_guards(plan: Plan, backend, allow_data_loss: bool) -> None:
     if allow_data_loss:
         return
     risky = []
+    table_handler = backend.handler("table")
+
+    def table_rows(c: Change) -> int:
+        if hasattr(table_handler, "rows"):
+            return table_handler.rows(c.name)  # exact, not the observed estimate
+        return (c.observed.rows if c.observed else 0) or 0
+
     for c in plan.mutating():
         if c.action not in ("replace", "delete"):
             continue
-        rows = c.observed.rows if c.observed else None
-        handler = backend.handler(c.kind)
-        if c.kind == "table" and hasattr(handler, "rows"):
-            rows = handler.rows(c.name)
+        if c.kind == "table":
+            rows = table_rows(c)
+        elif c.kind == "dataset":  # dropping a dataset drops the tables in it
+            rows = sum(table_rows(t) for t in plan.changes
+                       if t.kind == "table" and t.observed is not None and t.name.split(".", 1)[0] == c.name)
+        else:
+            rows = c.observed.rows if c.observed else None
         if rows:
             risky.append(f"{c.address} ({c.action}, holds data)")
     if risky:

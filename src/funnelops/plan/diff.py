@@ -119,7 +119,8 @@ def build_plan(loaded: "LoadedProject", backend, stage: str, kinds: set[str] | N
     """The plan for `stage`; `kinds` restricts it to some resource kinds (e.g. templates only)."""
     stage = normalize_stage(stage) if stage not in ("iac", "initial_data", "workflow") else stage
     desired = topo_order([r for r in desired_resources(loaded, stage) if kinds is None or r.kind in kinds])
-    in_spec = {r.address for r in desired_resources(loaded, "workflow")}
+    # what the project holds at any stage: only external tables are deferred by stage
+    in_spec = {r.address for r in desired} | {f"external_table.{e.address}" for e in loaded.spec.external_tables}
     later = in_spec - {r.address for r in desired}  # deferred at this stage (external tables at IaC)
     names: dict[str, list[str]] = {}
     for r in desired:

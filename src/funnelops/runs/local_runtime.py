@@ -78,9 +78,13 @@ class LocalRuntime:
             self.runs.finish_if_active(run_id, "FAILED", f"could not start the run: {exc}")
             self.leases.release(workflow, f"run-{run_id}")
             raise BackendError(f"could not start a run of '{workflow}': {exc}") from None
-        started = now_iso()
-        self.runs.update(run_id, pid=proc.pid, state="RUNNING", started_at=started)
-        self.leases.heartbeat(workflow, f"run-{run_id}", proc.pid)
+        # Only a PENDING run becomes RUNNING here: a quick supervisor may already have ended the run,
+        # and overwriting DONE with RUNNING would later have the run reaped as LOST.
+        with self.db.write() as con:
+            con.execute("UPDATE runs SET pid = ?, state = 'RUNNING', started_at = COALESCE(started_at, ?) "
+                        "WHERE id = ? AND state = 'PENDING'", (proc.pid, now_iso(), run_id))
+            con.execute("UPDATE leases SET pid = ?, heartbeat_at = ? WHERE workflow = ? AND owner = ?",
+                        (proc.pid, time.time(), workflow, f"run-{run_id}"))
         run = self.runs.get(run_id)
         assert run is not None
         return run

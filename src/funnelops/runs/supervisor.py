@@ -135,8 +135,12 @@ class Supervisor:
             final = "FAILED"
         rows = aggregate_rows([s.get("metrics", {}) for s in steps.values()])
         self.runs.update(self.run_id, steps=list(steps.values()), rows=rows)
-        self.runs.finish_if_active(self.run_id, final, error)
-        self.leases.release(run.workflow, self.owner)
+        # One transaction: a run is never seen ended while still holding the lease (a force right
+        # after `--wait` returned would be refused, naming a run that is DONE).
+        with self.runs.db.write() as con:
+            con.execute("UPDATE runs SET state = ?, ended_at = ?, error = COALESCE(?, error) "
+                        "WHERE id = ? AND state IN ('PENDING', 'RUNNING')", (final, now_iso(), error, self.run_id))
+            con.execute("DELETE FROM leases WHERE workflow = ? AND owner = ?", (run.workflow, self.owner))
         return 0 if final == "DONE" else 1
 
     def _run_dag(self, steps: dict[str, dict[str, Any]], log_dir: Path, run) -> str | None:

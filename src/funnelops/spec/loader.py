@@ -42,11 +42,12 @@ class LoadedProject:
         return line_for(self.lines, path)
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present: ~10x faster
     """SafeLoader whose composer we drive by hand; scalars resolve with YAML 1.1 rules."""
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _build(node: yaml.Node, loader: _LineLoader, path: Path_, lines: dict[Path_, int],
@@ -65,7 +66,10 @@ def _build(node: yaml.Node, loader: _LineLoader, path: Path_, lines: dict[Path_,
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STR_TAG:
+                key = key_node.value
+            else:
+                key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)):
                 problems.add(file, key_node.start_mark.line + 1, _dotted(path) or "(top)",
                              "mapping keys must be plain scalars")
@@ -79,6 +83,8 @@ def _build(node: yaml.Node, loader: _LineLoader, path: Path_, lines: dict[Path_,
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, loader, path + (i,), lines, problems, file, parents) for i, v in enumerate(node.value)]
+    if node.tag == _STR_TAG:  # most scalars: skip the constructor machinery
+        return node.value
     return loader.construct_object(node, deep=True)
 
 

@@ -156,12 +156,16 @@ def resolve_and_check(loaded: "LoadedProject", file: str) -> None:
             c.add(file, ln((kind, i, "dataset")), f"{kind}[{name}].dataset", f"unknown dataset '{ds}'",
                   did_you_mean(ds, datasets))
 
+    schema_files: dict[str, list[ColumnSchema] | None] = {}  # many tables share one schema file
     for i, t in enumerate(spec.tables):
         check_dataset("tables", i, t.name, t.dataset)
         cols = t.schema_
         if t.schema_file is not None:
-            cols = _load_schema_file(base, t.schema_file, file, ln(("tables", i, "schema_file")),
-                                     f"tables[{t.name}].schema_file", c)
+            if t.schema_file in schema_files and schema_files[t.schema_file] is not None:
+                cols = schema_files[t.schema_file]
+            else:  # (a bad file is reported for every table that uses it)
+                cols = schema_files[t.schema_file] = _load_schema_file(
+                    base, t.schema_file, file, ln(("tables", i, "schema_file")), f"tables[{t.name}].schema_file", c)
         if cols is None:
             continue
         loaded.table_schemas[t.address] = list(cols)

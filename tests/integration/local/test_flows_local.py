@@ -14,7 +14,9 @@ import pytest
 
 from funnelops.flows.cli import main
 from funnelops.flows.generate import generate_raw
-from funnelops.flows.localinfra import ensure_local_infra
+from funnelops.backends.local import LocalBackend
+from funnelops.plan.apply import apply_plan
+from funnelops.plan.diff import build_plan
 from funnelops.spec.loader import load_project
 
 PROJECT = Path(__file__).resolve().parents[3] / "projects" / "funnel" / "funnel.yaml"
@@ -29,7 +31,8 @@ def loaded():
 @pytest.fixture
 def env(tmp_path, loaded, monkeypatch):
     report = generate_raw(loaded, tmp_path, 3000, START, END, seed=11)
-    ensure_local_infra(loaded, tmp_path, external_views=False)
+    backend = LocalBackend.for_project(loaded, tmp_path)
+    assert apply_plan(build_plan(loaded, backend, "iac"), backend).ok  # the real create-infra path
     monkeypatch.setenv("FUNNELOPS_PROJECT", str(PROJECT))
     monkeypatch.setenv("FUNNELOPS_HOME", str(tmp_path))
     monkeypatch.setenv("FUNNELOPS_METRICS_FILE", str(tmp_path / "metrics.json"))

@@ -268,6 +268,24 @@ def test_delete_of_table_with_rows_refused_without_allow_data_loss(loaded) -> No
     assert b.calls == [("delete", "table.ds.gone")]
 
 
+def test_replacing_a_dataset_whose_tables_hold_rows_is_refused(loaded) -> None:
+    b = FakeBackend()
+    converge(loaded, b, "iac")
+    b.world["dataset"]["ds"]["location"] = "EU"  # the location cannot change in place
+    b.rows["table.ds.t1"] = 3
+    b.calls.clear()
+    plan = build_plan(loaded, b, "iac")
+    assert actions(plan)["dataset.ds"] == "replace"
+    assert actions(plan)["table.ds.t1"] == "unchanged"
+    with pytest.raises(DataLossRefused) as info:
+        apply_plan(plan, b)
+    assert "dataset.ds" in info.value.message
+    assert b.calls == []
+    b.rows["table.ds.t1"] = 0
+    assert apply_plan(build_plan(loaded, b, "iac"), b).ok
+    assert b.calls == [("delete", "dataset.ds"), ("create", "dataset.ds")]
+
+
 def test_deletion_protection_is_always_refused(loaded) -> None:
     b = FakeBackend()
     converge(loaded, b, "iac")

@@ -7,6 +7,7 @@ copy of its folder, so the schema and SQL files it references resolve).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,7 +21,8 @@ from funnelops.errors import ProjectError
 from funnelops.spec.loader import load_project
 
 FUNNEL_DIR = Path(__file__).resolve().parents[3] / "projects" / "funnel"
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# FUNNELOPS_GARBAGE_EXAMPLES=2000 for a longer hunt
+SETTINGS = settings(max_examples=int(os.environ.get("FUNNELOPS_GARBAGE_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(path: Path, text: str) -> None:
