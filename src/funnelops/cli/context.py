@@ -40,9 +40,11 @@ class Console:
             sys.stdout.flush()
 
     def error(self, message: str, hint: str | None = None) -> None:
-        self.err.print(f"[bold red]Error:[/] {message}", markup=True)
+        from rich.markup import escape
+
+        self.err.print(f"[bold red]Error:[/] {escape(message)}", markup=True)
         if hint:
-            self.err.print(f"[yellow]Hint:[/] {hint}")
+            self.err.print(f"[yellow]Hint:[/] {escape(hint)}")
 
 
 @dataclass

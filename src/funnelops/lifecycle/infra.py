@@ -30,7 +30,13 @@ def create_infra(loaded: "LoadedProject", backend, stage: str, *, actor: str, al
 def destroy_plan(loaded: "LoadedProject", backend) -> Plan:
     """Every managed resource, deleted in reverse dependency order; protected ones kept."""
     full = build_plan(loaded, backend, "workflow")
-    protected = {r.address for r in desired_resources(loaded, "workflow") if r.deletion_protection}
+    wanted = desired_resources(loaded, "workflow")
+    protected = {r.address for r in wanted if r.deletion_protection}
+    # A dataset (or bucket) holding something protected is kept too: dropping it would take
+    # the protected object with it (DROP SCHEMA ... CASCADE; BigQuery's deleteContents).
+    for r in wanted:
+        if r.address in protected:
+            protected.update(d for d in r.depends_on if d.startswith(("dataset.", "bucket.")))
     changes = []
     present = [c for c in full.changes if c.observed is not None]
     for c in reversed(present):

@@ -284,8 +284,6 @@ def test_destroy_keeps_deletion_protected(env) -> None:
     assert backend.ledger.stages() == {}
 
 
-@pytest.mark.xfail(strict=True, reason="lifecycle/infra.py destroy_plan deletes the dataset of a protected table; "
-                   "DROP SCHEMA ... CASCADE (BigQuery: deleteContents) takes the protected table with it")
 def test_destroy_keeps_a_protected_table_and_its_dataset(env) -> None:
     loaded, backend, home, _ = env
     create_infra(loaded, backend, "iac", actor="test")

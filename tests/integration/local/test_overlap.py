@@ -195,6 +195,27 @@ def test_32_processes_force_the_same_scheduler_20_rounds(tiny, monkeypatch):
     assert refused <= ROUNDS * (PROCS - 1)
 
 
+def test_forcing_as_runs_end_never_overlaps(tiny):
+    """Without the gate, runs end while forcers are still arriving: the release/take race, exercised."""
+    project, home, intervals, base = tiny
+    ctx = multiprocessing.get_context("fork")
+    argv = base + ["job", "force-scheduler", "--scheduler", "dia"]
+    started = 0
+    for rnd in range(5):
+        wait_no_active_run(home)
+        codes = _force_round(ctx, argv)
+        assert set(codes) <= {0, 3}, f"round {rnd}: exit codes {sorted(codes)}"
+        assert codes.count(0) >= 1, f"round {rnd}: nobody started a run"
+        started += codes.count(0)
+    wait_no_active_run(home)
+    runs = [r for r in run_rows(home, "tiny-dia") if r["trigger"] == "forced"]
+    assert len(runs) == started and all(r["state"] == "DONE" for r in runs)
+    assert_disjoint([(ts(r["created_at"]), ts(r["ended_at"]), f"run {r['id']}") for r in run_rows(home)], "leases")
+    steps = [line.split() for line in intervals.read_text().splitlines()]
+    assert len(steps) == started
+    assert_disjoint([(float(s[1]), float(s[2]), f"run {s[3]}") for s in steps], "step intervals")
+
+
 # -- helpers for the real Funnel project ----------------------------------------------------------
 
 LEASE_EXPIRY_S = "3"  # small, so a crashed holder is recovered quickly; heartbeats every 0.75 s

@@ -328,8 +328,6 @@ def test_cli_prints_every_problem_with_exit_2_and_no_traceback(write_project, ca
     assert "Traceback" not in out.err + out.out
 
 
-@pytest.mark.xfail(strict=True, reason="cli/context.py Console.error prints the message as rich markup: "
-                   "'buckets[x].name' loses '[x]' and patterns lose '[a-z0-9]' (needs rich.markup.escape)")
 def test_cli_prints_fields_and_patterns_verbatim(write_project, capsys) -> None:
     from funnelops.cli.main import main
 

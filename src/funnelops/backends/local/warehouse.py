@@ -61,6 +61,7 @@ class LocalWarehouse:
         self._snapshot: dict[str, Any] | None = None
         self._con = None
         self._session_cm = None
+        self._depth = 0
         self._lock = threading.RLock()
 
     # -- observing -------------------------------------------------------------------------
@@ -101,37 +102,46 @@ class LocalWarehouse:
         return {"schemas": schemas, "tables": tables, "columns": cols, "views": views, "meta": meta}
 
     # -- applying --------------------------------------------------------------------------
+    def _open(self) -> None:
+        """Open the write connection (taking the warehouse lock); caller holds self._lock."""
+        cm = warehouse(self.path, write=True, time_zone=self.time_zone)
+        con = cm.__enter__()
+        try:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (address VARCHAR PRIMARY KEY, "
+                        "kind VARCHAR NOT NULL, config VARCHAR NOT NULL, live_sql VARCHAR)")
+        except BaseException:
+            cm.__exit__(None, None, None)
+            raise
+        self._con, self._session_cm = con, cm
+
+    def _close(self) -> None:
+        if self._con is not None:
+            cm, self._con, self._session_cm = self._session_cm, None, None
+            cm.__exit__(None, None, None)
+
     @contextmanager
     def session(self) -> Iterator[None]:
-        """Hold one write connection for a whole apply (the warehouse lock is held meanwhile)."""
+        """Keep the write connection, once a change needs it, until the whole apply ends.
+
+        Lazy on purpose: an apply that touches no warehouse object (templates only, when a
+        scheduler is forced) never takes the warehouse lock, so it never waits on a run.
+        """
         with self._lock:
-            if self._con is not None:
-                owner = False
-            else:
-                owner = True
-                cm = warehouse(self.path, write=True, time_zone=self.time_zone)
-                self._con = cm.__enter__()
-                try:
-                    self._con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (address VARCHAR PRIMARY KEY, "
-                                      "kind VARCHAR NOT NULL, config VARCHAR NOT NULL, live_sql VARCHAR)")
-                except BaseException:
-                    self._con = None
-                    cm.__exit__(None, None, None)
-                    raise
-        if not owner:
-            yield
-            return
+            self._depth += 1
         try:
             yield
         finally:
             with self._lock:
-                self._con = None
-                cm.__exit__(None, None, None)
+                self._depth -= 1
+                if self._depth == 0:
+                    self._close()
 
     def execute(self, statements: list[str], address: str, kind: str | None, config: dict | None,
                 view: str | None = None) -> None:
         """Run DDL and record (or drop) the metadata of `address`, in one transaction."""
         with self._lock, self.session():
+            if self._con is None:
+                self._open()
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
