@@ -79,7 +79,22 @@ class RunStore:
             return []
         with self.db.read() as con:
             rows = con.execute("SELECT id, workflow, pid FROM runs WHERE state = 'RUNNING'").fetchall()
+            # A PENDING run whose starter died before spawning its supervisor: its lease names
+            # the starter's pid (or is gone), and nothing will ever move it on.
+            pending = con.execute(
+                "SELECT r.id, r.workflow, l.pid AS lease_pid, l.owner AS owner FROM runs r "
+                "LEFT JOIN leases l ON l.workflow = r.workflow AND l.run_id = r.id "
+                "WHERE r.state = 'PENDING' AND r.pid IS NULL").fetchall()
         dead = [r for r in rows if r["pid"] and not pid_alive(r["pid"])]
+        for r in pending:
+            if r["owner"] is None or not pid_alive(r["lease_pid"]):
+                with self.db.write() as con:
+                    cur = con.execute("UPDATE runs SET state = 'LOST', ended_at = ?, error = ? "
+                                      "WHERE id = ? AND state = 'PENDING' AND pid IS NULL",
+                                      (now_iso(), "the command that started the run died before it began", r["id"]))
+                    if cur.rowcount:
+                        con.execute("DELETE FROM leases WHERE workflow = ? AND run_id = ? AND host = ?",
+                                    (r["workflow"], r["id"], socket.gethostname()))
         lost = []
         for r in dead:
             with self.db.write() as con:

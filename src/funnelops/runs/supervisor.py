@@ -115,7 +115,13 @@ class Supervisor:
         log_dir = Path(run.log_dir or self.home / "runs" / str(self.run_id))
         log_dir.mkdir(parents=True, exist_ok=True)
         self.leases.heartbeat(run.workflow, self.owner, os.getpid())
-        self.runs.update(self.run_id, state="RUNNING", pid=os.getpid(), started_at=run.started_at or now_iso())
+        # Only an active run becomes RUNNING: a cancel that landed before we started wins.
+        with self.runs.db.write() as con:
+            cur = con.execute("UPDATE runs SET state = 'RUNNING', pid = ?, started_at = COALESCE(started_at, ?) "
+                              "WHERE id = ? AND state IN ('PENDING', 'RUNNING')", (os.getpid(), now_iso(), self.run_id))
+            if cur.rowcount == 0:
+                con.execute("DELETE FROM leases WHERE workflow = ? AND owner = ?", (run.workflow, self.owner))
+                return 1
         hb = threading.Thread(target=self.heartbeat_loop, args=(run.workflow,), daemon=True)
         hb.start()
         steps = {s["step_id"]: dict(s, state="PENDING") for s in run.steps}

@@ -415,8 +415,10 @@ def test_flows_by_hand_and_a_scheduler_fire_are_refused_while_the_workflow_runs(
 
 def test_runs_of_different_workflows_overlap_and_status_answers_meanwhile(tmp_path):
     [(project, home)] = funnel_homes(tmp_path, 1)
-    dia = force(project, home, "Día")["run"]
-    mes = force(project, home, "mes")["run"]
+    # Both forces at once, so the two runs overlap even on a loaded machine.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        dia_f, mes_f = pool.submit(force, project, home, "Día"), pool.submit(force, project, home, "mes")
+        dia, mes = dia_f.result()["run"], mes_f.result()["run"]
     answered, both_seen = [], False
     while True:
         t0 = time.monotonic()
