@@ -166,7 +166,8 @@ def _pydantic_problems(exc: ValidationError, data: Any, lines: dict[Path_, int],
         elif err["type"] == "missing":
             hint = "add this field"
         elif err["type"] == "string_pattern_mismatch":
-            hint = f"must match {err.get('ctx', {}).get('pattern')}"
+            msg = f"{err.get('input')!r} is not allowed here"
+            hint = f"must match the pattern {err.get('ctx', {}).get('pattern')}"
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         problems.append(Problem(file, line_for(lines, loc), _field_name(data, loc), msg, hint))
@@ -245,7 +246,13 @@ def load_project(path: str | Path) -> LoadedProject:
     try:
         spec = ProjectSpec.model_validate(data)
     except ValidationError as exc:
-        raise ProjectError(_pydantic_problems(exc, data, lines, file)) from None
+        from funnelops.spec.partial import partial_problems
+
+        problems = _pydantic_problems(exc, data, lines, file)
+        seen = {(p.line, p.field, p.message) for p in problems}
+        more = partial_problems(data, lines, p, file)
+        problems += [q for q in more if (q.line, q.field, q.message) not in seen]
+        raise ProjectError(problems) from None
     loaded = LoadedProject(spec=spec, path=p.resolve(), lines=lines)
     resolve_and_check(loaded, file)
     loaded.spec_hash = spec_hash(loaded)

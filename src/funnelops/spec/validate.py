@@ -111,7 +111,9 @@ def _load_schema_file(base: Path, rel: str, file: str, line: int | None, field_:
     return None if bad else cols  # the bad fields are reported; no follow-on problems
 
 
-def resolve_and_check(loaded: "LoadedProject", file: str) -> None:
+def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str, set[str]] | None = None) -> None:
+    """Resolve referenced files and cross-check the project; `known_extra` are names of items
+    set aside because their own fields were invalid (they still count as known references)."""
     from funnelops.spec.sqlrefs import SqlError, table_refs
 
     spec = loaded.spec
@@ -129,9 +131,10 @@ def resolve_and_check(loaded: "LoadedProject", file: str) -> None:
             else:
                 seen[name] = path
 
-    buckets = {b.name for b in spec.buckets}
-    datasets = {d.id for d in spec.datasets}
-    workflows = {w.name for w in spec.workflows}
+    extra = known_extra or {}
+    buckets = {b.name for b in spec.buckets} | extra.get("buckets", set())
+    datasets = {d.id for d in spec.datasets} | extra.get("datasets", set())
+    workflows = {w.name for w in spec.workflows} | extra.get("workflows", set())
     unique("bucket", [(b.name, ("buckets", i, "name")) for i, b in enumerate(spec.buckets)])
     unique("dataset", [(d.id, ("datasets", i, "id")) for i, d in enumerate(spec.datasets)])
     relations: list[tuple[str, tuple]] = []
@@ -143,6 +146,8 @@ def resolve_and_check(loaded: "LoadedProject", file: str) -> None:
     unique("scheduler name", [(s.name, ("schedulers", i, "name")) for i, s in enumerate(spec.schedulers)])
     unique("scheduler id", [(s.id, ("schedulers", i, "id")) for i, s in enumerate(spec.schedulers)])
     known_relations = {name for name, _ in relations}
+    for kind in ("tables", "external_tables", "views"):
+        known_relations |= extra.get(kind, set())
 
     if not _valid_tz(spec.project.time_zone):
         c.add(file, ln(("project", "time_zone")), "project.time_zone",

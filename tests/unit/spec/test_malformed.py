@@ -86,9 +86,9 @@ CASES = [
     Case("scheduler-id-uppercase", P + WF + 'schedulers:\n  - name: Día\n    id: Dia  #<\n'
          '    cron: "0 6 * * *"\n    workflow: wf-day\n', "schedulers[Día].id", "pattern"),
     Case("label-key-uppercase", P + "buckets:\n  - name: demo-raw\n    labels: {Layer: raw}  #<\n",
-         "buckets[demo-raw].labels.Layer", "key: string should match pattern"),
+         "buckets[demo-raw].labels.Layer", "'Layer' is not allowed here"),
     Case("variable-key-dash", "project:\n  id: demo-project\nvariables:\n  bad-key: x  #<\n",
-         "variables.bad-key", "key: string should match pattern"),
+         "variables.bad-key", "'bad-key' is not allowed here"),
     Case("template-arg-not-flag",
          P + "workflows:\n  - name: wf-day\n    granularity: DAY\n    args: [\"granularity=DAY\"]  #<\n"
          "    jobs:\n      - step_id: step-one\n", "workflows[wf-day].args[0]", "pattern"),
