@@ -49,6 +49,7 @@ def bench_next_fire(n: int = 10_000, *, kind: str = "distinct", cold: bool = Tru
     after = after or datetime.now(timezone.utc)
     if cold:
         cron.compile_cron.cache_clear()
+        cron._parse_field.cache_clear()
         cron._next_fire_utc.cache_clear()
     start = time.perf_counter()
     for expr, tz in items:

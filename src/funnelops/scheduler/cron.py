@@ -167,12 +167,15 @@ def _value(text: str, low: int, high: int, names: dict[str, int]) -> int | None:
     return v if low <= v <= high else None
 
 
-def _parse_field(text: str, index: int) -> set[int] | frozenset[int] | None:
-    """Values of one plain field, or None when the text needs croniter (wrapping ranges, ...)."""
+@lru_cache(maxsize=4096)
+def _parse_field(text: str, index: int) -> frozenset[int] | None:
+    """Values of one plain field, or None when the text needs croniter (wrapping ranges, ...).
+
+    Cached: thousands of schedulers share a few hundred field spellings ("0", "*/15", "1-5")."""
     low, high, names = _FIELDS[index]
     if text.isdigit():  # the common case, e.g. "0" or "6"
         v = int(text)
-        return ({0} if v == 7 and index == 4 else {v}) if low <= v <= high else None
+        return frozenset({0} if v == 7 and index == 4 else {v}) if low <= v <= high else None
     if text == "*":
         return _STAR[index]
     out: set[int] = set()
@@ -202,7 +205,7 @@ def _parse_field(text: str, index: int) -> set[int] | frozenset[int] | None:
     if index == 4 and 7 in out:
         out.discard(7)
         out.add(0)
-    return out
+    return frozenset(out)
 
 
 def _parse_plain(fields: list[str]) -> tuple[list[set[int] | frozenset[int]], bool] | None:
