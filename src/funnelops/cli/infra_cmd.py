@@ -57,7 +57,10 @@ def _progress(console):
 
 def plan(
     ctx: typer.Context,
-    stage: str = typer.Option("iac", "--stage", "-s", help=STAGE_HELP),
+    stage: Optional[str] = typer.Option(
+        None, "--stage", "-s",
+        help=STAGE_HELP + ". Default: the last stage the lifecycle completed (IaC on a new project), "
+             "so a plan after the lifecycle never proposes to roll the templates' arguments back."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="Exit 0 when there are no changes, 2 when there are (as Terraform)."),
@@ -70,8 +73,12 @@ def plan(
 
     app = get_ctx(ctx)
     app.set_json(as_json)
-    stage_key = normalize_stage(stage)
     loaded = app.project
+    if stage is None and not app.dry_run:
+        from funnelops.lifecycle.order import current_stage
+
+        stage = current_stage(app.backend.ledger)
+    stage_key = normalize_stage(stage or "iac")
     if app.dry_run:
         app.console.print(f"dry run: would observe the {app.backend_kind} backend and plan stage {stage_key}")
         app.console.emit({"dry_run": True, "command": "plan", "stage": stage_key})

@@ -53,11 +53,13 @@ def build_context(argv: list[str]) -> tuple[RunContext, list[str], list[str]]:
 
 
 def run(ctx: RunContext, trusted: list[str], refined: list[str]) -> None:
-    from funnelops.flows.refined import run_refined
-    from funnelops.flows.trusted import run_trusted
+    from funnelops.flows.runtime import backend, layer_runners
 
+    run_trusted, run_refined = layer_runners()
     what = "all periods" if ctx.full else f"{ctx.period.start} .. {ctx.period.end} (exclusive)"
-    print(f"flows: granularity={ctx.granularity} execution_type={ctx.execution_type} period={what}", flush=True)
+    where = "" if backend() == "local" else f" backend={backend()}"
+    print(f"flows: granularity={ctx.granularity} execution_type={ctx.execution_type} period={what}{where}",
+          flush=True)
     ctx.results.extend(run_trusted(ctx, trusted))
     ctx.results.extend(run_refined(ctx, refined))
 

@@ -105,12 +105,23 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, time_zone: str | None = None, *, master: str = "local[2]", app: str = "funnelops-flows") -> None:
+    def __init__(self, time_zone: str | None = None, *, master: str | None = "local[2]",
+                 app: str = "funnelops-flows") -> None:
+        """`master=None` keeps the master spark-submit gave (a Dataproc cluster): only a local
+        session gets the small-machine settings (no UI, few shuffle partitions)."""
         from pyspark.sql import SparkSession
 
-        builder = (SparkSession.builder.master(master).appName(app)
-                   .config("spark.ui.enabled", "false")
-                   .config("spark.sql.shuffle.partitions", "4")
+        import sys
+
+        builder = SparkSession.builder.appName(app)
+        if master:
+            # Local Python workers run this interpreter, which can import funnelops (the runtime's
+            # RDD staging ships functions to them); on a cluster the launcher's zip provides it.
+            builder = (builder.master(master).config("spark.ui.enabled", "false")
+                       .config("spark.sql.shuffle.partitions", "4").config("spark.ui.showConsoleProgress", "false")
+                       .config("spark.pyspark.python", sys.executable)
+                       .config("spark.pyspark.driver.python", sys.executable))
+        builder = (builder
                    # Timestamps as delivered (local wall time, no zone), like DuckDB's TIMESTAMP.
                    .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
                    .config("spark.sql.session.timeZone", time_zone or "UTC"))

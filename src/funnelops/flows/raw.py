@@ -149,6 +149,30 @@ def _cell(v) -> str | None:
     return str(v)
 
 
+def sheet_rows(sheet: list, columns: tuple[str, ...], i: int, shown, file: str | None = None) -> tuple[list, list]:
+    """The rows of a first sheet after its header row (the row whose first cell is the first
+    column name), shared by both engines: `(*cells, i, _row)` kept and `(i, line, rule, raw)`
+    rejected. Blank rows are skipped; a row with extra non-empty cells is rejected."""
+    header_at = next((r for r, cells in enumerate(sheet)
+                      if cells and str(cells[0]).strip() == columns[0]), None)
+    if header_at is None:
+        raise FlowSourceError(f"source workbook {shown} has no header row starting "
+                              f"with {columns[0]}", "the first sheet must hold the targets table",
+                              file=file or str(shown))
+    rows, rejects = [], []
+    for r in range(header_at + 1, len(sheet)):
+        cells = [_cell(v) for v in sheet[r]]
+        if all(c is None for c in cells):
+            continue
+        line = r + 1
+        if any(c is not None for c in cells[len(columns):]):
+            rejects.append((i, line, "column_count", ",".join(c or "" for c in cells)))
+            continue
+        cells = (cells + [None] * len(columns))[:len(columns)]
+        rows.append((*cells, i, i * XLSX_ROW_BASE + line))
+    return rows, rejects
+
+
 def _stage_xlsx(con, name, raw_root, files, columns, listed) -> Staged:
     """Read the first sheet of each workbook: rows after the header row (the row whose first cell
     is the first column name); blank rows are skipped, extra non-empty cells are rejected."""
@@ -161,21 +185,9 @@ def _stage_xlsx(con, name, raw_root, files, columns, listed) -> Staged:
         except Exception as exc:  # calamine raises its own error types for corrupt files
             raise FlowSourceError(f"cannot read source workbook {p.relative_to(raw_root)}: {exc}",
                                   "replace it with a valid .xlsx file", file=str(p)) from None
-        header_at = next((r for r, cells in enumerate(sheet)
-                          if cells and str(cells[0]).strip() == columns[0]), None)
-        if header_at is None:
-            raise FlowSourceError(f"source workbook {p.relative_to(raw_root)} has no header row starting "
-                                  f"with {columns[0]}", "the first sheet must hold the targets table", file=str(p))
-        for r in range(header_at + 1, len(sheet)):
-            cells = [_cell(v) for v in sheet[r]]
-            if all(c is None for c in cells):
-                continue
-            line = r + 1
-            if any(c is not None for c in cells[len(columns):]):
-                rejects.append((i, line, "column_count", ",".join(c or "" for c in cells)))
-                continue
-            cells = (cells + [None] * len(columns))[:len(columns)]
-            rows.append((*cells, i, i * XLSX_ROW_BASE + line))
+        good, bad = sheet_rows(sheet, columns, i, p.relative_to(raw_root), file=str(p))
+        rows += good
+        rejects += bad
     cols = ", ".join(f"{_ident(c)} VARCHAR" for c in columns)
     con.execute(f"CREATE OR REPLACE TABLE {name} ({cols}, _file_index INTEGER, _row BIGINT)")
     if rows:

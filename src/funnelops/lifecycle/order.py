@@ -32,3 +32,12 @@ def require_before(ledger, stage: str | None, step: str) -> None:
         raise StageOrderError(
             f"cannot run {what}: the '{title}' stage has not completed yet",
             f"run it first: {HOW_TO[needed]}", needed=needed)
+
+
+def current_stage(ledger) -> str:
+    """The last stage the lifecycle completed ('iac' when none has): what infra should match now."""
+    from funnelops.resources import STAGES
+
+    done = ledger.stages()
+    completed = [s for s in STAGES if s in done]
+    return completed[-1] if completed else "iac"

@@ -45,6 +45,9 @@ class QueryJobs:
         self._results: dict[tuple[str, str], tuple[Answer, str]] = {}
         self._answers: list[Answer] = []
         self.queries: list[str] = []
+        # The query configurations received (query text, parameters, labels...), in order, so a
+        # test can check what a caller sent beyond the SQL text (e.g. a script's parameters).
+        self.configs: list[dict[str, Any]] = []
 
     def handlers(self) -> dict[str, Any]:
         return {"bigquery.jobs.insert": self._insert, "bigquery.jobs.get": self._get,
@@ -108,6 +111,7 @@ class QueryJobs:
         stats: dict[str, Any] = {}
         if "query" in config:
             config["jobType"] = "QUERY"
+            self.configs.append(copy.deepcopy(config["query"]))
             ans, kind = self._answer(config["query"].get("query", ""))
             self._results[key] = (ans, kind)
             stats = self._stats(kind, ans)
@@ -156,6 +160,7 @@ class QueryJobs:
     def _query(self, req: Request) -> tuple[int, Any]:
         project = req.params["projectsId"]
         body = req.body or {}
+        self.configs.append(copy.deepcopy(body))
         ans, kind = self._answer(body.get("query", ""))
         if ans.error:
             raise ApiError(400, ans.error, reason="invalidQuery")

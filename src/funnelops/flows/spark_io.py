@@ -1,0 +1,210 @@
+"""Staging raw files and replacing trusted partitions with Spark, on any Hadoop filesystem URI.
+
+The Spark path reads the raw bucket where it lives (``gs://<raw bucket>`` on Dataproc, whose GCS
+connector is a Hadoop filesystem; ``file://`` or a plain path in tests), so listing, existence
+and deletion go through Hadoop's ``FileSystem`` rather than ``pathlib``. Staging gives a flow
+the same DataFrame as :mod:`funnelops.flows.raw` gives it on DuckDB: the raw columns as strings
+plus ``_file_index`` and ``_row`` (increasing in file order, so "first occurrence wins" picks the
+same row on both engines), and sets aside what DuckDB's CSV reader rejects (rows with too many or
+too few fields) with their line and text. Here the physical line is known exactly, so ``_row``
+encodes it: ``_row = _file_index * row_base + line``.
+
+CSV is read line by line (``textFile`` + ``zipWithIndex`` per file, parsed with the ``csv``
+module): Spark's CSV reader cannot report line numbers or keep a too-long row aside. Excel
+workbooks are small and read on the driver with python-calamine, as on DuckDB.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from funnelops.flows import raw as rawmod
+from funnelops.flows.args import Period
+from funnelops.flows.raw import FlowSourceError
+
+CSV_ROW_BASE = 10 ** 12          # lines per file before `_row` values of two files could overlap
+
+
+@dataclass
+class SparkStaged:
+    df: object                                  # the flow's input DataFrame
+    rejects: object                             # DataFrame (_file_index, line, rule, raw_record)
+    files: list[tuple[int, date, str]]          # (index, extract date, path relative to the bucket)
+    row_base: int
+
+    def release(self) -> None:
+        for cached in getattr(self, "_cached", ()):
+            cached.unpersist()
+
+
+def join_uri(root: str, rel: str) -> str:
+    return root.rstrip("/") + "/" + rel.lstrip("/")
+
+
+def _fs(session, uri: str):
+    """The Hadoop FileSystem that serves `uri` (local, gs://, hdfs://...)."""
+    jvm = session.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(session.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def list_dirs(session, uri: str) -> list[str]:
+    """Names of the sub-folders of `uri` (none when it does not exist)."""
+    fs, path = _fs(session, uri)
+    if not fs.exists(path):
+        return []
+    return sorted(s.getPath().getName() for s in fs.listStatus(path) if s.isDirectory())
+
+
+def delete(session, uri: str) -> None:
+    fs, path = _fs(session, uri)
+    fs.delete(path, True)
+
+
+def source_files(session, raw_root: str, template: str, period: Period | None) -> list[tuple[date, str]]:
+    """(extract date, path relative to `raw_root`) of the period's files, like raw.source_files
+    (`period` already widened to whole months for monthly sources, as the caller does there).
+
+    One glob of the whole template (a prefix listing on GCS) then a filter on the date in the
+    name, instead of one existence check per day: a YEAR run of a daily extract would otherwise
+    make 365 round trips per flow.
+    """
+    glob = re.sub(r"\{[a-z]+\}", "*", template)
+    rx = rawmod._pattern(template)
+    fs, root_path = _fs(session, raw_root)
+    root = root_path.toUri().getPath().rstrip("/") + "/"
+    statuses = fs.globStatus(session.sparkContext._jvm.org.apache.hadoop.fs.Path(join_uri(raw_root, glob))) or []
+    out = []
+    for st in statuses:
+        if not st.isFile():
+            continue
+        full = st.getPath().toUri().getPath()
+        rel = full[len(root):] if full.startswith(root) else full
+        m = rx.match(rel)
+        if not m:
+            continue
+        try:
+            d = (date(int(m["ymd"][:4]), int(m["ymd"][4:6]), int(m["ymd"][6:])) if "ymd" in m.groupdict()
+                 else date(int(m["ym"][:4]), int(m["ym"][4:]), 1))
+        except (ValueError, TypeError):
+            continue
+        if period is not None and not (period.start <= d < period.end):
+            continue
+        out.append((d, rel))
+    return sorted(out)
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+def parse_line(text: str, ncols: int) -> tuple[str | None, list[str | None]]:
+    """One CSV line -> (reject rule or None, cells). Empty unquoted fields are NULL, as in DuckDB."""
+    try:
+        cells = next(csv.reader([text], delimiter=",", quotechar='"', doublequote=True, strict=True))
+    except (csv.Error, StopIteration):
+        return "unparsable_line", []
+    if len(cells) != ncols:
+        return "column_count", []
+    return None, [c if c != "" else None for c in cells]
+
+
+def _csv_records(file_index: int, ncols: int):
+    """The mapper of one file's (line text, 0-based index) pairs: skips the header (line 1, as
+    DuckDB's `header = true` does, whatever it holds) and blank lines. A stray BOM can only open a
+    file, so it sits on the header line and goes with it."""
+
+    def parse(pair):
+        text, idx = pair
+        line = idx + 1
+        if line == 1:
+            return []
+        text = text[:-1] if text.endswith("\r") else text
+        if text.strip() == "":
+            return []
+        rule, cells = parse_line(text, ncols)
+        return [(rule, file_index, line, text, cells)]
+
+    return parse
+
+
+def stage_csv(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...]) -> SparkStaged:
+    from pyspark.sql import types as T
+
+    import sys
+
+    from pyspark import cloudpickle
+
+    # The parsers run in Python workers, which may not have funnelops importable (a cluster's
+    # workers get it from the launcher's zip only when pyFiles are set): ship them by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    sc = session.sparkContext
+    ncols = len(columns)
+    parts = []
+    for i, (_, rel) in enumerate(files):
+        lines = sc.textFile(join_uri(raw_root, rel), minPartitions=1)
+        parts.append(lines.zipWithIndex().flatMap(_csv_records(i, ncols)))
+    parsed = (sc.union(parts) if len(parts) > 1 else parts[0]).cache()
+    base = CSV_ROW_BASE
+    good = parsed.filter(lambda r: r[0] is None).map(lambda r: (*r[4], r[1], r[1] * base + r[2]))
+    bad = parsed.filter(lambda r: r[0] is not None).map(lambda r: (r[1], r[2], r[0], r[3]))
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns]
+                          + [T.StructField("_file_index", T.IntegerType()), T.StructField("_row", T.LongType())])
+    rej_schema = T.StructType([T.StructField("_file_index", T.IntegerType()), T.StructField("line", T.LongType()),
+                               T.StructField("rule", T.StringType()), T.StructField("raw_record", T.StringType())])
+    listed = [(i, d, rel) for i, (d, rel) in enumerate(files)]
+    staged = SparkStaged(session.createDataFrame(good, schema), session.createDataFrame(bad, rej_schema),
+                         listed, base)
+    staged._cached = [parsed]
+    return staged
+
+
+# -- Excel -------------------------------------------------------------------------------------
+def read_bytes(uri: str, project: str | None = None) -> bytes:
+    """A whole object: gs:// through google-cloud-storage (honouring FUNNELOPS_STORAGE_ENDPOINT
+    via the gcp backend's clients), anything else as a local file."""
+    if uri.startswith("gs://"):
+        from funnelops.backends.gcp.clients import Clients
+
+        bucket, _, name = uri[len("gs://"):].partition("/")
+        client = Clients(project or "", "").storage
+        return client.bucket(bucket).blob(name).download_as_bytes()
+    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def stage_xlsx(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...],
+               project: str | None = None) -> SparkStaged:
+    from pyspark.sql import types as T
+    from python_calamine import CalamineWorkbook
+
+    rows, rejects = [], []
+    for i, (_, rel) in enumerate(files):
+        try:
+            data = read_bytes(join_uri(raw_root, rel), project)
+            sheet = (CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
+                     .to_python(skip_empty_area=False))
+        except Exception as exc:  # a missing object, a corrupt workbook: name the file
+            raise FlowSourceError(f"cannot read source workbook {rel}: {exc}",
+                                  "replace it with a valid .xlsx file", file=rel) from None
+        good, bad = rawmod.sheet_rows(sheet, columns, i, rel)
+        rows += good
+        rejects += bad
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns]
+                          + [T.StructField("_file_index", T.IntegerType()), T.StructField("_row", T.LongType())])
+    rej_schema = T.StructType([T.StructField("_file_index", T.IntegerType()), T.StructField("line", T.LongType()),
+                               T.StructField("rule", T.StringType()), T.StructField("raw_record", T.StringType())])
+    listed = [(i, d, rel) for i, (d, rel) in enumerate(files)]
+    return SparkStaged(session.createDataFrame(rows, schema), session.createDataFrame(rejects, rej_schema),
+                       listed, rawmod.XLSX_ROW_BASE)
+
+
+def stage(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...],
+          project: str | None = None) -> SparkStaged:
+    if all(rel.lower().endswith(".csv") for _, rel in files):
+        return stage_csv(session, raw_root, files, columns)
+    if all(rel.lower().endswith(".xlsx") for _, rel in files):
+        return stage_xlsx(session, raw_root, files, columns, project)
+    raise FlowSourceError("source files must be all .csv or all .xlsx")
