@@ -76,6 +76,12 @@ def logs(
     app = get_ctx(ctx)
     runtime = app.backend.runtime
     paths = runtime.log_paths(run_id)
+    if not paths:
+        from funnelops.errors import UsageError
+
+        raise UsageError(f"no local logs for run {run_id} on the {app.backend_kind} backend",
+                         "Dataproc keeps a run's driver output in Cloud Logging and in the cluster's "
+                         "staging bucket; `funnelops runs --json` shows the run's state and rows")
     offsets = {p: 0 for p in paths}
     while True:
         for p in runtime.log_paths(run_id):
