@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from funnelops.flows import raw as rawmod
@@ -35,10 +35,11 @@ class SparkStaged:
     rejects: object                             # DataFrame (_file_index, line, rule, raw_record)
     files: list[tuple[int, date, str]]          # (index, extract date, path relative to the bucket)
     row_base: int
+    cached: list = field(default_factory=list)  # RDDs cached for this flow, released after writing
 
     def release(self) -> None:
-        for cached in getattr(self, "_cached", ()):
-            cached.unpersist()
+        for rdd in self.cached:
+            rdd.unpersist()
 
 
 def join_uri(root: str, rel: str) -> str:
@@ -154,10 +155,8 @@ def stage_csv(session, raw_root: str, files: list[tuple[date, str]], columns: tu
     rej_schema = T.StructType([T.StructField("_file_index", T.IntegerType()), T.StructField("line", T.LongType()),
                                T.StructField("rule", T.StringType()), T.StructField("raw_record", T.StringType())])
     listed = [(i, d, rel) for i, (d, rel) in enumerate(files)]
-    staged = SparkStaged(session.createDataFrame(good, schema), session.createDataFrame(bad, rej_schema),
-                         listed, base)
-    staged._cached = [parsed]
-    return staged
+    return SparkStaged(session.createDataFrame(good, schema), session.createDataFrame(bad, rej_schema),
+                       listed, base, [parsed])
 
 
 # -- Excel -------------------------------------------------------------------------------------

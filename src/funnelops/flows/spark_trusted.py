@@ -30,8 +30,6 @@ from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import load_trusted
 from funnelops.flows.trusted import QUARANTINE, add_period_rule
 
-QUARANTINE_COLUMNS = ("rule", "source_file", "source_line", "raw_record", "flow", "extract_date")
-
 
 def bucket_uri(ctx: RunContext, role: str) -> str:
     bucket = ctx.loaded.spec.bucket_for(role)
@@ -46,8 +44,11 @@ def run_trusted(ctx: RunContext, names: list[str], engine: SparkEngine | None = 
     """Run `names` on Spark; `engine` and the roots default to a new session and the buckets."""
     if not names:
         return []
+    from pyspark.sql import SparkSession
+
     activate("spark")
-    own = engine is None
+    # Stop only a session this run started: a caller's (a test's, a notebook's) stays up.
+    own = engine is None and SparkSession.getActiveSession() is None
     engine = engine or SparkEngine(ctx.time_zone, master=os.environ.get("FUNNELOPS_SPARK_MASTER") or None)
     # Dynamic: an overwrite replaces only the partitions present in the new output.
     engine.session.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")

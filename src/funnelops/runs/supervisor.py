@@ -82,7 +82,9 @@ class Supervisor:
         metrics_path = log_dir / f"{step['step_id']}.metrics.json"
         env = dict(os.environ, FUNNELOPS_HOME=str(self.home), FUNNELOPS_WORKFLOW=run.workflow,
                    FUNNELOPS_LEASE_OWNER=self.owner, FUNNELOPS_RUN_ID=str(self.run_id),
-                   FUNNELOPS_METRICS_FILE=str(metrics_path), PYTHONUNBUFFERED="1")
+                   FUNNELOPS_METRICS_FILE=str(metrics_path), PYTHONUNBUFFERED="1",
+                   # a local run always takes the local path, whatever the caller's shell exports
+                   FUNNELOPS_BACKEND="local")
         if self.project:
             env["FUNNELOPS_PROJECT"] = self.project
         cmd = step_command(step["main"], step["args"])

@@ -23,6 +23,7 @@ from sqlglot import exp  # noqa: E402
 from funnelops.flows.cli import main  # noqa: E402
 from funnelops.flows.registry import load_refined, refined_names  # noqa: E402
 from funnelops.spec.loader import load_project  # noqa: E402
+from funnelops.spec.sqlrefs import table_refs  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[3] / "projects" / "funnel" / "funnel.yaml"
 GCP_PROJECT = "analitica-funnel"  # the project id of funnel.yaml: what the flows qualify names with
@@ -108,8 +109,12 @@ def test_each_refined_flow_is_one_transaction_replacing_the_period(gcp_double, g
             assert params == {}
         # Inserts exactly the flow's SQL, with every table it reads fully qualified.
         query = insert.expression
-        read = {(t.catalog, f"{t.db}.{t.name}") for t in query.find_all(exp.Table)}
-        assert read and all(cat == GCP_PROJECT and ref in externals for cat, ref in read), (name, read)
+        ctes = {c.alias_or_name for c in query.find_all(exp.CTE)}
+        tables = list(query.find_all(exp.Table))
+        assert all(t.db or t.name in ctes for t in tables), name        # bare names are CTEs only
+        read = {(t.catalog, f"{t.db}.{t.name}") for t in tables if t.db}
+        assert all(cat == GCP_PROJECT and ref in externals for cat, ref in read), (name, read)
+        assert {ref for _, ref in read} == set(table_refs(flow.sql)), name   # dim_indicators reads none
         assert _strip_project(query.copy()) == _strip_project(sqlglot.parse_one(flow.sql, read="bigquery"))
         assert [c.name for c in insert.this.expressions] == list(query.named_selects)
         assert "@@row_count" in stmts[4].sql(dialect="bigquery")
@@ -137,3 +142,31 @@ def test_gcp_path_refuses_a_non_spark_engine(gcp_env, monkeypatch, capsys):
     monkeypatch.setenv("FUNNELOPS_ENGINE", "duckdb")
     assert main(["--granularity=DAY", "--period=2024-02-14", "--trusted_flows=false"]) == 2
     assert "FUNNELOPS_ENGINE=duckdb" in capsys.readouterr().err
+
+
+def test_launcher_selects_the_gcp_path_and_stays_reproducible(loaded):
+    """The launcher Dataproc runs sets the gcp path before the flows main starts (a template can
+    still override it), and its bytes are stable, so the upload stays skipped when unchanged."""
+    from funnelops.backends.gcp.artifacts import Artifacts
+
+    files = Artifacts(None, "analitica-funnel-artifacts", loaded).files()
+    launcher = files["mains/funnelops.flows.py"].decode()
+    compile(launcher, "main.py", "exec")
+    setup, run = launcher.index('os.environ.setdefault("FUNNELOPS_BACKEND", "gcp")'), launcher.index("runpy.run_module(")
+    assert setup < run and 'os.environ.setdefault("FUNNELOPS_ENGINE", "spark")' in launcher[:run]
+    assert Artifacts(None, "analitica-funnel-artifacts", loaded).files() == files
+
+
+def test_excel_sources_are_downloaded_from_gcs(fake_gcs, monkeypatch):
+    """On gcp the Spark path reads targets workbooks on the driver: bytes come from GCS through
+    the backend's storage client (FUNNELOPS_STORAGE_ENDPOINT honoured), and a missing object
+    fails naming the file."""
+    from funnelops.flows import spark_io
+
+    monkeypatch.setenv("FUNNELOPS_STORAGE_ENDPOINT", fake_gcs.url)
+    bucket = fake_gcs.new_bucket("raw")
+    data = bytes(range(256)) * 4
+    bucket.blob("FUNNEL/EXCEL/metas/2024/metas_202402.xlsx").upload_from_string(data)
+    assert spark_io.read_bytes(f"gs://{bucket.name}/FUNNEL/EXCEL/metas/2024/metas_202402.xlsx", "p") == data
+    with pytest.raises(Exception, match="metas_202403"):
+        spark_io.read_bytes(f"gs://{bucket.name}/FUNNEL/EXCEL/metas/2024/metas_202403.xlsx", "p")
