@@ -84,8 +84,12 @@ def demo(
     summary = funnel_summary(app.home, loaded.spec.project.time_zone)
     render_summary(app, summary)
     took = time.perf_counter() - t0
+    import shutil
+    import sys
+
+    exe = "funnelops" if shutil.which("funnelops") else str(Path(sys.argv[0]).absolute())
     app.console.print("", f"[bold green]Demo finished in {took:.1f}s.[/] Explore it:",
-                      f"  cd {directory} && funnelops --project project/funnel.yaml --home .funnelops status",
+                      f"  cd {directory} && {exe} --project project/funnel.yaml --home .funnelops status",
                       "  ... runs | logs RUN | plan --stage workflow | scheduler list")
     app.console.emit({"dir": str(directory), "seconds": round(took, 1), "pipelines": [r.to_dict() for r in results],
                       "funnel": summary})
