@@ -71,7 +71,12 @@ def demo(
     app.console.print(f"[bold]funnelops demo[/] in {directory}", f"  project: {app.project_path}",
                       f"  state:   {app.home}", "")
     app.console.print("[bold]▶ Generate raw data[/]")
-    run_generate(app.project_path, app.home, rows, None, None, seed, as_json=False)
+    import contextlib
+    import sys
+
+    # the generator reports in plain text; with --json, stdout is kept for the one JSON document
+    with contextlib.redirect_stdout(sys.stderr if app.as_json else sys.stdout):
+        run_generate(app.project_path, app.home, rows, None, None, seed, as_json=False)
     loaded, backend, actor = app.project, app.backend, default_actor()
     reporter, hooks = ConsoleReporter(app), _hooks(app)
     results = []
@@ -85,7 +90,6 @@ def demo(
     render_summary(app, summary)
     took = time.perf_counter() - t0
     import shutil
-    import sys
 
     exe = "funnelops" if shutil.which("funnelops") else str(Path(sys.argv[0]).absolute())
     app.console.print("", f"[bold green]Demo finished in {took:.1f}s.[/] Explore it:",
