@@ -51,6 +51,16 @@ def _pattern(template: str) -> re.Pattern:
     return re.compile("^" + out + "$")
 
 
+def match_date(m: re.Match) -> date | None:
+    """The extract date a file name carries (`ymd` daily, `ym` monthly); None if it is no date."""
+    try:
+        if "ymd" in m.groupdict():
+            return date(int(m["ymd"][:4]), int(m["ymd"][4:6]), int(m["ymd"][6:]))
+        return date(int(m["ym"][:4]), int(m["ym"][4:]), 1)
+    except (ValueError, TypeError):
+        return None
+
+
 def source_files(raw_root: Path, template: str, period: Period | None) -> list[tuple[date, Path]]:
     """(extract date, path) of the period's files that exist; every file when `period` is None."""
     daily = _is_daily(template)
@@ -62,10 +72,8 @@ def source_files(raw_root: Path, template: str, period: Period | None) -> list[t
             m = rx.match(p.relative_to(raw_root).as_posix())
             if not m:
                 continue
-            try:
-                d = (date(int(m["ymd"][:4]), int(m["ymd"][4:6]), int(m["ymd"][6:])) if "ymd" in m.groupdict()
-                     else date(int(m["ym"][:4]), int(m["ym"][4:]), 1))
-            except (ValueError, TypeError):
+            d = match_date(m)
+            if d is None:
                 continue
             out.append((d, p))
         return sorted(out)

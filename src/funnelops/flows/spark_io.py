@@ -88,10 +88,8 @@ def source_files(session, raw_root: str, template: str, period: Period | None) -
         m = rx.match(rel)
         if not m:
             continue
-        try:
-            d = (date(int(m["ymd"][:4]), int(m["ymd"][4:6]), int(m["ymd"][6:])) if "ymd" in m.groupdict()
-                 else date(int(m["ym"][:4]), int(m["ym"][4:]), 1))
-        except (ValueError, TypeError):
+        d = rawmod.match_date(m)
+        if d is None:
             continue
         if period is not None and not (period.start <= d < period.end):
             continue

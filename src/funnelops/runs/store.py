@@ -88,21 +88,16 @@ class RunStore:
         dead = [r for r in rows if r["pid"] and not pid_alive(r["pid"])]
         for r in pending:
             if r["owner"] is None or not pid_alive(r["lease_pid"]):
-                with self.db.write() as con:
-                    cur = con.execute("UPDATE runs SET state = 'LOST', ended_at = ?, error = ? "
-                                      "WHERE id = ? AND state = 'PENDING' AND pid IS NULL",
-                                      (now_iso(), "the command that started the run died before it began", r["id"]))
-                    if cur.rowcount:
-                        con.execute("DELETE FROM leases WHERE workflow = ? AND run_id = ? AND host = ?",
-                                    (r["workflow"], r["id"], socket.gethostname()))
-        lost = []
-        for r in dead:
-            with self.db.write() as con:
-                cur = con.execute("UPDATE runs SET state = 'LOST', ended_at = ?, error = COALESCE(error, ?) "
-                                  "WHERE id = ? AND state = 'RUNNING'",
-                                  (now_iso(), "the run's process died", r["id"]))
-                if cur.rowcount:
-                    con.execute("DELETE FROM leases WHERE workflow = ? AND run_id = ? AND host = ?",
-                                (r["workflow"], r["id"], socket.gethostname()))
-                    lost.append(r["id"])
-        return lost
+                self._mark_lost(r["id"], r["workflow"], "PENDING",
+                                "the command that started the run died before it began")
+        return [r["id"] for r in dead if self._mark_lost(r["id"], r["workflow"], "RUNNING", "the run's process died")]
+
+    def _mark_lost(self, run_id: int, workflow: str, from_state: str, error: str) -> bool:
+        """One transaction: the run becomes LOST (if still `from_state`) and its lease is freed."""
+        with self.db.write() as con:
+            cur = con.execute("UPDATE runs SET state = 'LOST', ended_at = ?, error = COALESCE(error, ?) "
+                              "WHERE id = ? AND state = ?", (now_iso(), error, run_id, from_state))
+            if cur.rowcount:
+                con.execute("DELETE FROM leases WHERE workflow = ? AND run_id = ? AND host = ?",
+                            (workflow, run_id, socket.gethostname()))
+            return bool(cur.rowcount)

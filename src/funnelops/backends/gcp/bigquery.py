@@ -14,6 +14,7 @@ Listed fields always come from the listing, so label, partitioning or clustering
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -86,7 +87,7 @@ class Snapshot:
                            for ts in listed for t in ts}}
 
 
-class _BigQueryHandler:
+class _BigQueryHandler(ABC):
     kind = ""
     table_type = ""
 
@@ -139,8 +140,9 @@ class _BigQueryHandler:
         labels.update({MANAGED_LABEL: "true", FP_LABEL: fingerprint(res.config)})
         return labels
 
+    @abstractmethod
     def config_of(self, full: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """A resource as BigQuery returns it, in the neutral shape."""
 
 
 class DatasetHandler(_BigQueryHandler):
@@ -232,8 +234,9 @@ class _TableLike(_BigQueryHandler):
         out.update(self.kind_body(res.config))
         return out
 
+    @abstractmethod
     def kind_body(self, cfg: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """The part of a Table body that differs by kind (schema, externalDataConfiguration, view)."""
 
     def create(self, res: Resource) -> None:
         from google.api_core import exceptions
