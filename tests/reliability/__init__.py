@@ -1,0 +1,1 @@
+"""Fault-injection and hostile-input tests: each attacks one promise (see docs/reliability.md)."""
