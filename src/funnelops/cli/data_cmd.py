@@ -29,14 +29,19 @@ def default_range(time_zone: str) -> tuple[date, date]:
 
 
 def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start: date | None = None,
-                 end: date | None = None, seed: int = DEFAULT_SEED, as_json: bool = False) -> dict:
-    """Generate the raw data and print a summary (or the JSON report); returns the report dict."""
+                 end: date | None = None, seed: int = DEFAULT_SEED, as_json: bool = False,
+                 replace: bool = False) -> dict:
+    """Generate the raw data and print a summary (or the JSON report); returns the report dict.
+
+    Refuses (exit 2) when the raw trees already hold files and `replace` is off, and (exit 3)
+    while any run holds a lease; either way nothing is written."""
     from funnelops.flows.generate import generate_raw
     from funnelops.spec.loader import load_project
 
     loaded = load_project(project_path)
     d_start, d_end = default_range(loaded.spec.project.time_zone)
-    report = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed).to_dict()
+    report = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed,
+                          replace=replace).to_dict()
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -56,8 +61,14 @@ def generate(
     start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%d"], help="First day (default: a year ago)."),
     end: Optional[datetime] = typer.Option(None, "--end", formats=["%Y-%m-%d"], help="Last day (default: today)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Same seed, same files."),
+    replace: bool = typer.Option(False, "--replace",
+                                 help="Delete what the raw bucket's extract folders hold and write the new data "
+                                      "(without it, a folder that holds files is refused)."),
 ) -> None:
-    """Write daily CSV extracts and monthly target workbooks, with a known share of dirty rows."""
+    """Write daily CSV extracts and monthly target workbooks, with a known share of dirty rows.
+
+    The files appear all at once (written aside, then renamed into place); refused while any
+    workflow run is in progress."""
     from funnelops.cli.context import get_ctx
 
     app_ctx = get_ctx(ctx)
@@ -65,4 +76,4 @@ def generate(
         app_ctx.console.print(f"dry run: would write {rows:,} raw rows into the raw bucket under {app_ctx.home}")
         return
     run_generate(app_ctx.project_path, app_ctx.home, rows, start.date() if start else None,
-                 end.date() if end else None, seed, app_ctx.as_json)
+                 end.date() if end else None, seed, app_ctx.as_json, replace=replace)

@@ -76,7 +76,8 @@ def demo(
 
     # the generator reports in plain text; with --json, stdout is kept for the one JSON document
     with contextlib.redirect_stdout(sys.stderr if app.as_json else sys.stdout):
-        run_generate(app.project_path, app.home, rows, None, None, seed, as_json=False)
+        # the demo's home is its own: a re-run regenerates the data it wrote the first time
+        run_generate(app.project_path, app.home, rows, None, None, seed, as_json=False, replace=True)
     loaded, backend, actor = app.project, app.backend, default_actor()
     reporter, hooks = ConsoleReporter(app), _hooks(app)
     results = []

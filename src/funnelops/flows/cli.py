@@ -60,6 +60,11 @@ def run(ctx: RunContext, trusted: list[str], refined: list[str]) -> None:
     where = "" if backend() == "local" else f" backend={backend()}"
     print(f"flows: granularity={ctx.granularity} execution_type={ctx.execution_type} period={what}{where}",
           flush=True)
+    if backend() == "local":  # a swap cut short by kill -9 is settled before anything reads or writes
+        from funnelops.flows.partitions import recover_swaps
+
+        for part in recover_swaps(ctx.tmp_root):
+            print(f"flows: put back partition {part} (a swap was cut short)", flush=True)
     ctx.results.extend(run_trusted(ctx, trusted))
     ctx.results.extend(run_refined(ctx, refined))
 

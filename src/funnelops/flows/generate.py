@@ -12,13 +12,16 @@ rule. The report counts every kind; `EXPECTED_RULE` says which rule each kind mu
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from funnelops.errors import UsageError
+from funnelops.flows.atomic import fault_point, replace_dir
 
 CHANNELS = ["Web", "Referido", "Llamada en frío", "Evento", "Aliado comercial"]
 SEGMENTS = ["Pyme", "Corporativo", "Gobierno", "Persona natural"]
@@ -242,10 +245,20 @@ def _write_days(con, raw_root: Path, ent: Entity, days: list[date]) -> int:
     return n
 
 
-def generate_raw(loaded, home: Path, rows: int, start: date, end: date, seed: int) -> GenerateReport:
-    """Write ~`rows` raw rows (all CSV entities together) for days `start`..`end` inclusive."""
-    import duckdb
+# the trees the generator owns in the raw bucket; each is replaced whole, by rename
+TREES = (("FUNNEL", "TERADATA"), ("FUNNEL", "EXCEL", "metas"))
+STAGE_PREFIX = "generate-"
 
+
+def generate_raw(loaded, home: Path, rows: int, start: date, end: date, seed: int, *,
+                 replace: bool = False) -> GenerateReport:
+    """Write ~`rows` raw rows (all CSV entities together) for days `start`..`end` inclusive.
+
+    The files are written into a scratch folder under `<home>/tmp`, then each tree is moved into
+    the raw bucket by rename: a reader sees the old tree or the new one, never a half-written
+    one, and a kill -9 midway leaves the bucket as it was. A tree that already holds files is
+    replaced only with `replace`; nothing is written while any run holds a lease.
+    """
     if rows < 1:
         raise UsageError("--rows must be at least 1")
     if end < start:
@@ -253,13 +266,75 @@ def generate_raw(loaded, home: Path, rows: int, start: date, end: date, seed: in
     bucket = loaded.spec.bucket_for("raw")
     if bucket is None:
         raise UsageError("the project has no bucket with role `raw`", "add one to the project's buckets")
+    home = Path(home)
+    raw_root = home / "buckets" / bucket.name
+    _refuse_unless_free(home, raw_root, replace)
+    tmp_root = home / "tmp"
+    _sweep_stale_stages(tmp_root)
+    stage = tmp_root / f"{STAGE_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+    stage.mkdir(parents=True)
+    try:
+        report = _generate(stage, rows, start, end, int(seed))
+        report.bucket_dir = str(raw_root)
+        _refuse_unless_free(home, raw_root, replace)  # again: a run may have started meanwhile
+        fault_point("generate-before-commit")
+        for tree in TREES:
+            dest = raw_root.joinpath(*tree)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            stage.joinpath(*tree).mkdir(parents=True, exist_ok=True)
+            replace_dir(stage.joinpath(*tree), dest, stage / f"old-{tree[-1]}")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return report
+
+
+def _refuse_unless_free(home: Path, raw_root: Path, replace: bool) -> None:
+    """Refuse while any run holds a lease (exit 3), or when a tree holds files and not `replace` (exit 2)."""
+    from funnelops.runs.busy import local_holders, refuse_while_running
+
+    refuse_while_running(local_holders(home), "generate raw data")
+    if replace:
+        return
+    for tree in TREES:
+        found = _first_entry(raw_root.joinpath(*tree))
+        if found is not None:
+            folder = raw_root.joinpath(*tree)
+            raise UsageError(f"{folder} is not empty (it holds {found.relative_to(folder)}, maybe more): "
+                             "generating would replace what is there",
+                             "pass --replace to delete it and write the generated data, or move those files "
+                             "elsewhere first; nothing was written")
+
+
+def _first_entry(folder: Path) -> Path | None:
+    """The first file (or symlink) anywhere under `folder`; None if it holds only empty folders."""
+    if not folder.is_dir():
+        return None
+    for root, dirs, files in os.walk(folder):
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        for name in sorted(files) + links:
+            return Path(root) / name
+    return None
+
+
+def _sweep_stale_stages(tmp_root: Path) -> None:
+    """Delete scratch folders of generators that died (kill -9 leaves them behind)."""
+    from funnelops.runs.leases import pid_alive
+
+    if not tmp_root.is_dir():
+        return
+    for stale in tmp_root.glob(f"{STAGE_PREFIX}*"):
+        pid = stale.name[len(STAGE_PREFIX):].split("-", 1)[0]
+        if stale.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _generate(raw_root: Path, rows: int, start: date, end: date, seed: int) -> GenerateReport:
+    """Write every file under `raw_root` (the scratch folder); returns the report."""
+    import duckdb
+
     t0 = time.perf_counter()
-    seed = int(seed)
-    raw_root = Path(home) / "buckets" / bucket.name
     ndays = (end - start).days + 1
     days = [start + timedelta(days=k) for k in range(ndays)]
-    for stale in (raw_root / "FUNNEL" / "TERADATA", raw_root / "FUNNEL" / "EXCEL" / "metas"):
-        shutil.rmtree(stale, ignore_errors=True)
     report = GenerateReport(bucket_dir=str(raw_root), start=start.isoformat(), end=end.isoformat(), seed=seed)
     con = duckdb.connect()
     try:

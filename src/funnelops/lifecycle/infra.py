@@ -50,6 +50,11 @@ def destroy_plan(loaded: "LoadedProject", backend) -> Plan:
 
 
 def destroy(loaded: "LoadedProject", backend, *, actor: str, progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
+    """Delete every unprotected resource; refused (exit 3, nothing touched) while any run is in
+    progress, since its steps read and write the buckets and tables being deleted."""
+    from funnelops.runs.busy import backend_holders, refuse_while_running
+
+    refuse_while_running(backend_holders(backend, [w.name for w in loaded.spec.workflows]), "destroy")
     plan = destroy_plan(loaded, backend)
     result = apply_plan(plan, backend, allow_data_loss=True, progress=progress, max_parallel=1)
     raise_if_failed(result)

@@ -218,3 +218,25 @@ def test_a_403_fails_fast_naming_the_resource_and_permission(gcp_env, gcp_double
     with pytest.raises(BackendError) as info:
         backend.handler("workflow_template").observe([])
     assert "dataproc.workflowTemplates.list" in info.value.hint
+
+
+def test_destroy_refuses_while_a_run_is_in_progress(deployed, gcp_double):
+    """Issue #9 item 8 on gcp: a live run (a Dataproc operation, with its lease) stops destroy."""
+    from funnelops.lifecycle.infra import destroy
+    from funnelops.plan.diff import build_plan
+
+    loaded, backend = deployed
+    gcp_double.dataproc.set_run_outcome("funnel-mes", duration_s=None)
+    run = backend.runtime.start("funnel-mes", trigger="manual", actor="ci")
+    present = [c.address for c in build_plan(loaded, backend, "iac").changes if c.observed is not None]
+    with pytest.raises(RunInProgress) as refused:
+        destroy(loaded, backend, actor="ci")
+    assert refused.value.exit_code == 3
+    assert "cannot destroy while a run is in progress" in refused.value.message
+    assert f"run {run.id}" in refused.value.message and "funnel-mes" in refused.value.message
+    backend.refresh()
+    assert [c.address for c in build_plan(loaded, backend, "iac").changes if c.observed is not None] == present
+    gcp_double.dataproc.finish(template="funnel-mes")
+    assert backend.runtime.wait([run.id], poll_s=0.05)[0].state == "DONE"
+    _, result = destroy(loaded, backend, actor="ci")
+    assert result.done
