@@ -185,6 +185,14 @@ def test_a_plan_carrying_the_attack_is_refused_before_any_change(applied) -> Non
     assert keepme_rows(home) == 5
 
 
+@pytest.mark.parametrize("sql", ["SELECT 1 AS a;\n-- the end\n", "WITH w AS (SELECT 1 AS a) SELECT a FROM w;",
+                                 "SELECT x FROM UNNEST([1, 2]) AS x", "SELECT a FROM d.t, LATERAL (SELECT 1 AS b)",
+                                 "(SELECT 1 AS a) UNION ALL (SELECT 2)", "SELECT * FROM (VALUES (1)) AS v(a)"])
+def test_one_query_with_comments_ctes_unnest_and_unions_passes(sql: str) -> None:
+    parse_query(sql)
+    sqlrefs.to_duckdb(sql)
+
+
 def test_to_duckdb_refuses_what_parses_as_two_statements() -> None:
     for sql in (ATTACK, "COPY (SELECT 1) TO '/tmp/x.csv'", "SELECT * FROM read_text('/etc/hostname')"):
         with pytest.raises(UnsafeSql):
@@ -241,7 +249,8 @@ def test_validate_refuses_case_collisions_across_kinds_and_datasets(tmp_path: Pa
     text = project_text(views="  - {dataset: Refined, name: x, query: SELECT 1 AS a}\n"
                               "  - {dataset: reporting, name: V_KEEP, query: SELECT 1 AS a}\n"
                               ).replace("  - id: reporting\n", "  - id: reporting\n  - id: Refined\n  - id: main\n")
-    got = {(p.field, "only by case" in p.message or "reserves" in p.message) for p in problems_of(write(tmp_path, text))}
+    problems = problems_of(write(tmp_path, text))
+    got = {(p.field, "only by case" in p.message or "reserves" in p.message) for p in problems}
     assert got == {("datasets[Refined]", True), ("datasets[main]", True), ("views[V_KEEP]", True)}
 
 

@@ -85,7 +85,9 @@ def parse_query(sql: str, dialect: str = "bigquery"):
     from sqlglot import exp
 
     try:
-        trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
+        # a comment after the last `;` parses as an empty statement (exp.Semicolon): not one
+        trees = [t for t in sqlglot.parse(sql, read=dialect)
+                 if t is not None and not isinstance(t, getattr(exp, "Semicolon", ()))]
     except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError...
         raise SqlError((str(exc).splitlines() or [type(exc).__name__])[0]) from None
     if not trees:
