@@ -67,6 +67,7 @@ def plan(
     show_unchanged: bool = typer.Option(True, "--show-unchanged/--hide-unchanged", help="List unchanged resources."),
 ) -> None:
     """Show what create-infra would change for a stage, drift included, without changing anything."""
+    from funnelops.plan.apply import preflight
     from funnelops.plan.diff import build_plan
     from funnelops.plan.render import plan_lines
     from funnelops.resources import normalize_stage
@@ -84,6 +85,7 @@ def plan(
         app.console.emit({"dry_run": True, "command": "plan", "stage": stage_key})
         return
     the_plan = build_plan(loaded, app.backend, stage_key)
+    preflight(the_plan, app.backend)  # a view that would not bind is an error here, not midway through apply
     app.console.print("\n".join(plan_lines(the_plan, show_unchanged)))  # one print: 5x faster than per line
     app.console.emit(the_plan.to_dict())
     if detailed_exitcode and the_plan.has_changes:

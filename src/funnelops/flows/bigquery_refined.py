@@ -66,17 +66,22 @@ def qualified_query(ctx: RunContext, flow: RefinedFlow, project: str) -> tuple[s
     Every table it reads must be an external table of the project (what the trusted layer
     publishes), as on the local path.
     """
-    import sqlglot
     from sqlglot import exp
 
-    from funnelops.spec.sqlrefs import table_refs
+    from funnelops.spec.sql_safety import parse_query, problem_message
+    from funnelops.spec.sqlrefs import SqlError, table_refs
 
+    try:  # exactly one query: it is spliced into a transaction script below
+        tree = parse_query(flow.sql, "bigquery")
+        refs = table_refs(flow.sql)
+    except SqlError as exc:
+        raise FlowSourceError(f"refined flow {flow.name} ({flow.path}): {problem_message(exc)}",
+                              "a refined SQL file is one SELECT; run `funnelops validate`") from None
     externals = {e.address for e in ctx.loaded.spec.external_tables}
-    for ref in table_refs(flow.sql):
+    for ref in refs:
         if ref not in externals:
             raise FlowSourceError(f"refined flow {flow.name} reads {ref}, which is not an external table of "
                                   f"the project", "refined SQL reads the trusted external tables")
-    tree = sqlglot.parse_one(flow.sql, read="bigquery")
     for table in tree.find_all(exp.Table):
         if table.db:  # `dataset.table`; CTE names have no dataset
             table.set("catalog", exp.to_identifier(project))

@@ -22,7 +22,8 @@ from funnelops.flows.context import FlowResult, RunContext
 from funnelops.flows.partitions import lock_path, shared_locks
 from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import RefinedFlow, load_refined
-from funnelops.spec.sqlrefs import table_refs, to_duckdb
+from funnelops.spec.sql_safety import problem_message
+from funnelops.spec.sqlrefs import SqlError, table_refs, to_duckdb
 
 
 def run_refined(ctx: RunContext, names: list[str]) -> list[FlowResult]:
@@ -57,20 +58,23 @@ def _ext_views(ctx: RunContext, con, flow: RefinedFlow) -> list:
 
 
 def run_refined_flow(ctx: RunContext, flow: RefinedFlow) -> FlowResult:
-    import duckdb
+    from funnelops.backends.local.warehouse_conn import confined_memory, home_dirs
 
     if ctx.granularity not in flow.granularities:
         return FlowResult("refined", flow.name, skipped=f"runs for {', '.join(flow.granularities)} only")
     t0 = time.perf_counter()
     start, end = ctx.bounds()
-    sql = to_duckdb(flow.sql)
+    try:
+        sql = to_duckdb(flow.sql)  # one query, checked again as DuckDB text, or refused here
+    except SqlError as exc:
+        raise FlowSourceError(f"refined flow {flow.name} ({flow.path}): {problem_message(exc)}",
+                              "a refined SQL file is one SELECT; run `funnelops validate`") from None
     params = {"granularity": ctx.granularity, "period_start": date.fromisoformat(start),
               "period_end": date.fromisoformat(end)}
     used = {k: v for k, v in params.items() if re.search(r"\$" + k + r"\b", sql)}
     staged = ctx.tmp_root / f"refined-{flow.name}-{uuid.uuid4().hex}.parquet"
-    mem = duckdb.connect(":memory:")
+    mem = confined_memory(home_dirs(ctx.home), ctx.time_zone)  # reads the buckets, writes tmp only
     try:
-        mem.execute(f"SET TimeZone = '{ctx.time_zone}'")
         locks = _ext_views(ctx, mem, flow)
         with shared_locks(locks):
             mem.execute(f"CREATE TABLE result AS {sql}", used)

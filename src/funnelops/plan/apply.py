@@ -74,6 +74,14 @@ def check_guards(plan: Plan, backend, allow_data_loss: bool) -> None:
                               "back the data up, then re-run with --allow-data-loss")
 
 
+def preflight(plan: Plan, backend) -> None:
+    """The backend's own checks against live state (a local view binding, a name already taken),
+    so that a change that would fail midway is refused before the first one is made."""
+    check = getattr(backend, "check_plan", None)
+    if check is not None:
+        check(plan)
+
+
 def _run_change(backend, c: Change) -> None:
     h = backend.handler(c.kind)
     if c.action == "create":
@@ -90,6 +98,7 @@ def _run_change(backend, c: Change) -> None:
 def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: ProgressFn | None = None,
                max_parallel: int | None = None) -> ApplyResult:
     check_guards(plan, backend, allow_data_loss)
+    preflight(plan, backend)
     started = time.perf_counter()
     result = ApplyResult()
     todo = plan.mutating()

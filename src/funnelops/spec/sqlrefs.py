@@ -43,7 +43,9 @@ class _RefsCache:
                 return None
             root = os.environ.get("FUNNELOPS_CACHE_DIR") or os.path.join(
                 os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "funnelops")
-            self._path = Path(root) / f"sqlrefs-{ver}.json"
+            # v2: only SQL that passed funnelops.spec.sql_safety is cached (a v1 file may hold
+            # references of SQL that would be refused now, so it is never read).
+            self._path = Path(root) / f"sqlrefs-v2-{ver}.json"
         return self._path
 
     @staticmethod
@@ -95,13 +97,11 @@ def table_refs(sql: str) -> tuple[str, ...]:
 
 
 def _parse_refs(sql: str) -> tuple[str, ...]:
-    import sqlglot
     from sqlglot import exp
 
-    try:
-        tree = sqlglot.parse_one(sql, read="bigquery")
-    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError...
-        raise SqlError((str(exc).splitlines() or [type(exc).__name__])[0]) from None
+    from funnelops.spec.sql_safety import parse_query
+
+    tree = parse_query(sql, "bigquery")  # one query, or SqlError/UnsafeSql: never cached
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
     refs = set()
     for t in tree.find_all(exp.Table):
@@ -115,14 +115,16 @@ def _parse_refs(sql: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=4096)
 def to_duckdb(sql: str) -> str:
-    """Transpile BigQuery SQL to DuckDB, dropping the project part of table names."""
-    import sqlglot
+    """Transpile BigQuery SQL to DuckDB, dropping the project part of table names.
+
+    Only one query is ever transpiled (UnsafeSql otherwise), and the DuckDB text is checked
+    again as DuckDB's dialect parses it: this is the guard right before execution.
+    """
     from sqlglot import exp
 
-    try:
-        tree = sqlglot.parse_one(sql, read="bigquery")
-    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError...
-        raise SqlError((str(exc).splitlines() or [type(exc).__name__])[0]) from None
+    from funnelops.spec.sql_safety import checked_duckdb, parse_query
+
+    tree = parse_query(sql, "bigquery")
 
     def strip_catalog(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and node.args.get("catalog") is not None:
@@ -130,4 +132,4 @@ def to_duckdb(sql: str) -> str:
         return node
 
     tree = tree.transform(strip_catalog)
-    return tree.sql(dialect="duckdb")
+    return checked_duckdb(tree.sql(dialect="duckdb"))

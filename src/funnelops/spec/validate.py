@@ -114,6 +114,7 @@ def _load_schema_file(base: Path, rel: str, file: str, line: int | None, field_:
 def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str, set[str]] | None = None) -> None:
     """Resolve referenced files and cross-check the project; `known_extra` are names of items
     set aside because their own fields were invalid (they still count as known references)."""
+    from funnelops.spec.sql_safety import check_project, problem_message
     from funnelops.spec.sqlrefs import SqlError, table_refs
 
     spec = loaded.spec
@@ -222,7 +223,7 @@ def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str,
             refs = table_refs(sql)
         except SqlError as exc:
             c.add(file, ln(("views", i, "query_file" if v.query_file else "query")), f"views[{v.name}].query",
-                  f"SQL does not parse as BigQuery: {exc}")
+                  problem_message(exc, v.query_file))
             continue
         deps = []
         for ref in refs:
@@ -266,4 +267,5 @@ def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str,
         if s.retry.min_backoff_s > s.retry.max_backoff_s:
             c.add(file, ln(("schedulers", i, "retry")), f"schedulers[{s.name}].retry",
                   "min_backoff_s is larger than max_backoff_s")
+    check_project(loaded, file, c)  # one read-only query per SQL, case-insensitive names (sql_safety)
     c.raise_if_any()

@@ -60,6 +60,12 @@ class LocalBackend:
         with self.warehouse.session():
             yield
 
+    def check_plan(self, plan) -> None:
+        """Refuse, before anything changes, a plan the warehouse would fail midway (see preflight)."""
+        from funnelops.backends.local.preflight import check_plan
+
+        check_plan(self.warehouse, plan)
+
     def refresh(self) -> None:
         self.warehouse.invalidate()
 

@@ -227,9 +227,10 @@ class TableHandler(_Handler):
         return {k: v for k, v in res.config.items() if k != "schema"}
 
     def create(self, res: Resource) -> None:
+        """A plain CREATE: it fails on an existing object (DuckDB names ignore case), never drops
+        one. Replacing a table is a planned `replace`, under the plan's data-loss guards."""
         cols = ", ".join(column_ddl(c) for c in res.config["schema"])
-        self.wh.execute([f"DROP TABLE IF EXISTS {rel(res.name)}", f"CREATE TABLE {rel(res.name)} ({cols})"],
-                        res.name, self.kind, self._meta_config(res))
+        self.wh.execute([f"CREATE TABLE {rel(res.name)} ({cols})"], res.name, self.kind, self._meta_config(res))
 
     def update(self, res: Resource, observed: Observed, changed: list[str]) -> None:
         stmts = []
@@ -264,12 +265,16 @@ class _ViewLike(_Handler):
             out[address] = Observed(cfg)
         return out
 
-    def _create(self, res: Resource, select_sql: str) -> None:
-        self.wh.execute([f"CREATE OR REPLACE VIEW {rel(res.name)} AS {select_sql}"], res.name, self.kind,
-                        res.config, view=res.name)
+    def _create(self, res: Resource, select_sql: str, replace: bool = False) -> None:
+        """CREATE VIEW; only an update (of a view funnelops manages) may replace one."""
+        verb = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW"
+        self.wh.execute([f"{verb} {rel(res.name)} AS {select_sql}"], res.name, self.kind, res.config, view=res.name)
+
+    def create(self, res: Resource, replace: bool = False) -> None:
+        self._create(res, self.select_sql(res), replace)
 
     def update(self, res: Resource, observed: Observed, changed: list[str]) -> None:
-        self.create(res)
+        self.create(res, replace=True)
 
     def delete(self, name: str, observed: Observed) -> None:
         self.wh.execute([f"DROP VIEW IF EXISTS {rel(name)}"], name, None, None)
@@ -285,17 +290,24 @@ class ExternalTableHandler(_ViewLike):
             base = base / cfg["prefix"]
         return str(base / "**" / "*.parquet")
 
-    def create(self, res: Resource) -> None:
+    def select_sql(self, res: Resource) -> str:
         glob = self.source_glob(res.config).replace("'", "''")
         hive = "true" if res.config["hive_partitioning"] else "false"
-        self._create(res, f"SELECT * FROM read_parquet('{glob}', hive_partitioning = {hive}, union_by_name = true)")
+        return f"SELECT * FROM read_parquet('{glob}', hive_partitioning = {hive}, union_by_name = true)"
 
 
 class ViewHandler(_ViewLike):
     kind = "view"
     sql_field = "query"
 
-    def create(self, res: Resource) -> None:
-        from funnelops.spec.sqlrefs import to_duckdb
+    def select_sql(self, res: Resource) -> str:
+        """The view's DuckDB text: one query, checked again here right before it runs."""
+        from funnelops.errors import BackendError
+        from funnelops.spec.sql_safety import problem_message
+        from funnelops.spec.sqlrefs import SqlError, to_duckdb
 
-        self._create(res, to_duckdb(res.config["query"]))
+        try:
+            return to_duckdb(res.config["query"])
+        except SqlError as exc:
+            raise BackendError(f"view {res.name}: {problem_message(exc)}", "fix the view's query; "
+                               "`funnelops validate` names the line") from None

@@ -6,6 +6,11 @@ flows all need the warehouse, so every opener goes through :func:`warehouse`: an
 lock file beside the database (exclusive to write, shared to read) serializes them, sessions are
 kept short, and a connect that still collides (a process not using the lock) is retried with
 backoff.
+
+Every connection that runs project SQL is confined (:func:`confine`): DuckDB's external access is
+off except for the home's bucket folders and temp folder, and the configuration is locked, so a
+query can neither read `/etc/passwd`, nor `COPY ... TO` anywhere else, nor attach, install or
+load anything, nor switch those settings back on.
 """
 
 from __future__ import annotations
@@ -47,13 +52,58 @@ def file_lock(lock_path: Path, *, exclusive: bool, timeout: float = DEFAULT_TIME
         os.close(fd)  # closing releases the lock
 
 
+def home_dirs(home: Path) -> list[Path]:
+    """The folders of a home that project SQL may read and write: its buckets and temp files."""
+    return [Path(home) / "buckets", Path(home) / "tmp"]
+
+
+def confine(con, allowed: list[Path], time_zone: str | None = None) -> None:
+    """Turn external access off but for `allowed` folders, then lock the configuration.
+
+    The database file itself, its WAL and its spill folder stay usable (DuckDB allows its own
+    files). Settings are applied in the only order DuckDB accepts: the time zone and the allowed
+    folders before access is turned off, the lock last.
+    """
+    if con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+        # another connection of this process shares the database instance and confined it
+        if con.execute("SELECT current_setting('enable_external_access')").fetchone()[0]:
+            raise BackendError("the warehouse connection is locked with external access on",
+                               "close other DuckDB connections to the warehouse in this process")
+        return
+    if time_zone:
+        con.execute(f"SET TimeZone = '{_tz_literal(time_zone)}'")
+    dirs: list[str] = []
+    for d in allowed:
+        for variant in (Path(d).absolute(), Path(d).resolve()):
+            text = str(variant).rstrip("/") + "/"  # a folder, not every name it prefixes
+            if text not in dirs:
+                dirs.append(text)
+    con.execute("SET allowed_directories = ?", [dirs])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def confined_memory(allowed: list[Path], time_zone: str | None = None):
+    """A private in-memory DuckDB that may only touch `allowed` folders (see :func:`confine`)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        confine(con, allowed, time_zone)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 @contextmanager
 def warehouse(path: Path, *, write: bool = True, time_zone: str | None = None,
-              timeout: float = DEFAULT_TIMEOUT_S) -> Iterator["object"]:
-    """A DuckDB connection to the warehouse at `path`, held under the warehouse lock.
+              timeout: float = DEFAULT_TIMEOUT_S, allowed: list[Path] | None = None) -> Iterator["object"]:
+    """A confined DuckDB connection to the warehouse at `path`, held under the warehouse lock.
 
     Read-only opens of a file that does not exist yet get an in-memory database, so observing
-    an empty home never creates files.
+    an empty home never creates files. `allowed` folders default to the buckets and temp folder
+    of the home the warehouse lives in.
     """
     import duckdb
 
@@ -65,8 +115,7 @@ def warehouse(path: Path, *, write: bool = True, time_zone: str | None = None,
             path.parent.mkdir(parents=True, exist_ok=True)
             con = _connect_with_retry(duckdb, str(path), read_only=not write, timeout=timeout)
         try:
-            if time_zone:
-                con.execute(f"SET TimeZone = '{_tz_literal(time_zone)}'")
+            confine(con, home_dirs(path.parent) if allowed is None else allowed, time_zone)
             yield con
         finally:
             con.close()
