@@ -94,6 +94,21 @@ def rig(tmp_path, monkeypatch):
             os.killpg(run.pid, signal.SIGKILL)
 
 
+def test_step_log_shows_the_command_shell_quoted(rig):
+    """A hostile argument in the step's log line reads back as the one argument it was (item 17)."""
+    import shlex
+
+    hostile = ["--note=it's a; rm -rf / $(x)", "two words", ""]
+    rig.backend.templates.create("wf-args", {"jobs": [{"stepId": "s", "pysparkJob": {
+        "mainPythonFileUri": str(rig.home.parent / "step.py"), "args": hostile}}]})
+    rig.gate.touch()
+    run = rig.runtime.start("wf-args", trigger="forced", actor="attacker")
+    assert rig.runtime.wait([run.id], timeout=30)[0].state == "DONE"
+    first = (rig.home / "runs" / str(run.id) / "s.log").read_text().splitlines()[0]
+    assert first.startswith("$ ")
+    assert shlex.split(first[2:]) == [sys.executable, str(rig.home.parent / "step.py"), *hostile]
+
+
 def test_heartbeat_survives_a_spell_of_ledger_write_errors(rig):
     """Before: the first failed heartbeat killed the heartbeat thread for good while the run went on."""
     run = rig.start()

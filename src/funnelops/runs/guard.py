@@ -24,6 +24,7 @@ from funnelops.errors import RunInProgress
 from funnelops.runs.leases import LeaseStore, default_expiry_s
 from funnelops.runs.renewal import LeaseKeeper
 from funnelops.state.db import LedgerDB
+from funnelops.state.ledger import LocalLedger, record_refusal
 
 # The lease this process took itself (flows started by hand): (workflow, owner, keeper).
 _OWN: tuple[str, str, LeaseKeeper] | None = None
@@ -50,7 +51,11 @@ def workflow_lease(home: Path) -> Iterator[None]:
         return
     owner = f"flows-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     expiry = default_expiry_s()
-    leases.acquire(workflow, owner, expiry_s=expiry)
+    try:
+        leases.acquire(workflow, owner, expiry_s=expiry)
+    except RunInProgress as exc:
+        record_refusal(LocalLedger(Path(home)), workflow, exc, trigger="flows")
+        raise
     # Losing the lease needs no action here: every commit point checks `keeper.lost` first.
     keeper = LeaseKeeper(leases, workflow, owner, expiry, on_lost=lambda reason: None).start()
     _OWN = (workflow, owner, keeper)
