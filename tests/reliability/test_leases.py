@@ -109,16 +109,16 @@ def test_step_log_shows_the_command_shell_quoted(rig):
     assert shlex.split(first[2:]) == [sys.executable, str(rig.home.parent / "step.py"), *hostile]
 
 
-def test_heartbeat_survives_a_spell_of_ledger_write_errors(rig):
+def test_heartbeat_survives_a_spell_of_ledger_write_errors(rig, monkeypatch):
     """Before: the first failed heartbeat killed the heartbeat thread for good while the run went on."""
+    monkeypatch.setenv("FUNNELOPS_LEASE_EXPIRY_S", "5")  # renewals every 1.25 s, budget 3.75 s
     run = rig.start()
     rig.step_pid()
     rig.fault.touch()  # the disk is full: every renewal fails...
-    time.sleep(1.2)
-    rig.fault.unlink()  # ...for a spell shorter than the renewal budget (2.25 s)
+    time.sleep(1.5)
+    rig.fault.unlink()  # ...for a spell longer than a renewal interval, shorter than the budget
     beat = rig.lease()["heartbeat_at"]
-    rig.wait(lambda: rig.lease()["heartbeat_at"] > beat, 5, what="the heartbeat to keep going")
-    rig.wait(lambda: rig.lease()["heartbeat_at"] > beat + 0.5, 5, what="the heartbeat to keep going")
+    rig.wait(lambda: rig.lease()["heartbeat_at"] > beat + 1, 8, what="the heartbeat to keep going")
     log = rig.supervisor_log(run.id)
     assert "renewing the lease of run-" in log and "disk is full" in log  # the spell did hit it
     assert rig.runtime.get(run.id).state == "RUNNING"
@@ -181,7 +181,7 @@ def test_flows_started_by_hand_keep_renewing_through_errors_and_refuse_to_commit
     from funnelops.state.db import LedgerDB
 
     fault = tmp_path / "disk-full"
-    monkeypatch.setenv("FUNNELOPS_LEASE_EXPIRY_S", "2")  # renewals every 0.5 s, budget 1.5 s
+    monkeypatch.setenv("FUNNELOPS_LEASE_EXPIRY_S", "4")  # renewals every 1 s, budget 3 s
     monkeypatch.setenv(FAULT_FILE_ENV, str(fault))
     monkeypatch.setenv("FUNNELOPS_WORKFLOW", "wf")
     monkeypatch.delenv("FUNNELOPS_LEASE_OWNER", raising=False)
@@ -189,8 +189,10 @@ def test_flows_started_by_hand_keep_renewing_through_errors_and_refuse_to_commit
     with guard.workflow_lease(tmp_path):
         guard.verify_lease_held(tmp_path)
         fault.touch()
-        time.sleep(0.8)  # a short spell: renewals fail, and are retried
+        time.sleep(1.3)  # a short spell: renewals fail, and are retried
         fault.unlink()
+        keeper = guard._OWN[2]
+        assert keeper.last_error and "disk is full" in keeper.last_error
         beat = leases.row("wf")["heartbeat_at"]
         deadline = time.monotonic() + 5
         while leases.row("wf")["heartbeat_at"] == beat and time.monotonic() < deadline:
@@ -198,7 +200,7 @@ def test_flows_started_by_hand_keep_renewing_through_errors_and_refuse_to_commit
         assert leases.row("wf")["heartbeat_at"] > beat, "the heartbeat died with the first error"
         guard.verify_lease_held(tmp_path)
         fault.touch()  # a long spell: the holder gives up, and no commit point passes any more
-        time.sleep(2.0)
+        time.sleep(3.5)
         with pytest.raises(RunInProgress, match="gave up its lease"):
             guard.verify_lease_held(tmp_path)
         fault.unlink()
