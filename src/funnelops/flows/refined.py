@@ -22,6 +22,7 @@ from funnelops.flows.context import FlowResult, RunContext
 from funnelops.flows.partitions import lock_path, shared_locks
 from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import RefinedFlow, load_refined
+from funnelops.runs.guard import verify_lease_held
 from funnelops.spec.sql_safety import problem_message
 from funnelops.spec.sqlrefs import SqlError, table_refs, to_duckdb
 
@@ -115,6 +116,7 @@ def _swap_into_warehouse(ctx: RunContext, flow: RefinedFlow, staged, start: str,
         try:
             con.execute(f'DELETE FROM "{dataset}"."{table}" {where}', args)
             con.execute(f'INSERT INTO "{dataset}"."{table}" BY NAME SELECT * FROM read_parquet(\'{src}\')')
+            verify_lease_held(ctx.home)  # commit point: only the lease holder publishes
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

@@ -32,6 +32,7 @@ from funnelops.errors import BackendError
 from funnelops.flows.partitions import lock_path, replace_partitions
 from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import load_trusted
+from funnelops.runs.guard import verify_lease_held
 
 QUARANTINE = "_quarantine"
 MANIFESTS = "_manifests"
@@ -195,9 +196,11 @@ def _write(ctx, con, name, module, staged, chk, work: Path, trusted_root: Path, 
     else:
         in_scope = lambda d: period.start <= d < period.end  # noqa: E731
     bucket = trusted_root.name
+    verify_lease_held(ctx.home)  # commit point: only the lease holder publishes
     replace_partitions(trusted_root / module.TARGET, data_dir, key, in_scope,
                        lock_path(ctx.home, bucket, module.TARGET), ctx.tmp_root)
     extracted = {d for _, d, _ in staged.files}
+    verify_lease_held(ctx.home)
     replace_partitions(trusted_root / QUARANTINE / name, q_dir, "extract_date",
                        (lambda d: True) if period is None else (lambda d: d in extracted),
                        lock_path(ctx.home, bucket, f"{QUARANTINE}/{name}"), ctx.tmp_root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from funnelops.lifecycle.order import require_before
+from funnelops.lifecycle.order import job_completed, require_before
 from funnelops.plan.apply import ApplyResult, ProgressFn, apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
 from funnelops.plan.model import Change, Plan
@@ -16,14 +16,13 @@ if TYPE_CHECKING:
 
 def create_infra(loaded: "LoadedProject", backend, stage: str, *, actor: str, allow_data_loss: bool = False,
                  progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
-    """Plan and apply the infrastructure for `stage`; IaC records its stage as done."""
+    """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done."""
     stage = normalize_stage(stage)
     require_before(backend.ledger, stage, "create-infra")
     plan = build_plan(loaded, backend, stage)
     result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, progress=progress)
     raise_if_failed(result)
-    if stage == "iac":
-        backend.ledger.record_stage("iac", loaded.spec_hash, actor)
+    job_completed(backend.ledger, "create-infra", stage, loaded.spec_hash, actor)
     return plan, result
 
 

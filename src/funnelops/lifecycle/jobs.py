@@ -10,11 +10,12 @@ import unicodedata
 from typing import TYPE_CHECKING, Protocol
 
 from funnelops.errors import RunFailed, UsageError, did_you_mean
-from funnelops.lifecycle.order import require_before
+from funnelops.lifecycle.order import job_completed, require_before
 from funnelops.plan.apply import apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
 from funnelops.runs.leases import refuse
 from funnelops.runs.model import RunRecord
+from funnelops.state.ledger import record_refusal
 
 if TYPE_CHECKING:
     from funnelops.spec.loader import LoadedProject
@@ -73,7 +74,9 @@ def _run_all_and_wait(loaded: "LoadedProject", backend, actor: str, reporter: Re
     for name in names:  # refuse before starting any, so a refusal never leaves half the load running
         holder = runtime.in_progress(name)
         if holder is not None:
-            raise refuse(holder)
+            err = refuse(holder)
+            record_refusal(backend.ledger, name, err, trigger="initial-load", actor=actor, job=step)
+            raise err
     started = []
     for name in names:
         run = runtime.start(name, trigger="initial-load", actor=actor, extra_args=INITIAL_LOAD_ARGS)
@@ -90,17 +93,29 @@ def _run_all_and_wait(loaded: "LoadedProject", backend, actor: str, reporter: Re
     return finished
 
 
+def _finish_job(loaded: "LoadedProject", backend, step: str, actor: str, reporter: Reporter) -> None:
+    stage = job_completed(backend.ledger, step, None, loaded.spec_hash, actor)
+    if stage is None and step == "rerun-workflow-templates":
+        reporter.info("the 'Initial data' stage stays as it was: its jobs did not all complete in order "
+                      "since the last reset (run `funnelops pipeline funnel --data-stage \"Initial data\"`)")
+
+
 def run_workflow_templates(loaded: "LoadedProject", backend, *, actor: str,
                            reporter: Reporter | None = None) -> list[RunRecord]:
     """GCP run workflow template: every initial-load workflow, in parallel, waiting for all."""
-    return _run_all_and_wait(loaded, backend, actor, reporter or SilentReporter(), "run-workflow-templates")
+    reporter = reporter or SilentReporter()
+    runs = _run_all_and_wait(loaded, backend, actor, reporter, "run-workflow-templates")
+    _finish_job(loaded, backend, "run-workflow-templates", actor, reporter)
+    return runs
 
 
 def rerun_workflow_templates(loaded: "LoadedProject", backend, *, actor: str,
                              reporter: Reporter | None = None) -> list[RunRecord]:
-    """GCP re run workflow template: the same runs again; success completes 'Initial data'."""
-    runs = _run_all_and_wait(loaded, backend, actor, reporter or SilentReporter(), "rerun-workflow-templates")
-    backend.ledger.record_stage("initial_data", loaded.spec_hash, actor)
+    """GCP re run workflow template: the same runs again; success completes 'Initial data'
+    when the stage's earlier jobs completed before it, in order (see lifecycle/order.py)."""
+    reporter = reporter or SilentReporter()
+    runs = _run_all_and_wait(loaded, backend, actor, reporter, "rerun-workflow-templates")
+    _finish_job(loaded, backend, "rerun-workflow-templates", actor, reporter)
     return runs
 
 
@@ -127,7 +142,9 @@ def force_scheduler(loaded: "LoadedProject", backend, scheduler: str, *, actor: 
     initialize_templates(loaded, backend, reporter)
     holder = backend.runtime.in_progress(s.workflow)
     if holder is not None:
-        raise refuse(holder)
+        err = refuse(holder)
+        record_refusal(backend.ledger, s.workflow, err, trigger="forced", actor=actor, scheduler=s.id)
+        raise err
     run = backend.runtime.force_scheduler(s.id, s.workflow, actor=actor)
     reporter.info(f"forced scheduler {s.name} ({s.id}): run {run.id} of {s.workflow} is {run.state}")
     backend.ledger.record_stage("workflow", loaded.spec_hash, actor)

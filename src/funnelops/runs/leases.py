@@ -1,9 +1,16 @@
 """Per-workflow leases in the local ledger: the guarantee that one workflow never runs twice at once.
 
 Taking a lease is one IMMEDIATE SQLite transaction: read the current holder; if it is alive,
-refuse (naming the run, when and by whom); if it died (process gone, or heartbeat older than the
-expiry), mark its run LOST and take over; then write the new holder. SQLite serializes the
-transactions, so among any number of processes exactly one wins.
+refuse (naming the run, when and by whom); if it died, mark its run LOST and take over; then write
+the new holder. SQLite serializes the transactions, so among any number of processes exactly one wins.
+
+When is a holder dead? On this host, only when its process is gone (or its pid now names a
+process started after the holder's last heartbeat, i.e. the pid was reused): a live holder is
+never taken over, however stale its heartbeat -- a SIGSTOPped run, or one whose ledger writes
+fail for a while, blocks the next run until it resumes or dies, rather than risk two writers.
+On another host the pid means nothing, so the heartbeat decides: older than the expiry, the holder
+is dead. A holder that cannot renew therefore stops its own writers at `renew_budget(expiry)` after
+its last successful renewal, before anyone may take over (see runs/supervisor.py and runs/guard.py).
 """
 
 from __future__ import annotations
@@ -20,6 +27,31 @@ from funnelops.runs.model import Holder
 from funnelops.state.db import LedgerDB, now_iso
 
 DEFAULT_EXPIRY_S = float(os.environ.get("FUNNELOPS_LEASE_EXPIRY_S", "60"))
+
+
+def default_expiry_s() -> float:
+    """The expiry new leases get: $FUNNELOPS_LEASE_EXPIRY_S as it is now (60 s when unset)."""
+    try:
+        return float(os.environ.get("FUNNELOPS_LEASE_EXPIRY_S", "60"))
+    except ValueError:
+        return 60.0
+
+# Fault injection for the reliability tests: while this file exists, heartbeats fail as on a full disk.
+FAULT_FILE_ENV = "FUNNELOPS_FAULT_HEARTBEAT_FILE"
+PID_REUSE_SLACK_S = 5.0  # /proc's boot time is whole seconds; leave room for clock adjustments
+
+
+def renew_budget(expiry_s: float) -> float:
+    """Seconds after its last successful renewal at which a holder gives up and stops writing.
+
+    A quarter of the expiry (at least half a second) is kept as margin for stopping the steps and
+    for scheduling delays, so a holder has stopped before its lease can be taken over.
+    """
+    return expiry_s - max(0.5, expiry_s / 4)
+
+
+def heartbeat_interval(expiry_s: float) -> float:
+    return max(0.2, expiry_s / 4)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -46,13 +78,29 @@ class Lease:
     run_id: int | None
 
 
+def process_started_at(pid: int) -> float | None:
+    """Epoch seconds at which `pid` started (from /proc), or None when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
 def holder_alive(row: sqlite3.Row, now: float | None = None) -> bool:
+    """Same host: the holder's process lives (whatever its heartbeat). Other host: a fresh heartbeat."""
     now = time.time() if now is None else now
-    if now - row["heartbeat_at"] > row["expires_s"]:
-        return False
     if row["host"] == socket.gethostname():
-        return pid_alive(row["pid"])
-    return True  # another machine: trust the heartbeat
+        if not pid_alive(row["pid"]):
+            return False
+        if now - row["heartbeat_at"] <= row["expires_s"]:
+            return True
+        # Stale and alive: stopped or cut off from the ledger -- unless the pid was reused since.
+        started = process_started_at(row["pid"])
+        return started is None or started <= row["heartbeat_at"] + PID_REUSE_SLACK_S
+    return now - row["heartbeat_at"] <= row["expires_s"]  # another machine: trust the heartbeat
 
 
 def _holder(con: sqlite3.Connection, row: sqlite3.Row) -> Holder:
@@ -73,8 +121,9 @@ def refuse(holder: Holder) -> RunInProgress:
 
 
 def take_in(con: sqlite3.Connection, workflow: str, owner: str, run_id: int | None, pid: int,
-            expiry_s: float = DEFAULT_EXPIRY_S) -> Lease:
+            expiry_s: float | None = None) -> Lease:
     """Inside an open IMMEDIATE transaction: take the lease or raise RunInProgress."""
+    expiry_s = default_expiry_s() if expiry_s is None else expiry_s
     row = con.execute("SELECT * FROM leases WHERE workflow = ?", (workflow,)).fetchone()
     if row is not None:
         if row["owner"] == owner:
@@ -96,7 +145,7 @@ class LeaseStore:
     def __init__(self, db: LedgerDB) -> None:
         self.db = db
 
-    def acquire(self, workflow: str, owner: str, pid: int | None = None, expiry_s: float = DEFAULT_EXPIRY_S) -> Lease:
+    def acquire(self, workflow: str, owner: str, pid: int | None = None, expiry_s: float | None = None) -> Lease:
         with self.db.write() as con:
             return take_in(con, workflow, owner, None, pid or os.getpid(), expiry_s)
 
@@ -116,7 +165,13 @@ class LeaseStore:
         return row is not None and row["owner"] == owner
 
     def heartbeat(self, workflow: str, owner: str, pid: int | None = None) -> bool:
-        """Refresh the heartbeat; False if the lease is no longer ours (then stop working)."""
+        """Refresh the heartbeat; False if the lease is no longer ours (then stop working).
+
+        Raises sqlite3.Error when the ledger cannot be written: callers retry until their budget.
+        """
+        fault = os.environ.get(FAULT_FILE_ENV)
+        if fault and os.path.exists(fault):
+            raise sqlite3.OperationalError("database or disk is full (injected by the test)")
         with self.db.write() as con:
             if pid is not None:
                 cur = con.execute("UPDATE leases SET heartbeat_at = ?, pid = ? WHERE workflow = ? AND owner = ?",
@@ -125,6 +180,29 @@ class LeaseStore:
                 cur = con.execute("UPDATE leases SET heartbeat_at = ? WHERE workflow = ? AND owner = ?",
                                   (time.time(), workflow, owner))
             return cur.rowcount == 1
+
+    def row(self, workflow: str) -> dict | None:
+        if not self.db.path.exists():
+            return None
+        with self.db.read() as con:
+            row = con.execute("SELECT * FROM leases WHERE workflow = ?", (workflow,)).fetchone()
+        return dict(row) if row else None
+
+    def verify_held(self, workflow: str, owner: str) -> None:
+        """Raise RunInProgress unless `owner` holds `workflow`'s lease with a heartbeat within budget.
+
+        Called right before a commit point: a holder whose renewals have failed for its whole budget
+        is stopping (or has been taken over), and must not publish anything more.
+        """
+        row = self.row(workflow)
+        hint = "this step stops without writing; the next run of the workflow redoes the period"
+        if row is None or row["owner"] != owner:
+            taken = f" (now held by {row['owner']})" if row else ""
+            raise RunInProgress(f"workflow '{workflow}': this run ({owner}) no longer holds its lease{taken}", hint)
+        age = time.time() - row["heartbeat_at"]
+        if age > renew_budget(row["expires_s"]):
+            raise RunInProgress(f"workflow '{workflow}': the lease of {owner} was last renewed {age:.1f}s ago "
+                                f"(expiry {row['expires_s']:g}s); the run is giving it up", hint)
 
     def release(self, workflow: str, owner: str) -> None:
         with self.db.write() as con:

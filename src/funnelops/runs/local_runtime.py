@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from funnelops.errors import BackendError, UsageError
+from funnelops.errors import BackendError, RunInProgress, UsageError
 from funnelops.runs.leases import LeaseStore, pid_alive, refuse, take_in
 from funnelops.runs.model import Holder, RunRecord
 from funnelops.runs.store import RunStore
 from funnelops.state.db import LedgerDB, now_iso
+from funnelops.state.ledger import record_refusal
 
 
 class LocalRuntime:
@@ -59,12 +60,8 @@ class LocalRuntime:
                 take_in(con, workflow, f"run-{run_id}", run_id, os.getpid())
                 log_dir = self.home / "runs" / str(run_id)
                 con.execute("UPDATE runs SET log_dir = ? WHERE id = ?", (str(log_dir), run_id))
-        except Exception as exc:
-            from funnelops.errors import RunInProgress
-
-            if isinstance(exc, RunInProgress) and self.ledger is not None:
-                self.ledger.record_event("refused", workflow, {"trigger": trigger, "actor": actor,
-                                                               "holder": exc.details.get("holder")})
+        except RunInProgress as exc:
+            record_refusal(self.ledger, workflow, exc, trigger=trigger, actor=actor)
             raise
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "funnelops.runs.supervisor", "--home", str(self.home), "--run", str(run_id)]
@@ -102,7 +99,9 @@ class LocalRuntime:
     def check_not_running(self, workflow: str) -> None:
         holder = self.in_progress(workflow)
         if holder is not None:
-            raise refuse(holder)
+            err = refuse(holder)
+            record_refusal(self.ledger, workflow, err)
+            raise err
 
     def get(self, run_id: int | str) -> RunRecord | None:
         try:

@@ -5,6 +5,10 @@ runs the template's steps in dependency order as subprocesses (stdout/stderr to 
 step), heartbeats the workflow's lease, gathers the rows the flows report, records every state
 change, and releases the lease at the end. Steps die with it (PR_SET_PDEATHSIG), so a killed
 run can never leave a step writing behind a recovered lease.
+
+Heartbeats that fail (a full disk, an unwritable ledger) are retried; a run that cannot renew its
+lease within `renew_budget(expiry)` kills its steps and ends LOST before the lease can expire
+(see runs/renewal.py). Progress updates are best effort; the final record is retried.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import argparse
 import ctypes
 import json
 import os
+import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from funnelops.runs.leases import DEFAULT_EXPIRY_S, LeaseStore
+from funnelops.runs.leases import LeaseStore, default_expiry_s
+from funnelops.runs.renewal import LeaseKeeper
 from funnelops.runs.store import RunStore
 from funnelops.state.db import LedgerDB, now_iso
 
@@ -61,21 +68,38 @@ class Supervisor:
         self.children: dict[str, subprocess.Popen] = {}
         self.stop = threading.Event()
         self.lost = threading.Event()
+        self.lost_reason = "the lease was recovered by another process"
         self.lock = threading.Lock()
+        self.keeper: LeaseKeeper | None = None
 
-    def heartbeat_loop(self, workflow: str) -> None:
-        interval = max(0.2, DEFAULT_EXPIRY_S / 4)
-        while not self.stop.wait(interval):
-            if not self.leases.heartbeat(workflow, self.owner, os.getpid()):
-                self.lost.set()  # someone recovered our lease: stop at once, never overlap
-                self.terminate_children()
-                return
+    def heartbeat_loop(self, workflow: str) -> LeaseKeeper:
+        """Start renewing the lease (errors retried); losing it kills the steps at once."""
+        row = self.leases.row(workflow)
+        ours = row is not None and row["owner"] == self.owner
+        expiry = float(row["expires_s"]) if ours else default_expiry_s()
+        ago = max(0.0, time.time() - row["heartbeat_at"]) if ours else 0.0
+        self.keeper = LeaseKeeper(self.leases, workflow, self.owner, expiry, self.lose_lease, pid=os.getpid(),
+                                  renewed_ago=ago)
+        return self.keeper.start()
 
-    def terminate_children(self) -> None:
+    def lose_lease(self, reason: str) -> None:
+        """Stop writing now: no new step starts, running ones are killed (no grace: the lease is ending)."""
+        self.lost_reason = reason
+        self.lost.set()
+        self.terminate_children(kill=True)
+
+    def terminate_children(self, kill: bool = False) -> None:
         with self.lock:
             for proc in self.children.values():
                 if proc.poll() is None:
-                    proc.terminate()
+                    proc.kill() if kill else proc.terminate()
+
+    def save_progress(self, **fields: Any) -> None:
+        """Best effort: a ledger that cannot be written for a while must not end the run."""
+        try:
+            self.runs.update(self.run_id, **fields)
+        except sqlite3.Error as exc:
+            print(f"{now_iso()} could not record progress: {type(exc).__name__}: {exc}", flush=True)
 
     def run_step(self, step: dict[str, Any], log_dir: Path, run) -> dict[str, Any]:
         log_path = log_dir / f"{step['step_id']}.log"
@@ -90,7 +114,7 @@ class Supervisor:
         cmd = step_command(step["main"], step["args"])
         started = time.time()
         with open(log_path, "ab") as log:
-            log.write(f"$ {' '.join(cmd)}\n".encode())
+            log.write(f"$ {shlex.join(cmd)}\n".encode())
             log.flush()
             with self.lock:
                 if self.stop.is_set() or self.lost.is_set():
@@ -116,7 +140,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, lambda *_: (self.stop.set(), self.terminate_children()))
         log_dir = Path(run.log_dir or self.home / "runs" / str(self.run_id))
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.leases.heartbeat(run.workflow, self.owner, os.getpid())
+        try:
+            self.leases.heartbeat(run.workflow, self.owner, os.getpid())
+        except sqlite3.Error as exc:  # the keeper retries; it counts from the starter's heartbeat
+            print(f"{now_iso()} first heartbeat failed: {type(exc).__name__}: {exc}", flush=True)
         # Only an active run becomes RUNNING: a cancel that landed before we started wins.
         with self.runs.db.write() as con:
             cur = con.execute("UPDATE runs SET state = 'RUNNING', pid = ?, started_at = COALESCE(started_at, ?) "
@@ -124,8 +151,7 @@ class Supervisor:
             if cur.rowcount == 0:
                 con.execute("DELETE FROM leases WHERE workflow = ? AND owner = ?", (run.workflow, self.owner))
                 return 1
-        hb = threading.Thread(target=self.heartbeat_loop, args=(run.workflow,), daemon=True)
-        hb.start()
+        keeper = self.heartbeat_loop(run.workflow)
         steps = {s["step_id"]: dict(s, state="PENDING") for s in run.steps}
         error = None
         try:
@@ -134,22 +160,43 @@ class Supervisor:
             error = f"supervisor error: {type(exc).__name__}: {exc}"
         finally:
             self.stop.set()
+            keeper.close()
         final = "DONE"
         if self.lost.is_set():
-            final, error = "LOST", "the lease was recovered by another process"
+            final, error = "LOST", self.lost_reason
         elif any(s["state"] == "CANCELLED" for s in steps.values()) and not error:
             final = "CANCELLED"
         elif error or any(s["state"] != "DONE" for s in steps.values()):
             final = "FAILED"
         rows = aggregate_rows([s.get("metrics", {}) for s in steps.values()])
-        self.runs.update(self.run_id, steps=list(steps.values()), rows=rows)
-        # One transaction: a run is never seen ended while still holding the lease (a force right
-        # after `--wait` returned would be refused, naming a run that is DONE).
-        with self.runs.db.write() as con:
-            con.execute("UPDATE runs SET state = ?, ended_at = ?, error = COALESCE(?, error) "
-                        "WHERE id = ? AND state IN ('PENDING', 'RUNNING')", (final, now_iso(), error, self.run_id))
-            con.execute("DELETE FROM leases WHERE workflow = ? AND owner = ?", (run.workflow, self.owner))
+        self._finish(run.workflow, final, error, list(steps.values()), rows)
         return 0 if final == "DONE" else 1
+
+    def _finish(self, workflow: str, final: str, error: str | None, steps: list, rows: dict,
+                patience_s: float = 120.0) -> None:
+        """Record the end and release the lease, retrying while the ledger cannot be written.
+
+        One transaction: a run is never seen ended while still holding the lease (a force right
+        after `--wait` returned would be refused, naming a run that is DONE). If the ledger stays
+        unwritable, the supervisor exits anyway: its pid is then dead, and the reaper marks it LOST.
+        """
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                with self.runs.db.write() as con:
+                    con.execute("UPDATE runs SET steps = ?, rows = ? WHERE id = ?",
+                                (json.dumps(steps, ensure_ascii=False), json.dumps(rows, ensure_ascii=False),
+                                 self.run_id))
+                    con.execute("UPDATE runs SET state = ?, ended_at = ?, error = COALESCE(?, error) "
+                                "WHERE id = ? AND state IN ('PENDING', 'RUNNING')",
+                                (final, now_iso(), error, self.run_id))
+                    con.execute("DELETE FROM leases WHERE workflow = ? AND owner = ?", (workflow, self.owner))
+                return
+            except sqlite3.Error as exc:
+                print(f"{now_iso()} could not record the end of the run: {type(exc).__name__}: {exc}", flush=True)
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def _run_dag(self, steps: dict[str, dict[str, Any]], log_dir: Path, run) -> str | None:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -163,14 +210,14 @@ class Supervisor:
                         if s["state"] == "PENDING" and all(steps[p]["state"] == "DONE" for p in s["prerequisites"]):
                             s["state"] = "RUNNING"
                             running[pool.submit(self.run_step, s, log_dir, run)] = sid
-                    self.runs.update(self.run_id, steps=list(steps.values()))
+                    self.save_progress(steps=list(steps.values()))
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for f in done:
                     sid = running.pop(f)
                     steps[sid] = f.result()
-                self.runs.update(self.run_id, steps=list(steps.values()))
+                self.save_progress(steps=list(steps.values()))
         for s in steps.values():
             if s["state"] == "PENDING":
                 s["state"] = "SKIPPED"

@@ -1,7 +1,9 @@
 """The lifecycle ledger: which stages are done, when, by whom, with which spec.
 
 `Ledger` is the interface the lifecycle uses; `LocalLedger` keeps it in the SQLite file under
-the home dir. (On gcp the same records live in a GCS object; see `backends/gcp`.)
+the home dir. (On gcp the same records live in a GCS object; see `backends/gcp`.) Besides the
+stages it keeps every lifecycle job's completion since the last reset, in order, so a stage is
+recorded only after its jobs ran in their order (lifecycle/order.py), and the events (audit).
 """
 
 from __future__ import annotations
@@ -51,6 +53,29 @@ class Ledger(Protocol):
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
 
+    def record_job(self, job: str, spec_hash: str, actor: str) -> None: ...
+
+    def jobs_done(self) -> list[dict[str, Any]]: ...
+
+
+def record_refusal(ledger: Any, subject: str, exc: Exception, **data: Any) -> None:
+    """Audit a refusal (a run in progress, a stage or job order) as a `refused` event.
+
+    Best effort: the refusal itself is what the user must see, so a ledger that cannot be
+    written (or none at all) never replaces it with another error.
+    """
+    if ledger is None:
+        return
+    body = {"reason": getattr(exc, "kind", type(exc).__name__), "message": getattr(exc, "message", str(exc)),
+            "actor": data.pop("actor", None) or default_actor(), **data}
+    holder = getattr(exc, "details", {}).get("holder")
+    if holder is not None and "holder" not in body:
+        body["holder"] = holder
+    try:
+        ledger.record_event("refused", subject, body)
+    except Exception:  # noqa: BLE001 -- see the docstring
+        pass
+
 
 class LocalLedger:
     """Ledger in `<home>/ledger.sqlite`."""
@@ -75,10 +100,24 @@ class LocalLedger:
         return rec
 
     def reset_stages(self, actor: str) -> None:
-        """Forget completed stages (after destroy); the history keeps them."""
+        """Forget completed stages and jobs (after destroy); the stage history keeps them."""
         with self.db.write() as con:
             con.execute("DELETE FROM stages")
+            con.execute("DELETE FROM jobs_done")
         self.record_event("destroy", "", {"actor": actor})
+
+    def record_job(self, job: str, spec_hash: str, actor: str) -> None:
+        with self.db.write() as con:
+            con.execute("INSERT INTO jobs_done (job, completed_at, spec_hash, actor) VALUES (?, ?, ?, ?)",
+                        (job, now_iso(), spec_hash, actor))
+
+    def jobs_done(self) -> list[dict[str, Any]]:
+        """Lifecycle jobs completed since the last reset, oldest first."""
+        if not self.db.path.exists():
+            return []
+        with self.db.read() as con:
+            rows = con.execute("SELECT job, completed_at, spec_hash, actor FROM jobs_done ORDER BY id").fetchall()
+        return [dict(r) for r in rows]
 
     def record_event(self, kind: str, subject: str, data: dict[str, Any]) -> None:
         with self.db.write() as con:

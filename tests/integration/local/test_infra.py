@@ -211,6 +211,7 @@ def test_drift_is_detected_and_repaired(env) -> None:
 def test_external_tables_wait_for_data(env) -> None:
     loaded, backend, home, _ = env
     create_infra(loaded, backend, "iac", actor="test")
+    backend.ledger.record_job("run-workflow-templates", loaded.spec_hash, "test")  # Initial data's first job
     a = acts(loaded, backend, "initial-data")
     assert a["external_table.trusted.leads"] == "waiting" and a["view.reporting.v_leads"] == "waiting"
     write_parquet(home, "demo-trusted/leads/day=2024-01-01/part-0.parquet")
@@ -229,6 +230,7 @@ def test_external_tables_wait_for_data(env) -> None:
 def test_template_args_follow_the_stage_updated_in_place(env) -> None:
     loaded, backend, home, _ = env
     create_infra(loaded, backend, "iac", actor="test")
+    backend.ledger.record_job("run-workflow-templates", loaded.spec_hash, "test")  # Initial data's first job
     (created, v1), = ledger(home, "SELECT create_time, version FROM templates")
     plan, _ = create_infra(loaded, backend, "Initial data", actor="test")
     by = {c.address: c for c in plan.changes}

@@ -104,12 +104,23 @@ def test_dead_pid_holder_is_recovered_and_its_run_marked_lost(db, dead_pid):
     assert _lease_row(db, "wf")["owner"] == "next"
 
 
-def test_expired_heartbeat_is_recovered_even_if_the_pid_lives(db, live_pid):
+def test_expired_heartbeat_of_a_live_pid_on_this_host_is_never_taken_over(db, live_pid):
+    """A stopped or ledger-starved holder still runs: taking over would make two writers (issue 9)."""
     run_id = _start_run(db, "wf", live_pid, expiry_s=0.3)
     leases = LeaseStore(db)
+    time.sleep(0.45)
+    assert leases.holder("wf").run_id == run_id
     with pytest.raises(RunInProgress):
         leases.acquire("wf", "next")
-    time.sleep(0.45)
+    assert RunStore(db).get(run_id).state == "RUNNING"
+
+
+def test_expired_heartbeat_of_a_reused_pid_is_recovered(db, live_pid):
+    """The pid now names a process that started after the holder's last heartbeat: not the holder."""
+    run_id = _start_run(db, "wf", live_pid, expiry_s=0.3)
+    with db.write() as con:  # the holder's last heartbeat was long before this pid's process started
+        con.execute("UPDATE leases SET heartbeat_at = heartbeat_at - 3600")
+    leases = LeaseStore(db)
     assert leases.holder("wf") is None
     assert leases.acquire("wf", "next").owner == "next"
     assert RunStore(db).get(run_id).state == "LOST"

@@ -24,6 +24,7 @@ LEDGER = "funnelops/ledger.json"
 MAX_EVENTS = 500
 MAX_RUNS = 500
 MAX_HISTORY = 200
+MAX_JOBS = 200
 
 
 class GcsJson:
@@ -101,6 +102,7 @@ class GcsLedger:
     def reset_stages(self, actor: str) -> None:
         def change(doc: dict[str, Any]) -> None:
             doc["stages"] = {}
+            doc["jobs_done"] = []
             _event(doc, "destroy", "", {"actor": actor})
 
         self.doc.update(change)
@@ -112,6 +114,19 @@ class GcsLedger:
         data, _ = self.doc.read()
         rows = [e for e in reversed(data.get("events") or []) if kind is None or e["kind"] == kind]
         return rows[:limit]
+
+    def record_job(self, job: str, spec_hash: str, actor: str) -> None:
+        rec = {"job": job, "completed_at": now_iso(), "spec_hash": spec_hash, "actor": actor}
+
+        def change(doc: dict[str, Any]) -> None:
+            doc["jobs_done"] = (doc.get("jobs_done") or [])[-(MAX_JOBS - 1):] + [rec]
+
+        self.doc.update(change)
+
+    def jobs_done(self) -> list[dict[str, Any]]:
+        """Lifecycle jobs completed since the last reset, oldest first (the newest MAX_JOBS)."""
+        data, _ = self.doc.read()
+        return list(data.get("jobs_done") or [])
 
     # -- run records (used by the runtime) ------------------------------------------------------
     def runs(self) -> dict[str, dict[str, Any]]:

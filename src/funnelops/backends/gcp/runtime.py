@@ -21,9 +21,10 @@ from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, holder_
 from funnelops.backends.gcp.ledger import GcsLedger
 from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.shapes import scheduler_from_cloud
-from funnelops.errors import BackendError, UsageError
+from funnelops.errors import BackendError, RunInProgress, UsageError
 from funnelops.runs.model import Holder, RunRecord
 from funnelops.state.db import now_iso
+from funnelops.state.ledger import record_refusal
 
 CANCELLED_CODE = 1
 
@@ -149,14 +150,24 @@ class GcpRuntime:
             return holder_of(lease.data)
         return None
 
-    def _refuse_if_running(self, workflow: str) -> None:
+    def _refuse_if_running(self, workflow: str, trigger: str | None = None, actor: str | None = None) -> None:
         holder = self.in_progress(workflow)
         if holder is not None:
-            raise refusal(workflow, holder)
+            err = refusal(workflow, holder)
+            record_refusal(self.ledger, workflow, err, trigger=trigger, actor=actor)
+            raise err
+
+    def _acquire(self, workflow: str, trigger: str, actor: str) -> Lease:
+        """Refuse if a run is in progress, else take the lease; every refusal is audited."""
+        self._refuse_if_running(workflow, trigger, actor)
+        try:
+            return self.leases.acquire(workflow, trigger=trigger, actor=actor, is_live=self._lease_live)
+        except RunInProgress as exc:  # lost the race to another starter
+            record_refusal(self.ledger, workflow, exc, trigger=trigger, actor=actor)
+            raise
 
     def start(self, workflow: str, *, trigger: str, actor: str, extra_args: list[str] | None = None) -> RunRecord:
-        self._refuse_if_running(workflow)
-        lease = self.leases.acquire(workflow, trigger=trigger, actor=actor, is_live=self._lease_live)
+        lease = self._acquire(workflow, trigger, actor)
         name = self.clients.template_name(workflow)
         # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
         request_id = "fo-" + hashlib.sha256(f"{name}/{lease.token}".encode()).hexdigest()[:32]
@@ -183,8 +194,7 @@ class GcpRuntime:
         return rec
 
     def force_scheduler(self, scheduler_id: str, workflow: str, *, actor: str) -> RunRecord:
-        self._refuse_if_running(workflow)
-        lease = self.leases.acquire(workflow, trigger="forced", actor=actor, is_live=self._lease_live)
+        lease = self._acquire(workflow, "forced", actor)
         name = self.clients.template_name(workflow)
         try:
             args = self._template_args(workflow)

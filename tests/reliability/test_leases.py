@@ -1,0 +1,263 @@
+"""Attacks on the one-run-per-workflow promise through the lease's heartbeat (issue 9, item 9).
+
+Real supervisors, real step processes, a real SQLite ledger. Faults: heartbeats that fail as on a
+full disk (FUNNELOPS_FAULT_HEARTBEAT_FILE: while that file exists, LeaseStore.heartbeat raises
+sqlite3.OperationalError), and SIGSTOP of a run's whole process group past its lease's expiry.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from funnelops.backends.local import LocalBackend
+from funnelops.errors import RunInProgress
+from funnelops.runs.leases import FAULT_FILE_ENV, pid_alive
+
+pytestmark = pytest.mark.reliability
+
+EXPIRY_S = 3.0  # renewals every 0.75 s; a holder that cannot renew gives up 2.25 s after the last one
+
+STEP = textwrap.dedent('''
+    """A step that writes a tick every 50 ms until its gate file appears: every write is visible."""
+    import os, time
+    out, gate = os.environ["STEP_TICKS"], os.environ["STEP_GATE"]
+    deadline = time.time() + 60
+    with open(out, "a") as fh:
+        while time.time() < deadline and not os.path.exists(gate):
+            fh.write(f"{os.getpid()} {time.time():.6f}\\n")
+            fh.flush()
+            time.sleep(0.05)
+''')
+
+
+class Rig:
+    """One home with a one-step workflow 'wf', its runtime, and the files the attacks use."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.home = tmp / "home"
+        self.ticks, self.gate, self.fault = tmp / "ticks.log", tmp / "gate", tmp / "disk-full"
+        script = tmp / "step.py"
+        script.write_text(STEP)
+        self.backend = LocalBackend(self.home, "p", "r")
+        self.backend.templates.create("wf", {"jobs": [{"stepId": "the-step",
+                                                       "pysparkJob": {"mainPythonFileUri": str(script)}}]})
+        self.runtime = self.backend.runtime
+
+    def start(self):
+        return self.runtime.start("wf", trigger="forced", actor="attacker")
+
+    def lease(self) -> dict | None:
+        return self.runtime.leases.row("wf")
+
+    def wait(self, pred, timeout: float = 30, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = pred()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def step_pid(self) -> int:
+        self.wait(lambda: self.ticks.exists() and self.ticks.read_text().strip(), what="the step to tick")
+        return int(self.ticks.read_text().split()[0])
+
+    def last_tick(self) -> float:
+        return float(self.ticks.read_text().strip().splitlines()[-1].split()[1])
+
+    def supervisor_log(self, run_id: int) -> str:
+        path = self.home / "runs" / str(run_id) / "supervisor.log"
+        return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def rig(tmp_path, monkeypatch):
+    r = Rig(tmp_path)
+    monkeypatch.setenv("FUNNELOPS_LEASE_EXPIRY_S", str(EXPIRY_S))
+    monkeypatch.setenv(FAULT_FILE_ENV, str(r.fault))
+    monkeypatch.setenv("STEP_TICKS", str(r.ticks))
+    monkeypatch.setenv("STEP_GATE", str(r.gate))
+    yield r
+    r.gate.touch()
+    r.fault.unlink(missing_ok=True)
+    for run in r.runtime.runs.list(limit=100):  # never leave a supervisor (or a stopped one) behind
+        if run.pid and pid_alive(run.pid) and run.state in ("PENDING", "RUNNING"):
+            os.killpg(run.pid, signal.SIGCONT)
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+def test_step_log_shows_the_command_shell_quoted(rig):
+    """A hostile argument in the step's log line reads back as the one argument it was (item 17)."""
+    import shlex
+
+    hostile = ["--note=it's a; rm -rf / $(x)", "two words", ""]
+    rig.backend.templates.create("wf-args", {"jobs": [{"stepId": "s", "pysparkJob": {
+        "mainPythonFileUri": str(rig.home.parent / "step.py"), "args": hostile}}]})
+    rig.gate.touch()
+    run = rig.runtime.start("wf-args", trigger="forced", actor="attacker")
+    assert rig.runtime.wait([run.id], timeout=30)[0].state == "DONE"
+    first = (rig.home / "runs" / str(run.id) / "s.log").read_text().splitlines()[0]
+    assert first.startswith("$ ")
+    assert shlex.split(first[2:]) == [sys.executable, str(rig.home.parent / "step.py"), *hostile]
+
+
+def test_heartbeat_survives_a_spell_of_ledger_write_errors(rig, monkeypatch):
+    """Before: the first failed heartbeat killed the heartbeat thread for good while the run went on."""
+    monkeypatch.setenv("FUNNELOPS_LEASE_EXPIRY_S", "5")  # renewals every 1.25 s, budget 3.75 s
+    run = rig.start()
+    rig.step_pid()
+    rig.fault.touch()  # the disk is full: every renewal fails...
+    time.sleep(1.5)
+    rig.fault.unlink()  # ...for a spell longer than a renewal interval, shorter than the budget
+    beat = rig.lease()["heartbeat_at"]
+    rig.wait(lambda: rig.lease()["heartbeat_at"] > beat + 1, 8, what="the heartbeat to keep going")
+    log = rig.supervisor_log(run.id)
+    assert "renewing the lease of run-" in log and "disk is full" in log  # the spell did hit it
+    assert rig.runtime.get(run.id).state == "RUNNING"
+    rig.gate.touch()
+    done = rig.runtime.wait([run.id], timeout=30)[0]
+    assert done.state == "DONE", (done.state, done.error, rig.supervisor_log(run.id))
+    assert rig.lease() is None
+
+
+def test_a_run_that_cannot_renew_stops_its_steps_before_its_lease_expires(rig):
+    run = rig.start()
+    step = rig.step_pid()
+    rig.fault.touch()  # and it stays: no renewal will succeed again
+    row = rig.lease()
+    rig.wait(lambda: not pid_alive(step), 2 * EXPIRY_S, what="the step to be stopped")
+    stopped_at = time.time()
+    last_renewal = rig.lease()["heartbeat_at"] if rig.lease() else row["heartbeat_at"]
+    # the step was killed, and wrote its last tick, before anyone could take the lease over
+    assert stopped_at < last_renewal + EXPIRY_S, (stopped_at - last_renewal)
+    assert rig.last_tick() < last_renewal + EXPIRY_S
+    lost = rig.runtime.wait([run.id], timeout=30)[0]
+    assert lost.state == "LOST"
+    assert "could not renew the workflow lease" in lost.error and "disk is full" in lost.error
+    assert rig.lease() is None  # the lease is released with the run's end: the next run may start
+    rig.fault.unlink()
+    rig.gate.touch()
+    again = rig.start()
+    assert rig.runtime.wait([again.id], timeout=30)[0].state == "DONE"
+
+
+def test_a_stopped_run_is_never_taken_over_and_gives_up_when_it_resumes(rig):
+    """Before: after SIGSTOP past the expiry, a force started a second run beside the stopped one."""
+    run = rig.start()
+    step = rig.step_pid()
+    sup = rig.runtime.get(run.id).pid
+    os.killpg(sup, signal.SIGSTOP)  # the supervisor and its step (one process group)
+    try:
+        time.sleep(EXPIRY_S + 1)
+        assert time.time() - rig.lease()["heartbeat_at"] > EXPIRY_S  # the lease has expired...
+        for _ in range(3):
+            with pytest.raises(RunInProgress) as refused:  # ...but its holder lives: refused
+                rig.start()
+            assert refused.value.details["holder"]["run_id"] == run.id
+        assert rig.runtime.in_progress("wf").run_id == run.id
+        assert [r.id for r in rig.runtime.runs.list("wf")] == [run.id]
+    finally:
+        os.killpg(sup, signal.SIGCONT)
+    # resumed past its renewal budget, it stops its step and ends LOST rather than keep writing
+    rig.wait(lambda: not pid_alive(step), 10, what="the resumed run to stop its step")
+    lost = rig.runtime.wait([run.id], timeout=30)[0]
+    assert lost.state == "LOST" and "could not renew the workflow lease" in lost.error
+    rig.gate.touch()
+    assert rig.runtime.wait([rig.start().id], timeout=30)[0].state == "DONE"
+
+
+def test_flows_started_by_hand_keep_renewing_through_errors_and_refuse_to_commit_once_given_up(
+        tmp_path, monkeypatch):
+    from funnelops.runs import guard
+    from funnelops.runs.leases import LeaseStore
+    from funnelops.state.db import LedgerDB
+
+    fault = tmp_path / "disk-full"
+    monkeypatch.setenv("FUNNELOPS_LEASE_EXPIRY_S", "4")  # renewals every 1 s, budget 3 s
+    monkeypatch.setenv(FAULT_FILE_ENV, str(fault))
+    monkeypatch.setenv("FUNNELOPS_WORKFLOW", "wf")
+    monkeypatch.delenv("FUNNELOPS_LEASE_OWNER", raising=False)
+    leases = LeaseStore(LedgerDB(tmp_path / "ledger.sqlite"))
+    with guard.workflow_lease(tmp_path):
+        guard.verify_lease_held(tmp_path)
+        fault.touch()
+        time.sleep(1.3)  # a short spell: renewals fail, and are retried
+        fault.unlink()
+        keeper = guard._OWN[2]
+        assert keeper.last_error and "disk is full" in keeper.last_error
+        beat = leases.row("wf")["heartbeat_at"]
+        deadline = time.monotonic() + 5
+        while leases.row("wf")["heartbeat_at"] == beat and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert leases.row("wf")["heartbeat_at"] > beat, "the heartbeat died with the first error"
+        guard.verify_lease_held(tmp_path)
+        fault.touch()  # a long spell: the holder gives up, and no commit point passes any more
+        time.sleep(3.5)
+        with pytest.raises(RunInProgress, match="gave up its lease"):
+            guard.verify_lease_held(tmp_path)
+        fault.unlink()
+    assert leases.row("wf") is None
+
+
+def _ledger_write(home: Path, sql: str, args: tuple = ()) -> None:
+    con = sqlite3.connect(home / "ledger.sqlite", timeout=30)
+    try:
+        con.execute(sql, args)
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_flows_commit_only_while_their_run_holds_a_fresh_lease(tmp_path, monkeypatch):
+    """The partition swap and the warehouse commit re-check the lease right before publishing."""
+    import duckdb
+    from datetime import date
+
+    from funnelops.flows.cli import main
+    from funnelops.flows.generate import generate_raw
+    from funnelops.plan.apply import apply_plan
+    from funnelops.plan.diff import build_plan
+    from funnelops.runs.leases import LeaseStore
+    from funnelops.spec.loader import load_project
+    from funnelops.state.db import LedgerDB
+
+    project = Path(__file__).resolve().parents[2] / "projects" / "funnel" / "funnel.yaml"
+    loaded = load_project(project)
+    generate_raw(loaded, tmp_path, 300, date(2024, 1, 1), date(2024, 1, 10), seed=3)
+    backend = LocalBackend.for_project(loaded, tmp_path)
+    assert apply_plan(build_plan(loaded, backend, "iac"), backend).ok
+    for key, value in {"FUNNELOPS_PROJECT": str(project), "FUNNELOPS_HOME": str(tmp_path),
+                       "FUNNELOPS_WORKFLOW": "funnel-dia", "FUNNELOPS_LEASE_OWNER": "run-7",
+                       "FUNNELOPS_LEASE_EXPIRY_S": "60"}.items():
+        monkeypatch.setenv(key, value)
+    LeaseStore(LedgerDB(tmp_path / "ledger.sqlite")).acquire("funnel-dia", "run-7")
+    trusted = [p for p in (tmp_path / "buckets").glob("*trusted*/**/*.parquet")]
+    assert trusted == []
+
+    def stale() -> None:  # the run's supervisor has not renewed for most of the expiry: it is giving up
+        _ledger_write(tmp_path, "UPDATE leases SET heartbeat_at = ? WHERE owner = 'run-7'", (time.time() - 50,))
+
+    full = ["--granularity=DAY", "--execution_type=full"]
+    stale()
+    assert main(full + ["--refined_flows=false"]) == 3  # refused at the partition swap
+    assert [p for p in (tmp_path / "buckets").glob("*trusted*/**/*.parquet")] == []
+
+    _ledger_write(tmp_path, "UPDATE leases SET heartbeat_at = ? WHERE owner = 'run-7'", (time.time(),))
+    assert main(full + ["--refined_flows=false"]) == 0
+    assert [p for p in (tmp_path / "buckets").glob("*trusted*/**/*.parquet")]
+
+    stale()
+    assert main(full + ["--trusted_flows=false"]) == 3  # refused at the warehouse commit
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM funnel_refined.funnel_daily").fetchone()[0] == 0
+    finally:
+        con.close()
