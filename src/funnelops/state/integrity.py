@@ -182,18 +182,21 @@ def warehouse_error(path: Path, detail: str) -> CorruptState:
 
 
 def check_warehouse_intact(con, path: Path) -> None:
-    """Raise if the DuckDB file is shorter than the blocks its header says it holds.
+    """Raise if the DuckDB file is too short to hold the blocks in use.
 
     DuckDB opens a truncated file happily and reads its catalog from the first blocks; only a
     query that touches a missing block fails, much later, or never (a plan then says
-    "unchanged"). Comparing the file size with the block count catches it at open.
+    "unchanged"). Every used block lies inside the file, so the file must be at least
+    header + used blocks long (exact when no block is free; trailing free blocks are cut off by
+    DuckDB itself, so they are not counted). A cut that this misses fails on the first read
+    of a lost block, which the warehouse also reports as damage.
     """
-    row = con.execute("SELECT total_blocks, block_size FROM pragma_database_size() "
+    row = con.execute("SELECT used_blocks, block_size FROM pragma_database_size() "
                       "WHERE database_name = current_database()").fetchone()
     if not row or row[0] is None or row[1] is None:
         return
     need = DUCKDB_HEADER_BYTES + int(row[0]) * int(row[1])
     have = Path(path).stat().st_size
     if have < need:
-        raise warehouse_error(path, f"the file is {have} bytes but its header describes {need} bytes "
-                                    f"({row[0]} blocks); it was truncated")
+        raise warehouse_error(path, f"the file is {have} bytes but holds {row[0]} blocks in use ({need} bytes); "
+                                    "it was truncated")
