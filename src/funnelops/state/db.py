@@ -138,6 +138,9 @@ class LedgerDB:
                     os.link(tmp, self.path)  # fails if another process created the ledger first
                 except FileExistsError:
                     pass
+                except OSError:  # a filesystem without hard links: a (tiny) race instead
+                    if not self.path.exists():
+                        os.replace(tmp, self.path)
         finally:
             for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in integrity.SIDECARS)):
                 leftover.unlink(missing_ok=True)

@@ -66,12 +66,6 @@ def read_only_error(home: Path, doing: str | None = None) -> ReadOnlyHome:
         "to change anything, run as a user who can write it, or point --home at a writable copy")
 
 
-def is_readonly_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return ("readonly database" in text or "read-only file system" in text or "permission denied" in text
-            or "unable to open database" in text)
-
-
 # -- the ledger ------------------------------------------------------------------------------
 def inspect_ledger(path: Path) -> tuple[str, str]:
     """(state, detail) of the ledger file, read without changing it.
