@@ -126,6 +126,22 @@ class RunFailed(FunnelopsError):
     kind = "run_failed"
 
 
+class CorruptState(FunnelopsError):
+    """A state file of the home (ledger, warehouse) is damaged, missing beside other state, or not ours.
+
+    Never repaired silently: the message names the file, the hint lists the recovery steps and
+    what each one loses.
+    """
+
+    kind = "corrupt_state"
+
+
+class ReadOnlyHome(FunnelopsError):
+    """A command that changes state was run against a home the user cannot write."""
+
+    kind = "read_only_home"
+
+
 class MissingExtra(FunnelopsError):
     """An optional dependency (the `gcp` or `spark` extra) is not installed."""
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def open_backend(name: str, loaded, home: Path):
-    """The backend `name` ('local' or 'gcp') for a loaded project."""
+def open_backend(name: str, loaded, home: Path, *, reinit: bool = False):
+    """The backend `name` ('local' or 'gcp') for a loaded project.
+
+    `reinit` lets the local backend start a new ledger beside existing state (`--reinit`).
+    """
     from funnelops.errors import UsageError
 
     if name == "local":
         from funnelops.backends.local import LocalBackend
 
-        return LocalBackend.for_project(loaded, home)
+        return LocalBackend.for_project(loaded, home, reinit=reinit)
     if name == "gcp":
         from funnelops.backends.gcp import GcpBackend  # raises MissingExtra without the gcp extra
 

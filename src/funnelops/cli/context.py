@@ -55,6 +55,7 @@ class AppContext:
     as_json: bool = False
     debug: bool = False
     dry_run: bool = False
+    reinit: bool = False
     _loaded: Any = None
     _backend: Any = None
     _console: Console | None = None
@@ -93,7 +94,7 @@ class AppContext:
         if self._backend is None:
             from funnelops.backends import open_backend
 
-            self._backend = open_backend(self.backend_kind, self.project, self.home)
+            self._backend = open_backend(self.backend_kind, self.project, self.home, reinit=self.reinit)
         return self._backend
 
     def close(self) -> None:

@@ -50,11 +50,15 @@ def root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Validate the arguments and the project, say what would be done, touch nothing."),
+    reinit: bool = typer.Option(False, "--reinit",
+                                help="Start a new ledger when the home's ledger is damaged, empty or missing beside "
+                                     "existing state (the old file is moved aside; its lifecycle and run history "
+                                     "are not carried over)."),
 ) -> None:
     if backend is not None and backend not in ("local", "gcp"):
         raise typer.BadParameter("use local or gcp", param_hint="--backend")
     ctx.obj = AppContext(project_path=project.expanduser(), home=home.expanduser().absolute(),
-                         backend_name=backend, as_json=as_json, debug=debug, dry_run=dry_run)
+                         backend_name=backend, as_json=as_json, debug=debug, dry_run=dry_run, reinit=reinit)
 
 
 def _register() -> None:

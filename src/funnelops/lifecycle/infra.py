@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from funnelops.lifecycle.order import job_completed, require_before
@@ -18,12 +19,18 @@ def create_infra(loaded: "LoadedProject", backend, stage: str, *, actor: str, al
                  progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
     """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done."""
     stage = normalize_stage(stage)
-    require_before(backend.ledger, stage, "create-infra")
-    plan = build_plan(loaded, backend, stage)
-    result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, progress=progress)
-    raise_if_failed(result)
-    job_completed(backend.ledger, "create-infra", stage, loaded.spec_hash, actor)
+    with _apply_lock(backend):  # plan under the lock: a second apply plans against the first's result
+        require_before(backend.ledger, stage, "create-infra")
+        plan = build_plan(loaded, backend, stage)
+        result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, progress=progress)
+        raise_if_failed(result)
+        job_completed(backend.ledger, "create-infra", stage, loaded.spec_hash, actor)
     return plan, result
+
+
+def _apply_lock(backend):
+    """The backend's per-home apply lock, if it has one (the local backend does)."""
+    return backend.apply_lock() if hasattr(backend, "apply_lock") else nullcontext()
 
 
 def destroy_plan(loaded: "LoadedProject", backend) -> Plan:
@@ -54,8 +61,9 @@ def destroy(loaded: "LoadedProject", backend, *, actor: str, progress: ProgressF
     from funnelops.runs.busy import backend_holders, refuse_while_running
 
     refuse_while_running(backend_holders(backend, [w.name for w in loaded.spec.workflows]), "destroy")
-    plan = destroy_plan(loaded, backend)
-    result = apply_plan(plan, backend, allow_data_loss=True, progress=progress, max_parallel=1)
-    raise_if_failed(result)
-    backend.ledger.reset_stages(actor)
+    with _apply_lock(backend):
+        plan = destroy_plan(loaded, backend)
+        result = apply_plan(plan, backend, allow_data_loss=True, progress=progress, max_parallel=1)
+        raise_if_failed(result)
+        backend.ledger.reset_stages(actor)
     return plan, result

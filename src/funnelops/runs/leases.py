@@ -151,7 +151,7 @@ class LeaseStore:
 
     def holder(self, workflow: str) -> Holder | None:
         """The live holder of `workflow`'s lease, if any (a dead one does not count)."""
-        if not self.db.path.exists():
+        if not self.db.exists():
             return None
         with self.db.read() as con:
             row = con.execute("SELECT * FROM leases WHERE workflow = ?", (workflow,)).fetchone()
@@ -209,7 +209,7 @@ class LeaseStore:
             con.execute("DELETE FROM leases WHERE workflow = ? AND owner = ?", (workflow, owner))
 
     def all(self) -> list[dict]:
-        if not self.db.path.exists():
+        if not self.db.exists():
             return []
         with self.db.read() as con:
             return [dict(r) | {"alive": holder_alive(r)} for r in con.execute("SELECT * FROM leases").fetchall()]

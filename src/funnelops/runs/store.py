@@ -50,14 +50,14 @@ class RunStore:
             return cur.rowcount == 1
 
     def get(self, run_id: int) -> RunRecord | None:
-        if not self.db.path.exists():
+        if not self.db.exists():
             return None
         with self.db.read() as con:
             row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return row_to_run(row) if row else None
 
     def list(self, workflow: str | None = None, limit: int = 50, active_only: bool = False) -> list[RunRecord]:
-        if not self.db.path.exists():
+        if not self.db.exists():
             return []
         q, args = "SELECT * FROM runs", []
         where = []
@@ -75,7 +75,7 @@ class RunStore:
 
     def reap(self) -> list[int]:
         """Mark RUNNING runs whose supervisor process is gone as LOST, and free their leases."""
-        if not self.db.path.exists():
+        if not self.db.exists() or self.db.read_only:  # a read-only home shows runs as recorded
             return []
         with self.db.read() as con:
             rows = con.execute("SELECT id, workflow, pid FROM runs WHERE state = 'RUNNING'").fetchall()

@@ -7,12 +7,17 @@ while a run writes.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+
+from funnelops.state import integrity
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,59 +56,168 @@ def now_iso() -> str:
 
 
 class LedgerDB:
-    """Opens (and creates) the ledger file; hands out connections and write transactions."""
+    """Opens (and creates) the ledger file; hands out connections and write transactions.
 
-    def __init__(self, path: Path) -> None:
+    The first connection checks the file (see `state.integrity`): a damaged ledger, or a missing
+    or empty one beside other state, is a CorruptState unless `reinit` (`--reinit`) asks for a
+    new ledger. In a home this process cannot write, connections are read-only and `write()`
+    raises ReadOnlyHome.
+    """
+
+    def __init__(self, path: Path, *, reinit: bool = False) -> None:
         self.path = Path(path)
+        self.reinit = reinit
         self._ready = False
+        self._ro = False
+        self._prepare_lock = threading.Lock()
+
+    @property
+    def read_only(self) -> bool:
+        return self._ro if self._ready else not integrity.writable(self.path)
+
+    def exists(self) -> bool:
+        """Is there a ledger to read? False in a brand-new home; CorruptState if it is gone
+        while the home holds other state (reads must not show an empty lifecycle then)."""
+        if self.path.exists():
+            return True
+        evidence = integrity.home_evidence(self.path.parent)
+        if evidence and not self.reinit:
+            raise integrity.ledger_error(self.path, "missing", "", evidence)
+        return False
 
     def connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        if not self._ready:
+            with self._prepare_lock:  # apply threads share one LedgerDB: check (and move aside) once
+                if not self._ready:
+                    self._prepare()
+        if self._ro:
+            con = integrity.connect_ro(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        else:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         con.row_factory = sqlite3.Row
         con.execute("PRAGMA busy_timeout = 30000")
-        if not self._ready:
-            self._init(con)
         return con
 
-    def _init(self, con: sqlite3.Connection) -> None:
-        for attempt in range(50):
+    def _prepare(self) -> None:
+        """Check the file once, then create it, mark a legacy one, or refuse."""
+        ro = not integrity.writable(self.path)
+        state, detail = integrity.inspect_ledger(self.path)
+        if state in ("ok", "legacy"):
+            if not ro:
+                self._init()
+        elif ro:
+            if state == "missing" and not integrity.home_evidence(self.path.parent):
+                raise integrity.read_only_error(self.path.parent, "creating the ledger")
+            raise integrity.ledger_error(self.path, state, detail, integrity.home_evidence(self.path.parent))
+        else:
+            evidence = integrity.home_evidence(self.path.parent)
+            fresh_home = state in ("missing", "empty") and not evidence
+            if not fresh_home:
+                if not self.reinit:
+                    raise integrity.ledger_error(self.path, state, detail, evidence)
+                integrity.move_aside(self.path)
+            self._create(replace=state == "empty" and fresh_home)
+        self._ro = ro
+        self._ready = True
+
+    def _create(self, *, replace: bool) -> None:
+        """Build a complete, marked ledger beside the final name and move it into place at once,
+        so no process ever sees a half-made (empty, unmarked) ledger."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            con = sqlite3.connect(tmp, isolation_level=None)
             try:
                 con.execute("PRAGMA journal_mode = WAL")
                 con.executescript(SCHEMA)
-                self._ready = True
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == 49:
-                    raise
-                time.sleep(0.05)
+                _mark(con)
+                con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", (now_iso(),))
+            finally:
+                con.close()
+            if replace:
+                os.replace(tmp, self.path)
+            else:
+                try:
+                    os.link(tmp, self.path)  # fails if another process created the ledger first
+                except FileExistsError:
+                    pass
+                except OSError:  # a filesystem without hard links: a (tiny) race instead
+                    if not self.path.exists():
+                        os.replace(tmp, self.path)
+        finally:
+            for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in integrity.SIDECARS)):
+                leftover.unlink(missing_ok=True)
+        self._init()
+
+    def _init(self) -> None:
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            for attempt in range(50):
+                try:
+                    con.execute("PRAGMA busy_timeout = 30000")
+                    con.execute("PRAGMA journal_mode = WAL")
+                    con.executescript(SCHEMA)
+                    _mark(con)
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            con.close()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: commits on success, rolls back on any error."""
-        con = self.connect()
-        try:
-            for attempt in range(200):
-                try:
-                    con.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or attempt == 199:
-                        raise
-                    time.sleep(0.01 + 0.002 * attempt)
+        if self.read_only:
+            raise integrity.read_only_error(self.path.parent, f"writing {self.path.name}")
+        with self._translated():
+            con = self.connect()
+            if self._ro:
+                con.close()
+                raise integrity.read_only_error(self.path.parent, f"writing {self.path.name}")
             try:
-                yield con
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        finally:
-            con.close()
+                for attempt in range(200):
+                    try:
+                        con.execute("BEGIN IMMEDIATE")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if "locked" not in str(exc) or attempt == 199:
+                            raise
+                        time.sleep(0.01 + 0.002 * attempt)
+                try:
+                    yield con
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            finally:
+                con.close()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        con = self.connect()
+        with self._translated():
+            con = self.connect()
+            try:
+                yield con
+            finally:
+                con.close()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """SQLite errors that mean "damaged" or "read-only" become errors a user can act on."""
         try:
-            yield con
-        finally:
-            con.close()
+            yield
+        except sqlite3.OperationalError as exc:
+            if "readonly database" in str(exc).lower():
+                raise integrity.read_only_error(self.path.parent, f"writing {self.path.name}") from None
+            raise
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:  # SQLITE_CORRUPT / SQLITE_NOTADB, not IntegrityError
+                raise integrity.ledger_error(self.path, "damaged", str(exc), []) from None
+            raise
+
+
+def _mark(con: sqlite3.Connection) -> None:
+    """The marker row that tells a funnelops ledger from any other (or an empty) SQLite file."""
+    con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (integrity.MARKER_KEY, integrity.MARKER_VALUE))

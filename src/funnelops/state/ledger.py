@@ -80,11 +80,11 @@ def record_refusal(ledger: Any, subject: str, exc: Exception, **data: Any) -> No
 class LocalLedger:
     """Ledger in `<home>/ledger.sqlite`."""
 
-    def __init__(self, home: Path) -> None:
-        self.db = LedgerDB(Path(home) / "ledger.sqlite")
+    def __init__(self, home: Path, db: LedgerDB | None = None) -> None:
+        self.db = db if db is not None else LedgerDB(Path(home) / "ledger.sqlite")
 
     def stages(self) -> dict[str, StageRecord]:
-        if not self.db.path.exists():
+        if not self.db.exists():
             return {}
         with self.db.read() as con:
             rows = con.execute("SELECT stage, completed_at, spec_hash, actor FROM stages").fetchall()
@@ -125,7 +125,7 @@ class LocalLedger:
                         (now_iso(), kind, subject, json.dumps(data, ensure_ascii=False)))
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        if not self.db.path.exists():
+        if not self.db.exists():
             return []
         with self.db.read() as con:
             q = "SELECT id, at, kind, subject, data FROM events"

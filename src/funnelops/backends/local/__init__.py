@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from funnelops.backends.local.apply_lock import apply_lock
 from funnelops.backends.local.storage import BucketHandler, LocalStorage
 from funnelops.backends.local.warehouse import (DatasetHandler, ExternalTableHandler, LocalWarehouse, TableHandler,
                                                 ViewHandler)
@@ -27,12 +28,15 @@ class LocalBackend:
     max_parallel = 4
 
     def __init__(self, home: Path, project_id: str, region: str, time_zone: str | None = None,
-                 service_account: str | None = None, project_path: Path | None = None) -> None:
+                 service_account: str | None = None, project_path: Path | None = None, *,
+                 reinit: bool = False) -> None:
         self.home = Path(home)
         self.storage = LocalStorage(self.home / "buckets")
         self.warehouse = LocalWarehouse(self.home / "warehouse.duckdb", self.home / "buckets", time_zone)
-        self.db = LedgerDB(self.home / "ledger.sqlite")
-        self.ledger = LocalLedger(self.home)
+        self.db = LedgerDB(self.home / "ledger.sqlite", reinit=reinit)
+        self.ledger = LocalLedger(self.home, self.db)
+        self._apply_depth = 0
+        self._apply_lock_cm = None
         self.templates = TemplateStore(self.db, project_id, region)
         self.schedulers = SchedulerStore(self.db, project_id, region, service_account)
         self.runtime = LocalRuntime(self.home, self.db, self.templates, self.schedulers, project_path, self.ledger)
@@ -47,17 +51,43 @@ class LocalBackend:
         }
 
     @classmethod
-    def for_project(cls, loaded, home: Path) -> "LocalBackend":
+    def for_project(cls, loaded, home: Path, *, reinit: bool = False) -> "LocalBackend":
         p = loaded.spec.project
-        return cls(home, p.id, p.region, p.time_zone, p.service_account, loaded.path)
+        return cls(home, p.id, p.region, p.time_zone, p.service_account, loaded.path, reinit=reinit)
 
     def handler(self, kind: str):
         return self._handlers[kind]
 
     @contextmanager
+    def apply_lock(self) -> Iterator[None]:
+        """One apply at a time on this home (re-entrant within this backend object).
+
+        Taken around plan and apply by create-infra and destroy; the ledger is checked (and, in a
+        new home, created) before anything changes, so a damaged ledger stops the apply up front.
+        """
+        if self._apply_depth == 0:
+            cm = apply_lock(self.home)
+            cm.__enter__()
+            try:
+                with self.db.read():
+                    pass
+            except BaseException:
+                cm.__exit__(None, None, None)
+                raise
+            self._apply_lock_cm = cm
+        self._apply_depth += 1
+        try:
+            yield
+        finally:
+            self._apply_depth -= 1
+            if self._apply_depth == 0:
+                cm, self._apply_lock_cm = self._apply_lock_cm, None
+                cm.__exit__(None, None, None)
+
+    @contextmanager
     def apply_session(self) -> Iterator[None]:
-        """Keep one warehouse write connection for a whole apply."""
-        with self.warehouse.session():
+        """Keep one warehouse write connection for a whole apply, under the apply lock."""
+        with self.apply_lock(), self.warehouse.session():
             yield
 
     def check_plan(self, plan) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 from funnelops.backends.base import Observed
 from funnelops.backends.local.warehouse_conn import warehouse
 from funnelops.resources import Resource
+from funnelops.state.integrity import is_duckdb_corruption, warehouse_error
 
 META_TABLE = "main._funnelops_meta"
 SYSTEM_SCHEMAS = {"main", "information_schema", "pg_catalog"}
@@ -66,7 +67,7 @@ class LocalWarehouse:
 
     # -- observing -------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        with self._lock:
+        with self._lock, self._named_corruption():
             if self._snapshot is None:
                 if self._con is not None:
                     self._snapshot = self._read_catalog(self._con)
@@ -74,6 +75,19 @@ class LocalWarehouse:
                     with warehouse(self.path, write=False) as con:
                         self._snapshot = self._read_catalog(con)
             return self._snapshot
+
+    @contextmanager
+    def _named_corruption(self) -> Iterator[None]:
+        """A DuckDB error that says the file is damaged becomes a CorruptState naming the file,
+        never an empty catalog or an "unexpected" crash."""
+        import duckdb
+
+        try:
+            yield
+        except duckdb.Error as exc:
+            if is_duckdb_corruption(exc):
+                raise warehouse_error(self.path, str(exc)) from None
+            raise
 
     def invalidate(self) -> None:
         with self._lock:
@@ -139,7 +153,7 @@ class LocalWarehouse:
     def execute(self, statements: list[str], address: str, kind: str | None, config: dict | None,
                 view: str | None = None) -> None:
         """Run DDL and record (or drop) the metadata of `address`, in one transaction."""
-        with self._lock, self.session():
+        with self._lock, self.session(), self._named_corruption():
             if self._con is None:
                 self._open()
             con = self._con
@@ -164,7 +178,7 @@ class LocalWarehouse:
             self._snapshot = None
 
     def row_count(self, address: str) -> int:
-        with self._lock:
+        with self._lock, self._named_corruption():
             if self._con is not None:
                 return self._con.execute(f"SELECT COUNT(*) FROM {rel(address)}").fetchone()[0]
             with warehouse(self.path, write=False) as con:

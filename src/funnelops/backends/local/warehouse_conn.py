@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from funnelops.errors import BackendError
+from funnelops.state import integrity
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("FUNNELOPS_WAREHOUSE_LOCK_TIMEOUT", "600"))
 
@@ -31,8 +32,10 @@ DEFAULT_TIMEOUT_S = float(os.environ.get("FUNNELOPS_WAREHOUSE_LOCK_TIMEOUT", "60
 @contextmanager
 def file_lock(lock_path: Path, *, exclusive: bool, timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[None]:
     """Hold an flock on `lock_path`; waits with backoff up to `timeout` seconds."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock_fd(lock_path, exclusive)
+    if fd is None:  # a read-only home without a lock file: nobody can write it, nothing to wait for
+        yield
+        return
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     deadline = time.monotonic() + timeout
     delay = 0.005
@@ -96,6 +99,19 @@ def confined_memory(allowed: list[Path], time_zone: str | None = None):
     return con
 
 
+def _open_lock_fd(lock_path: Path, exclusive: bool) -> int | None:
+    """The lock file's descriptor; read-only in a home this process cannot write (flock works on it)."""
+    if integrity.writable(lock_path):
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    if exclusive:
+        raise integrity.read_only_error(lock_path.parent, "writing the warehouse")
+    try:
+        return os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+
+
 @contextmanager
 def warehouse(path: Path, *, write: bool = True, time_zone: str | None = None,
               timeout: float = DEFAULT_TIMEOUT_S, allowed: list[Path] | None = None) -> Iterator["object"]:
@@ -129,13 +145,27 @@ def _tz_literal(tz: str) -> str:
 
 
 def _connect_with_retry(duckdb, path: str, *, read_only: bool, timeout: float):
+    """Connect, retrying lock collisions; a damaged file or a read-only home is a clear error."""
+    if not read_only and not integrity.writable(Path(path)):
+        raise integrity.read_only_error(Path(path).parent, "writing the warehouse")
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
-        except duckdb.IOException as exc:
+            con = duckdb.connect(path, read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            if integrity.is_duckdb_corruption(exc):
+                raise integrity.warehouse_error(Path(path), str(exc)) from None
+            if not isinstance(exc, duckdb.IOException):
+                raise
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise BackendError(f"cannot open the warehouse {path}: {exc}") from None
             time.sleep(delay + random.random() * delay)
             delay = min(delay * 2, 1.0)
+    try:
+        integrity.check_warehouse_intact(con, Path(path))
+    except BaseException:
+        con.close()
+        raise
+    return con

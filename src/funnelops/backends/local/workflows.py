@@ -40,7 +40,7 @@ class TemplateStore:
         return f"projects/{self.project}/regions/{self.region}/workflowTemplates/{name}"
 
     def all(self) -> dict[str, dict[str, Any]]:
-        if not self.db.path.exists():
+        if not self.db.exists():
             return {}
         with self.db.read() as con:
             rows = con.execute("SELECT name, body, version, create_time, update_time FROM templates").fetchall()
@@ -125,7 +125,7 @@ class SchedulerStore:
         return f"projects/{self.project}/locations/{self.region}/jobs/{sid}"
 
     def all(self) -> dict[str, dict[str, Any]]:
-        if not self.db.path.exists():
+        if not self.db.exists():
             return {}
         with self.db.read() as con:
             rows = con.execute("SELECT id, body, state, last_fire FROM schedulers").fetchall()
