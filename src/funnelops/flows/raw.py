@@ -244,7 +244,8 @@ def _stage_xlsx(con, name, raw_root, files, columns, listed, allow_empty) -> Sta
                                   "replace it with a valid .xlsx file", file=str(p)) from None
         good, bad = sheet_rows(sheet, columns, i, p.relative_to(raw_root), file=str(p))
         records[i] = len(good) + len(bad)
-        checks.check_not_empty(p.relative_to(raw_root).as_posix(), [], records[i], allow_empty, file=str(p))
+        checks.check_not_empty(p.relative_to(raw_root).as_posix(), [], records[i], allow_empty,
+                               file=str(p))
         rows += good
         rejects += bad
     cols = ", ".join(f"{_ident(c)} VARCHAR" for c in columns)

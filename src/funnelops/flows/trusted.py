@@ -119,7 +119,7 @@ def run_trusted_flow(ctx: RunContext, engine: DuckEngine, name: str, wait: bool 
 def _fingerprint(module, files, period) -> str:
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for code in (Path(module.__file__), here / "dq.py", here / "raw.py", here / "trusted.py"):
+    for code in (Path(module.__file__), *(here / f for f in ("dq.py", "raw.py", "source_checks.py", "trusted.py"))):
         h.update(code.read_bytes())
     h.update(repr(None if period is None else (period.start, period.end)).encode())
     for _, p in files:
@@ -153,7 +153,8 @@ def _save_manifest(manifest: Path, fingerprint: str, result: FlowResult, table_d
 def _build(ctx, engine, name, module, files, period, raw_root: Path, trusted_root: Path) -> FlowResult:
     con = engine.con
     stg, chk = f"stg_{name}", f"chk_{name}"
-    staged = rawmod.stage(con, stg, raw_root, files, tuple(module.COLUMNS), getattr(module, "ALLOW_EMPTY", False))
+    staged = rawmod.stage(con, stg, raw_root, files, tuple(module.COLUMNS),
+                          allow_empty=getattr(module, "ALLOW_EMPTY", False))
     checked = module.transform(engine.table(staged.view))
     if period is not None:
         checked = add_period_rule(checked, module.PARTITION, period.start.isoformat(), period.end.isoformat())
