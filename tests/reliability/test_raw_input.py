@@ -221,6 +221,7 @@ def test_empty_csv_keeps_the_partition(raw, content):
     with pytest.raises(FlowSourceError) as e:
         raw.run("leads")
     assert LEADS in e.value.message and "ALLOW_EMPTY" in (e.value.hint or "")
+    assert ("0 bytes" in e.value.message) == (content == b"")
     assert raw.rows("leads", "lead_id") == before
 
 
@@ -244,13 +245,16 @@ def test_empty_workbook_keeps_the_partition(raw):
     assert raw.rows("targets", "channel") == before
 
 
-@pytest.mark.parametrize("content", [b"", b"ID_NEGOCIO,ID_OPORTUNIDAD,ID_LEAD,FECHA_CIERRE,MONTO_COP,ASESOR\n"],
-                         ids=["zero-bytes", "header-only"])
-def test_allow_empty_flows_accept_an_empty_day(raw, content):
-    raw.write(WON, "ID_NEGOCIO,ID_OPORTUNIDAD,ID_LEAD,FECHA_CIERRE,MONTO_COP,ASESOR\n"
-                   "N1,O1,L1,2024-03-05 08:00:00,100,Ana\n")
+def test_allow_empty_flows_accept_a_header_only_day_but_not_zero_bytes(raw):
+    header = "ID_NEGOCIO,ID_OPORTUNIDAD,ID_LEAD,FECHA_CIERRE,MONTO_COP,ASESOR\n"
+    raw.write(WON, header + "N1,O1,L1,2024-03-05 08:00:00,100,Ana\n")
     assert raw.run("won_deals").kept == 1
-    raw.write(WON, content)                                       # won_deals declares ALLOW_EMPTY = True
+    before = raw.rows("won_deals", "deal_id")
+    raw.write(WON, b"")                                           # a failed transfer, ALLOW_EMPTY or not
+    with pytest.raises(FlowSourceError, match="0 bytes"):
+        raw.run("won_deals")
+    assert raw.rows("won_deals", "deal_id") == before
+    raw.write(WON, header)                                        # won_deals declares ALLOW_EMPTY = True
     r = raw.run("won_deals")
     assert (r.read, r.kept, r.quarantined) == (0, 0, 0)
     assert raw.rows("won_deals", "deal_id") == []

@@ -102,10 +102,10 @@ def load_trusted(project_dir: Path, name: str) -> ModuleType:
       `OUTPUT`) and the output columns.
     - `transform(raw)`: returns every input row with `dq_rule` (NULL = keep), ending with
       `dq.finish(df, OUTPUT)`; rows are never filtered out.
-    - `ALLOW_EMPTY` (optional, default False): whether a source file with no data rows (0 bytes
-      or a header only) is a legal empty period. Without it such a file fails the run and the
-      period's trusted partition is kept; with it the partition is replaced by nothing, e.g. a
-      day without won deals.
+    - `ALLOW_EMPTY` (optional, default False): whether a source file with a header and no data
+      rows is a legal empty period. Without it such a file fails the run and the period's
+      trusted partition is kept; with it the partition is replaced by nothing (a day without
+      won deals). A 0-byte file always fails: it has no header, so it is a failed transfer.
     """
     if not _IDENT.match(name):
         raise FlowDefinitionError(f"trusted flow name `{name}` must be an identifier")

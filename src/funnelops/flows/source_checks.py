@@ -7,8 +7,10 @@ Shared by both engines (DuckDB staging in :mod:`funnelops.flows.raw`, Spark stag
   could make a run read `/etc/passwd` into trusted data or the quarantine);
 - header: the file's header names exactly the flow's `COLUMNS`; in another order the file is
   read by name, with a missing, unexpected or repeated name the file fails, naming them;
-- emptiness: a file with no data rows (0 bytes, or a header only) would replace that period's
-  trusted partition with nothing, so it fails the run unless the flow declares `ALLOW_EMPTY`;
+- emptiness: a file with no data rows would replace that period's trusted partition with
+  nothing, so a header-only file fails the run unless the flow declares `ALLOW_EMPTY`, and a
+  0-byte file always does (even an empty extract carries its header: 0 bytes is a failed
+  transfer, and there is no header to check);
 - completeness: every physical record of a CSV is kept, quarantined or rejected; a quoted field
   that never closes makes DuckDB swallow the rest of the file into one rejected record, which
   is found by comparing against the physical line count and fails the file, naming the line.
@@ -115,13 +117,17 @@ def csv_facts(path: Path) -> tuple[str | None, int]:
 def check_not_empty(shown: str, header: list[str] | None, records: int, allow_empty: bool,
                     file: str | None = None) -> None:
     """An empty source is a failed delivery (it would delete the period's trusted rows)."""
-    if records or allow_empty:
+    if records or (allow_empty and header is not None):
         return
-    what = "is empty (0 bytes)" if header is None else "has a header but no data rows"
+    if header is None:
+        raise FlowSourceError(
+            f"source file {shown} is empty (0 bytes, not even a header); the run stops so the trusted "
+            f"data of its period is kept", "re-deliver the extract: an empty extract still carries its "
+            "header line (ALLOW_EMPTY accepts header-only files, never 0-byte ones)", file=file or shown)
     raise FlowSourceError(
-        f"source file {shown} {what}; the run stops so the trusted data of its period is kept",
-        "re-deliver the extract; if an empty period is legal for this flow, set ALLOW_EMPTY = True "
-        "in its flow file", file=file or shown)
+        f"source file {shown} has a header but no data rows; the run stops so the trusted data of "
+        f"its period is kept", "re-deliver the extract; if an empty period is legal for this flow, "
+        "set ALLOW_EMPTY = True in its flow file", file=file or shown)
 
 
 def first_line_of(path: Path, fragment: str) -> int | None:
