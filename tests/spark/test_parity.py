@@ -47,7 +47,8 @@ def staged(tmp_path_factory):
     for name in trusted_names(loaded.base_dir):
         module = load_trusted(loaded.base_dir, name)
         files = rawmod.source_files(raw_root, module.FILES, None)
-        s = rawmod.stage(con, f"stg_{name}", raw_root, files, tuple(module.COLUMNS))
+        s = rawmod.stage(con, f"stg_{name}", raw_root, files, tuple(module.COLUMNS),
+                         allow_empty=getattr(module, "ALLOW_EMPTY", False))
         out[name] = home / f"{name}.parquet"
         con.execute(f"COPY (SELECT * FROM {s.view}) TO '{out[name]}' (FORMAT parquet)")
     con.close()

@@ -117,7 +117,10 @@ def _lead_base_sql(n_leads: int, start: date, ndays: int) -> str:
     CREATE TABLE lead_base AS
     WITH b AS (
       SELECT i,
-        CAST(DATE '{start.isoformat()}' + CAST(floor(u(i, 'd') * {ndays}) AS INTEGER) AS TIMESTAMP)
+        -- the first leads fill one day each: every day has leads (an empty leads extract is a
+        -- failed delivery to the trusted flow), the rest fall on random days
+        CAST(DATE '{start.isoformat()}' + CAST(CASE WHEN i < {ndays} THEN i
+                                                   ELSE floor(u(i, 'd') * {ndays}) END AS INTEGER) AS TIMESTAMP)
           + to_seconds(CAST(21600 + floor(u(i, 's') * 50400) AS BIGINT)) AS created_at,
         CAST(floor(u(i, 'c') * {len(CHANNELS)}) AS INTEGER) AS ch,
         CAST(floor(u(i, 'g') * {len(SEGMENTS)}) AS INTEGER) AS sg,

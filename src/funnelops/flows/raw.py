@@ -5,6 +5,10 @@ explicit all-VARCHAR schema, BOM-tolerant, rows with the wrong number of columns
 their line in a rejects table; Excel through python-calamine) and exposes one view per flow with
 the raw columns plus lineage: `_file_index` (which file) and `_row` (the row's place in the input,
 in file order). The flow then sees a plain DataFrame of strings.
+
+Before reading, every file passes :mod:`funnelops.flows.source_checks` (regular file inside the
+bucket, header matching `COLUMNS` by name, not empty); after the flow ran, :func:`check_complete`
+proves that every physical record was kept, quarantined or rejected.
 """
 
 from __future__ import annotations
@@ -14,14 +18,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from funnelops.errors import FunnelopsError
+from funnelops.flows import source_checks as checks
 from funnelops.flows.args import Period, _add_months
+from funnelops.flows.source_checks import FlowSourceError
 
 XLSX_ROW_BASE = 1_000_000  # Excel rows: _row = file index * base + sheet row, so the line is recoverable
-
-
-class FlowSourceError(FunnelopsError):
-    """A source file is missing or unreadable: the run fails and the message names the file."""
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Staged:
     files: list[tuple[int, date, str]]          # (index, extract date, path relative to the bucket)
     rejects: str                                # SQL: (_file_index, line, error_type, raw_record)
     extra: dict = field(default_factory=dict)
+    records: dict[int, int] = field(default_factory=dict)   # physical records per file index
+    paths: dict[int, Path] = field(default_factory=dict)
 
 
 def _is_daily(template: str) -> bool:
@@ -75,6 +78,7 @@ def source_files(raw_root: Path, template: str, period: Period | None) -> list[t
             d = match_date(m)
             if d is None:
                 continue
+            checks.check_confined(raw_root, p)
             out.append((d, p))
         return sorted(out)
     if daily:
@@ -84,7 +88,13 @@ def source_files(raw_root: Path, template: str, period: Period | None) -> list[t
         while d < period.end:
             dates.append(d)
             d = _add_months(d, 1)
-    return [(d, raw_root / _fill(template, d)) for d in dates if (raw_root / _fill(template, d)).is_file()]
+    out = []
+    for d in dates:
+        p = raw_root / _fill(template, d)
+        if p.is_symlink() or p.is_file():      # a link (even a dangling one) is refused, not skipped
+            checks.check_confined(raw_root, p)
+            out.append((d, p))
+    return out
 
 
 def expected_files(template: str, period: Period | None) -> str:
@@ -113,8 +123,10 @@ def _ident(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
 
-def stage(con, name: str, raw_root: Path, files: list[tuple[date, Path]], columns: tuple[str, ...]) -> Staged:
-    """Stage `files` as view `name` in the DuckDB connection `con`."""
+def stage(con, name: str, raw_root: Path, files: list[tuple[date, Path]], columns: tuple[str, ...],
+          allow_empty: bool = False) -> Staged:
+    """Stage `files` as view `name` in the DuckDB connection `con`; a file whose header does not
+    name `columns`, or that has no data rows (unless `allow_empty`), fails before anything is read."""
     _check_readable(raw_root, files)
     listed = [(i, d, p.relative_to(raw_root).as_posix()) for i, (d, p) in enumerate(files)]
     con.execute(f"CREATE OR REPLACE TABLE {name}_files (_file_index INTEGER, extract_date DATE, "
@@ -122,16 +134,41 @@ def stage(con, name: str, raw_root: Path, files: list[tuple[date, Path]], column
     con.executemany(f"INSERT INTO {name}_files VALUES (?, ?, ?, ?)",
                     [(i, d, rel, str(files[i][1])) for i, d, rel in listed])
     if all(p.suffix.lower() == ".csv" for _, p in files):
-        return _stage_csv(con, name, files, columns, listed)
-    if all(p.suffix.lower() == ".xlsx" for _, p in files):
-        return _stage_xlsx(con, name, raw_root, files, columns, listed)
-    raise FlowSourceError(f"flow {name}: source files must be all .csv or all .xlsx")
+        staged = _stage_csv(con, name, raw_root, files, columns, listed, allow_empty)
+    elif all(p.suffix.lower() == ".xlsx" for _, p in files):
+        staged = _stage_xlsx(con, name, raw_root, files, columns, listed, allow_empty)
+    else:
+        raise FlowSourceError(f"flow {name}: source files must be all .csv or all .xlsx")
+    staged.paths = {i: p for i, (_, p) in enumerate(files)}
+    return staged
 
 
-def _stage_csv(con, name, files, columns, listed) -> Staged:
+def _by_name(columns: tuple[str, ...], positions: dict[int, list[int]]) -> str:
+    """The select list that reads each column by name: read_csv names the fields by position
+    (as `columns`), so for a file with another column order, column k is the field named
+    `columns[pos[k]]` of that file's rows."""
+    out = []
+    for k, c in enumerate(columns):
+        branches = [f"WHEN {i} THEN {_ident(columns[pos[k]])}" for i, pos in positions.items() if pos[k] != k]
+        out.append(f"CASE file_index {' '.join(branches)} ELSE {_ident(c)} END AS {_ident(c)}"
+                   if branches else _ident(c))
+    return ", ".join(out)
+
+
+def _stage_csv(con, name, raw_root, files, columns, listed, allow_empty) -> Staged:
+    records, positions = {}, {}
+    for i, (_, p) in enumerate(files):
+        shown = p.relative_to(raw_root).as_posix()
+        line, records[i] = checks.csv_facts(p)
+        header = checks.parse_header(line)
+        if header is not None:
+            pos = checks.column_positions(columns, header, shown, file=str(p))
+            if pos is not None:
+                positions[i] = pos
+        checks.check_not_empty(shown, header, records[i], allow_empty, file=str(p))
     paths = "[" + ", ".join(_sql_str(str(p)) for _, p in files) + "]"
     schema = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in columns) + "}"
-    cols = ", ".join(_ident(c) for c in columns)
+    cols = _by_name(columns, positions)
     con.execute(
         f"CREATE OR REPLACE VIEW {name} AS SELECT {cols}, CAST(file_index AS INTEGER) AS _file_index, "
         f"row_number() OVER () AS _row FROM read_csv({paths}, header = true, columns = {schema}, "
@@ -144,7 +181,7 @@ def _stage_csv(con, name, files, columns, listed) -> Staged:
                f"      FROM {name}_rej e JOIN {name}_rejscan s USING (scan_id, file_id) "
                f"      ORDER BY s.file_path, e.line, e.error_type) e "
                f"JOIN {name}_files f ON f.abs_path = e.file_path")
-    return Staged(name, "csv", listed, rejects)
+    return Staged(name, "csv", listed, rejects, records=records)
 
 
 def _cell(v) -> str | None:
@@ -157,16 +194,28 @@ def _cell(v) -> str | None:
     return str(v)
 
 
+def _header_row(sheet: list, columns: tuple[str, ...]) -> int | None:
+    """The header row: the first row naming at least half of `columns` (a title row above it
+    names none); its exact match against `columns` is checked by the caller."""
+    need = max(1, (len(columns) + 1) // 2)
+    for r, cells in enumerate(sheet):
+        names = {str(c).strip() for c in cells if c is not None}
+        if len(names & set(columns)) >= need:
+            return r
+    return None
+
+
 def sheet_rows(sheet: list, columns: tuple[str, ...], i: int, shown, file: str | None = None) -> tuple[list, list]:
-    """The rows of a first sheet after its header row (the row whose first cell is the first
-    column name), shared by both engines: `(*cells, i, _row)` kept and `(i, line, rule, raw)`
-    rejected. Blank rows are skipped; a row with extra non-empty cells is rejected."""
-    header_at = next((r for r, cells in enumerate(sheet)
-                      if cells and str(cells[0]).strip() == columns[0]), None)
+    """The rows of a first sheet after its header row, each column read under its header name,
+    shared by both engines: `(*cells, i, _row)` kept and `(i, line, rule, raw)` rejected.
+    Blank rows are skipped; a row with non-empty cells beyond the header is rejected."""
+    header_at = _header_row(sheet, columns)
     if header_at is None:
-        raise FlowSourceError(f"source workbook {shown} has no header row starting "
-                              f"with {columns[0]}", "the first sheet must hold the targets table",
+        raise FlowSourceError(f"source workbook {shown} has no header row naming the flow's COLUMNS "
+                              f"({', '.join(columns)})", "the first sheet must hold the table, under a header row",
                               file=file or str(shown))
+    header = ["" if v is None else str(v).strip() for v in sheet[header_at]]
+    pos = checks.column_positions(columns, header, str(shown), file=file) or list(range(len(columns)))
     rows, rejects = [], []
     for r in range(header_at + 1, len(sheet)):
         cells = [_cell(v) for v in sheet[r]]
@@ -177,16 +226,16 @@ def sheet_rows(sheet: list, columns: tuple[str, ...], i: int, shown, file: str |
             rejects.append((i, line, "column_count", ",".join(c or "" for c in cells)))
             continue
         cells = (cells + [None] * len(columns))[:len(columns)]
-        rows.append((*cells, i, i * XLSX_ROW_BASE + line))
+        rows.append((*(cells[p] for p in pos), i, i * XLSX_ROW_BASE + line))
     return rows, rejects
 
 
-def _stage_xlsx(con, name, raw_root, files, columns, listed) -> Staged:
+def _stage_xlsx(con, name, raw_root, files, columns, listed, allow_empty) -> Staged:
     """Read the first sheet of each workbook: rows after the header row (the row whose first cell
     is the first column name); blank rows are skipped, extra non-empty cells are rejected."""
     from python_calamine import CalamineWorkbook
 
-    rows, rejects = [], []
+    rows, rejects, records = [], [], {}
     for i, (_, p) in enumerate(files):
         try:
             sheet = CalamineWorkbook.from_path(str(p)).get_sheet_by_index(0).to_python(skip_empty_area=False)
@@ -194,6 +243,9 @@ def _stage_xlsx(con, name, raw_root, files, columns, listed) -> Staged:
             raise FlowSourceError(f"cannot read source workbook {p.relative_to(raw_root)}: {exc}",
                                   "replace it with a valid .xlsx file", file=str(p)) from None
         good, bad = sheet_rows(sheet, columns, i, p.relative_to(raw_root), file=str(p))
+        records[i] = len(good) + len(bad)
+        checks.check_not_empty(p.relative_to(raw_root).as_posix(), [], records[i], allow_empty,
+                               file=str(p))
         rows += good
         rejects += bad
     cols = ", ".join(f"{_ident(c)} VARCHAR" for c in columns)
@@ -203,7 +255,8 @@ def _stage_xlsx(con, name, raw_root, files, columns, listed) -> Staged:
     con.execute(f"CREATE OR REPLACE TABLE {name}_rej (_file_index INTEGER, line BIGINT, rule VARCHAR, raw_record VARCHAR)")
     if rejects:
         con.executemany(f"INSERT INTO {name}_rej VALUES (?, ?, ?, ?)", rejects)
-    return Staged(name, "xlsx", listed, f"SELECT _file_index, line, rule, raw_record FROM {name}_rej")
+    return Staged(name, "xlsx", listed, f"SELECT _file_index, line, rule, raw_record FROM {name}_rej",
+                  records=records)
 
 
 def line_sql(staged: Staged, checked: str) -> str:
@@ -225,3 +278,46 @@ def line_sql(staged: Staged, checked: str) -> str:
                CAST(q.k + 1 + (SELECT count(*) FROM rej WHERE rej._file_index = q._file_index
                                                          AND rej.line - rej.j <= q.k) AS BIGINT) AS source_line
         FROM q"""
+
+
+def check_complete(con, staged: Staged, checked: str, flow: str) -> None:
+    """Fail unless every physical record of every file is in `checked` (kept or quarantined) or
+    among the staging rejects: nothing a run reads may vanish without a trace.
+
+    The fast path compares counts. A CSV short of records is looked at again: quoted values
+    that span lines make fewer records than lines (legal); a reject spanning lines is a quoted
+    field that never closed and swallowed the lines after it (the file fails, naming the line);
+    otherwise the flow's transform dropped rows.
+    """
+    got = dict(con.execute(f"SELECT _file_index, count(*) FROM {checked} GROUP BY 1").fetchall())
+    rej = dict(con.execute(f"SELECT _file_index, count(*) FROM ({staged.rejects}) GROUP BY 1").fetchall())
+    short = [i for i, n in staged.records.items() if got.get(i, 0) + rej.get(i, 0) < n]
+    if not short:
+        return
+    staged_rows = {i: (0, 0) for i in short}
+    if staged.kind == "csv":
+        cols = [r[0] for r in con.execute(f"DESCRIBE {staged.view}").fetchall() if not r[0].startswith("_")]
+        newlines = " + ".join(f"coalesce(length({_ident(c)}) - length(replace({_ident(c)}, chr(10), '')), 0)"
+                              for c in cols) or "0"
+        staged_rows.update({i: (n, int(nl or 0)) for i, n, nl in con.execute(
+            f"SELECT _file_index, count(*), sum({newlines}) FROM {staged.view} "
+            f"WHERE _file_index IN ({', '.join(str(i) for i in short)}) GROUP BY 1").fetchall()})
+    shown = {i: rel for i, _, rel in staged.files}
+    for i in short:
+        n, extra_lines = staged_rows[i]
+        if staged.kind == "csv" and n + extra_lines + rej.get(i, 0) < staged.records[i]:
+            spanning = con.execute(
+                f"SELECT raw_record FROM ({staged.rejects}) WHERE _file_index = ? "
+                f"AND strpos(trim(raw_record, chr(10) || chr(13)), chr(10)) > 0 ORDER BY line LIMIT 1",
+                [i]).fetchone()
+            raise FlowSourceError(
+                checks.swallowed_message(shown[i], staged.paths[i], spanning[0] if spanning else None,
+                                         staged.records[i], n + rej.get(i, 0)),
+                "fix the quoting in the extract and re-deliver it; the trusted data was not changed",
+                file=str(staged.paths[i]))
+        given = n if staged.kind == "csv" else staged.records[i] - rej.get(i, 0)
+        if got.get(i, 0) < given:
+            raise FlowSourceError(
+                f"trusted flow {flow}: transform() returned {got.get(i, 0)} of the {given} rows of {shown[i]}; "
+                f"rows must be marked with a dq_rule, never filtered out",
+                "quarantine unwanted rows with a rule instead of filtering them")

@@ -80,7 +80,7 @@ def run_refined_flow(ctx: RunContext, flow: RefinedFlow) -> FlowResult:
         with shared_locks(locks):
             mem.execute(f"CREATE TABLE result AS {sql}", used)
         rows = mem.execute("SELECT count(*) FROM result").fetchone()[0]
-        mem.execute(f"COPY result TO '{staged}' (FORMAT parquet)")
+        mem.execute(f"COPY result TO '{str(staged).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
     finally:
         mem.close()
     try:

@@ -1,5 +1,9 @@
 """Finding a project's flows: trusted flows are Python files, refined flows are SQL files.
 
+A flow's name is its file name without the suffix, and must be an identifier (`won_deals.py`,
+not `won-deals.py` or `1x.py`): it names tables, locks and quarantine folders. Files starting
+with `_` in the trusted folder are helpers, not flows.
+
 `projects/` is user code, never imported by name from `src/`: trusted flows are loaded from
 `<project dir>/flows/trusted/*.py` by file path, fresh on every load, so the module binds the
 `F`/`Window` of the engine active at that moment. Refined flows are
@@ -46,14 +50,31 @@ class RefinedFlow:
         return dataset, table
 
 
+def _names(folder: Path, suffix: str, layer: str) -> list[str]:
+    """Flow names of `folder`; a file name that is no identifier is an error naming the file."""
+    if not folder.is_dir():
+        return []
+    paths = sorted(p for p in folder.glob(f"*{suffix}") if not (suffix == ".py" and p.name.startswith("_")))
+    bad = [p for p in paths if not _IDENT.match(p.stem)]
+    if bad:
+        raise FlowDefinitionError(
+            f"{layer} flow file {bad[0]}: the file name must be an identifier (letters, digits and `_`, "
+            f"not starting with a digit)" + (f"; also {', '.join(p.name for p in bad[1:])}" if bad[1:] else ""),
+            f"rename it, e.g. to {_suggest(bad[0].stem)}{suffix}")
+    return [p.stem for p in paths]
+
+
+def _suggest(stem: str) -> str:
+    out = re.sub(r"[^A-Za-z0-9_]", "_", stem)
+    return out if _IDENT.match(out) else f"flow_{out}"
+
+
 def trusted_names(project_dir: Path) -> list[str]:
-    folder = project_dir.joinpath(*TRUSTED_DIR)
-    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_")) if folder.is_dir() else []
+    return _names(project_dir.joinpath(*TRUSTED_DIR), ".py", "trusted")
 
 
 def refined_names(project_dir: Path) -> list[str]:
-    folder = project_dir.joinpath(*REFINED_DIR)
-    return sorted(p.stem for p in folder.glob("*.sql")) if folder.is_dir() else []
+    return _names(project_dir.joinpath(*REFINED_DIR), ".sql", "refined")
 
 
 def select(requested: tuple[str, ...] | None, known: list[str], layer: str) -> list[str]:
@@ -69,7 +90,25 @@ def select(requested: tuple[str, ...] | None, known: list[str], layer: str) -> l
 
 
 def load_trusted(project_dir: Path, name: str) -> ModuleType:
-    """Load `<project>/flows/trusted/<name>.py` afresh and check its contract."""
+    """Load `<project>/flows/trusted/<name>.py` afresh and check its contract.
+
+    The flow contract (module attributes):
+
+    - `FILES`: the source path inside the raw bucket, with date placeholders
+      (`{yyyy}/{mm}/leads_{yyyymmdd}.csv`); all `.csv` or all `.xlsx`.
+    - `COLUMNS`: the column names the source's header must carry. A file with the same names
+      in another order is read by name; a missing, unexpected or repeated name fails the run.
+    - `TARGET`, `PARTITION`, `OUTPUT`: the trusted table, its DATE partition column (one of
+      `OUTPUT`) and the output columns.
+    - `transform(raw)`: returns every input row with `dq_rule` (NULL = keep), ending with
+      `dq.finish(df, OUTPUT)`; rows are never filtered out.
+    - `ALLOW_EMPTY` (optional, default False): whether a source file with a header and no data
+      rows is a legal empty period. Without it such a file fails the run and the period's
+      trusted partition is kept; with it the partition is replaced by nothing (a day without
+      won deals). A 0-byte file always fails: it has no header, so it is a failed transfer.
+    """
+    if not _IDENT.match(name):
+        raise FlowDefinitionError(f"trusted flow name `{name}` must be an identifier")
     path = project_dir.joinpath(*TRUSTED_DIR, f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"funnelops_user_flows.trusted.{name}", path)
     if spec is None or spec.loader is None:
@@ -91,6 +130,10 @@ def load_trusted(project_dir: Path, name: str) -> ModuleType:
             problems.append("FILES needs date placeholders such as {yyyy}/{mm}/name_{yyyymmdd}.csv")
         if not all(isinstance(c, str) and c for c in module.COLUMNS):
             problems.append("COLUMNS must be column names")
+        elif len(set(module.COLUMNS)) != len(module.COLUMNS):
+            problems.append("COLUMNS must not repeat a name")
+        if not isinstance(getattr(module, "ALLOW_EMPTY", False), bool):
+            problems.append("ALLOW_EMPTY must be True or False")
     if problems:
         raise FlowDefinitionError(f"trusted flow {path}: {'; '.join(problems)}")
     return module

@@ -10,8 +10,11 @@ too few fields) with their line and text. Here the physical line is known exactl
 encodes it: ``_row = _file_index * row_base + line``.
 
 CSV is read line by line (``textFile`` + ``zipWithIndex`` per file, parsed with the ``csv``
-module): Spark's CSV reader cannot report line numbers or keep a too-long row aside. Excel
-workbooks are small and read on the driver with python-calamine, as on DuckDB.
+module): Spark's CSV reader cannot report line numbers or keep a too-long row aside. Each
+physical line is one record (kept, quarantined or rejected), so a quoted field that never closes
+costs its own line only. Excel workbooks are small and read on the driver with python-calamine,
+as on DuckDB. Headers, empty files and symbolic links are judged by the same
+:mod:`funnelops.flows.source_checks` as on DuckDB.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from funnelops.flows import raw as rawmod
+from funnelops.flows import source_checks as checks
 from funnelops.flows.args import Period
 from funnelops.flows.raw import FlowSourceError
 
 CSV_ROW_BASE = 10 ** 12          # lines per file before `_row` values of two files could overlap
+HEADER = "header"                # the record kind of a file's first line
 
 
 @dataclass
@@ -93,8 +99,17 @@ def source_files(session, raw_root: str, template: str, period: Period | None) -
             continue
         if period is not None and not (period.start <= d < period.end):
             continue
+        local = _local_path(raw_root)
+        if local is not None:            # gs:// has no links; a local folder may
+            checks.check_confined(local, local / rel)
         out.append((d, rel))
     return sorted(out)
+
+
+def _local_path(uri: str) -> Path | None:
+    if uri.startswith("file://"):
+        return Path(uri[len("file://"):])
+    return None if re.match(r"^[a-z][a-z0-9+.-]*://", uri) else Path(uri)
 
 
 # -- CSV ---------------------------------------------------------------------------------------
@@ -110,15 +125,15 @@ def parse_line(text: str, ncols: int) -> tuple[str | None, list[str | None]]:
 
 
 def _csv_records(file_index: int, ncols: int):
-    """The mapper of one file's (line text, 0-based index) pairs: skips the header (line 1, as
-    DuckDB's `header = true` does, whatever it holds) and blank lines. A stray BOM can only open a
-    file, so it sits on the header line and goes with it."""
+    """The mapper of one file's (line text, 0-based index) pairs: the header (line 1, as DuckDB's
+    `header = true` takes it) becomes a HEADER record for the caller to check; blank lines are
+    skipped. A stray BOM can only open a file, so it sits on the header line and goes with it."""
 
     def parse(pair):
         text, idx = pair
         line = idx + 1
         if line == 1:
-            return []
+            return [(HEADER, file_index, line, text, [])]
         text = text[:-1] if text.endswith("\r") else text
         if text.strip() == "":
             return []
@@ -128,7 +143,24 @@ def _csv_records(file_index: int, ncols: int):
     return parse
 
 
-def stage_csv(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...]) -> SparkStaged:
+def _check_files(parsed, files, columns, allow_empty: bool) -> dict[int, list[int]]:
+    """Check each file's header and emptiness on the parsed records (two small jobs over the
+    cached RDD); returns the column positions of files whose header has another order."""
+    heads = dict(parsed.filter(lambda r: r[0] == HEADER).map(lambda r: (r[1], r[3])).collect())
+    counts = parsed.filter(lambda r: r[0] != HEADER).map(lambda r: r[1]).countByValue()
+    perms = {}
+    for i, (_, rel) in enumerate(files):
+        header = checks.parse_header(heads.get(i))
+        if header is not None:
+            pos = checks.column_positions(columns, header, rel)
+            if pos is not None:
+                perms[i] = pos
+        checks.check_not_empty(rel, header, counts.get(i, 0), allow_empty)
+    return perms
+
+
+def stage_csv(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...],
+              allow_empty: bool = False) -> SparkStaged:
     from pyspark.sql import types as T
 
     import sys
@@ -145,9 +177,15 @@ def stage_csv(session, raw_root: str, files: list[tuple[date, str]], columns: tu
         lines = sc.textFile(join_uri(raw_root, rel), minPartitions=1)
         parts.append(lines.zipWithIndex().flatMap(_csv_records(i, ncols)))
     parsed = (sc.union(parts) if len(parts) > 1 else parts[0]).cache()
+    perms = _check_files(parsed, files, columns, allow_empty)
     base = CSV_ROW_BASE
-    good = parsed.filter(lambda r: r[0] is None).map(lambda r: (*r[4], r[1], r[1] * base + r[2]))
-    bad = parsed.filter(lambda r: r[0] is not None).map(lambda r: (r[1], r[2], r[0], r[3]))
+
+    def kept(r):
+        cells = r[4] if r[1] not in perms else [r[4][p] for p in perms[r[1]]]
+        return (*cells, r[1], r[1] * base + r[2])
+
+    good = parsed.filter(lambda r: r[0] is None).map(kept)
+    bad = parsed.filter(lambda r: r[0] not in (None, HEADER)).map(lambda r: (r[1], r[2], r[0], r[3]))
     schema = T.StructType([T.StructField(c, T.StringType()) for c in columns]
                           + [T.StructField("_file_index", T.IntegerType()), T.StructField("_row", T.LongType())])
     rej_schema = T.StructType([T.StructField("_file_index", T.IntegerType()), T.StructField("line", T.LongType()),
@@ -173,7 +211,7 @@ def read_bytes(uri: str, project: str | None = None) -> bytes:
 
 
 def stage_xlsx(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...],
-               project: str | None = None) -> SparkStaged:
+               project: str | None = None, allow_empty: bool = False) -> SparkStaged:
     from pyspark.sql import types as T
     from python_calamine import CalamineWorkbook
 
@@ -187,6 +225,7 @@ def stage_xlsx(session, raw_root: str, files: list[tuple[date, str]], columns: t
             raise FlowSourceError(f"cannot read source workbook {rel}: {exc}",
                                   "replace it with a valid .xlsx file", file=rel) from None
         good, bad = rawmod.sheet_rows(sheet, columns, i, rel)
+        checks.check_not_empty(rel, [], len(good) + len(bad), allow_empty)
         rows += good
         rejects += bad
     schema = T.StructType([T.StructField(c, T.StringType()) for c in columns]
@@ -199,9 +238,9 @@ def stage_xlsx(session, raw_root: str, files: list[tuple[date, str]], columns: t
 
 
 def stage(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...],
-          project: str | None = None) -> SparkStaged:
+          project: str | None = None, allow_empty: bool = False) -> SparkStaged:
     if all(rel.lower().endswith(".csv") for _, rel in files):
-        return stage_csv(session, raw_root, files, columns)
+        return stage_csv(session, raw_root, files, columns, allow_empty)
     if all(rel.lower().endswith(".xlsx") for _, rel in files):
-        return stage_xlsx(session, raw_root, files, columns, project)
+        return stage_xlsx(session, raw_root, files, columns, project, allow_empty)
     raise FlowSourceError("source files must be all .csv or all .xlsx")

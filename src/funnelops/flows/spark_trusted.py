@@ -28,7 +28,7 @@ from funnelops.flows.context import FlowResult, RunContext
 from funnelops.flows.engine import SparkEngine, activate, api
 from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import load_trusted
-from funnelops.flows.trusted import QUARANTINE, add_period_rule
+from funnelops.flows.trusted import QUARANTINE, add_period_rule, raw_records
 
 
 def bucket_uri(ctx: RunContext, role: str) -> str:
@@ -76,7 +76,8 @@ def run_trusted_flow(ctx: RunContext, session, name: str, raw_root: str, trusted
         raise FlowSourceError(
             f"trusted flow {name}: missing source file {raw_root}/{rawmod.expected_files(module.FILES, period)}",
             "check the raw bucket, or pick a period that has data (--period)")
-    staged = spark_io.stage(session, raw_root, files, tuple(module.COLUMNS), ctx.loaded.spec.project.id)
+    staged = spark_io.stage(session, raw_root, files, tuple(module.COLUMNS), ctx.loaded.spec.project.id,
+                            getattr(module, "ALLOW_EMPTY", False))
     checked = module.transform(staged.df)
     if period is not None:
         checked = add_period_rule(checked, module.PARTITION, period.start.isoformat(), period.end.isoformat())
@@ -86,7 +87,7 @@ def run_trusted_flow(ctx: RunContext, session, name: str, raw_root: str, trusted
                               "end the flow with dq.finish(df, OUTPUT)")
     checked = checked.cache()
     try:
-        result = _write(session, name, module, staged, checked, trusted_root, period)
+        result = _write(session, name, module, staged, checked, trusted_root, period, tuple(module.COLUMNS))
     except FlowSourceError:
         raise
     except Exception as exc:  # Spark wraps a file it cannot read in a long JVM error: keep it, name the flow
@@ -101,8 +102,9 @@ def run_trusted_flow(ctx: RunContext, session, name: str, raw_root: str, trusted
     return result
 
 
-def _quarantine(session, name: str, staged: spark_io.SparkStaged, checked):
-    """Rows that failed a rule plus the staging rejects, in the local quarantine's columns."""
+def _quarantine(session, name: str, staged: spark_io.SparkStaged, checked, columns: tuple[str, ...]):
+    """Rows that failed a rule plus the staging rejects, in the local quarantine's columns; rows
+    the period rule quarantined get their raw text back from the staged input."""
     from pyspark.sql import types as T
 
     F = api("spark")["F"]
@@ -111,10 +113,12 @@ def _quarantine(session, name: str, staged: spark_io.SparkStaged, checked):
         T.StructType([T.StructField("_file_index", T.IntegerType()), T.StructField("extract_date", T.DateType()),
                       T.StructField("source_file", T.StringType())]))
     base = F.lit(staged.row_base).cast("bigint")
-    failed = checked.where(F.col("dq_rule").isNotNull()).select(
-        F.col("dq_rule").alias("rule"), F.col("_file_index"),
-        (F.col("_row") - F.col("_file_index").cast("bigint") * base).alias("source_line"),
-        F.col("_raw_record").alias("raw_record"))
+    texts = raw_records(staged.df, columns).withColumnRenamed("_raw_record", "_staged_record")
+    failed = (checked.where(F.col("dq_rule").isNotNull())
+              .join(texts, ["_file_index", "_row"], "left")
+              .select(F.col("dq_rule").alias("rule"), F.col("_file_index"),
+                      (F.col("_row") - F.col("_file_index").cast("bigint") * base).alias("source_line"),
+                      F.coalesce(F.col("_raw_record"), F.col("_staged_record")).alias("raw_record")))
     rejected = staged.rejects.select(F.col("rule"), F.col("_file_index"), F.col("line").alias("source_line"),
                                      F.col("raw_record"))
     return (failed.unionByName(rejected).join(F.broadcast(files), "_file_index")
@@ -137,7 +141,7 @@ def _replace(session, df, table_uri: str, key: str, in_scope) -> None:
             spark_io.delete(session, spark_io.join_uri(table_uri, folder))
 
 
-def _write(session, name, module, staged, checked, trusted_root: str, period) -> FlowResult:
+def _write(session, name, module, staged, checked, trusted_root: str, period, columns) -> FlowResult:
     F = api("spark")["F"]
     key = module.PARTITION
     counts = {r[0]: r[1] for r in checked.groupBy("dq_rule").count().collect()}
@@ -154,7 +158,7 @@ def _write(session, name, module, staged, checked, trusted_root: str, period) ->
         in_scope = lambda d: period.start <= d < period.end  # noqa: E731
     _replace(session, kept_df, spark_io.join_uri(trusted_root, module.TARGET), key, in_scope)
     extracted = {d for _, d, _ in staged.files}
-    _replace(session, _quarantine(session, name, staged, checked),
+    _replace(session, _quarantine(session, name, staged, checked, columns),
              spark_io.join_uri(trusted_root, f"{QUARANTINE}/{name}"), "extract_date",
              (lambda d: True) if period is None else (lambda d: d in extracted))
     return FlowResult("trusted", name, read=kept + quarantined, kept=kept, quarantined=quarantined,

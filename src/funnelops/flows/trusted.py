@@ -46,6 +46,18 @@ def add_period_rule(checked, partition: str, start: str, end: str):
     return checked.withColumn("dq_rule", F.coalesce(F.col("dq_rule"), F.when(outside, F.lit("date_in_period"))))
 
 
+def raw_records(staged_df, columns):
+    """`(_file_index, _row, _raw_record)` of every staged row (PySpark API, both engines).
+
+    `dq.finish` keeps the raw text of rows that failed a flow rule only; a row the runtime's
+    period rule quarantines afterwards gets its text back from here, so every quarantined row
+    can be traced to its delivered record.
+    """
+    from funnelops.flows import dq
+
+    return staged_df.select(*dq.lineage(columns))
+
+
 def run_trusted(ctx: RunContext, names: list[str]) -> list[FlowResult]:
     if not names:
         return []
@@ -108,7 +120,7 @@ def run_trusted_flow(ctx: RunContext, engine: DuckEngine, name: str, wait: bool 
 def _fingerprint(module, files, period) -> str:
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for code in (Path(module.__file__), here / "dq.py", here / "raw.py", here / "trusted.py"):
+    for code in (Path(module.__file__), *(here / f for f in ("dq.py", "raw.py", "source_checks.py", "trusted.py"))):
         h.update(code.read_bytes())
     h.update(repr(None if period is None else (period.start, period.end)).encode())
     for _, p in files:
@@ -142,7 +154,8 @@ def _save_manifest(manifest: Path, fingerprint: str, result: FlowResult, table_d
 def _build(ctx, engine, name, module, files, period, raw_root: Path, trusted_root: Path) -> FlowResult:
     con = engine.con
     stg, chk = f"stg_{name}", f"chk_{name}"
-    staged = rawmod.stage(con, stg, raw_root, files, tuple(module.COLUMNS))
+    staged = rawmod.stage(con, stg, raw_root, files, tuple(module.COLUMNS),
+                          allow_empty=getattr(module, "ALLOW_EMPTY", False))
     checked = module.transform(engine.table(staged.view))
     if period is not None:
         checked = add_period_rule(checked, module.PARTITION, period.start.isoformat(), period.end.isoformat())
@@ -156,6 +169,9 @@ def _build(ctx, engine, name, module, files, period, raw_root: Path, trusted_roo
     if missing:
         raise FlowSourceError(f"trusted flow {name}: transform() output lacks {', '.join(missing)}",
                               "end the flow with dq.finish(df, OUTPUT)")
+    rawmod.check_complete(con, staged, chk, name)
+    if period is not None:
+        _restore_raw_records(engine, staged, chk, tuple(module.COLUMNS))
 
     work = ctx.tmp_root / f"{name}-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
@@ -169,11 +185,25 @@ def _build(ctx, engine, name, module, files, period, raw_root: Path, trusted_roo
     return result
 
 
+def _restore_raw_records(engine, staged, chk: str, columns: tuple[str, ...]) -> None:
+    """Give rows quarantined by the period rule their raw text (only when there are such rows:
+    it reads the staged input again)."""
+    con = engine.con
+    if not con.execute(f"SELECT count(*) FROM {chk} WHERE dq_rule = 'date_in_period' "
+                       f"AND _raw_record IS NULL").fetchone()[0]:
+        return
+    src = engine.to_sql(raw_records(engine.table(staged.view), columns))
+    con.execute(f"UPDATE {chk} SET _raw_record = r._raw_record FROM ({src}) r "
+                f"WHERE {chk}.dq_rule = 'date_in_period' AND {chk}._raw_record IS NULL "
+                f"AND {chk}._file_index = r._file_index AND {chk}._row = r._row")
+
+
 def _write(ctx, con, name, module, staged, chk, work: Path, trusted_root: Path, period) -> FlowResult:
     key = module.PARTITION
     out_cols = ", ".join(f'"{c}"' for c in module.OUTPUT)
     data_dir, q_dir = work / "data", work / "quarantine"
-    con.execute(f"COPY (SELECT {out_cols} FROM {chk} WHERE dq_rule IS NULL) TO '{data_dir}' "
+    # paths are SQL string literals, escaped: a home may contain a quote (`/home/o'brien`)
+    con.execute(f"COPY (SELECT {out_cols} FROM {chk} WHERE dq_rule IS NULL) TO {rawmod._sql_str(str(data_dir))} "
                 f"(FORMAT parquet, PARTITION_BY ({key}), FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE)")
     con.execute(f"""
         COPY (
@@ -184,7 +214,7 @@ def _write(ctx, con, name, module, staged, chk, work: Path, trusted_root: Path, 
           UNION ALL
           SELECT r.rule, f.source_file, CAST(r.line AS BIGINT), r.raw_record, '{name}', f.extract_date
           FROM ({staged.rejects}) r JOIN {staged.view}_files f USING (_file_index)
-        ) TO '{q_dir}' (FORMAT parquet, PARTITION_BY (extract_date), FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE)""")
+        ) TO {rawmod._sql_str(str(q_dir))} (FORMAT parquet, PARTITION_BY (extract_date), FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE)""")
     rules = dict(con.execute(f"SELECT dq_rule, count(*) FROM {chk} WHERE dq_rule IS NOT NULL GROUP BY 1").fetchall())
     for rule, n in con.execute(f"SELECT rule, count(*) FROM ({staged.rejects}) GROUP BY 1").fetchall():
         rules[rule] = rules.get(rule, 0) + n

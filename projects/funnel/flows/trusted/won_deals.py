@@ -8,6 +8,7 @@ COLUMNS = ("ID_NEGOCIO", "ID_OPORTUNIDAD", "ID_LEAD", "FECHA_CIERRE", "MONTO_COP
 TARGET = "won_deals"
 PARTITION = "event_date"
 OUTPUT = ("deal_id", "opportunity_id", "lead_id", "won_at", "amount_cop", "sales_rep", "event_date")
+ALLOW_EMPTY = True   # a day without a won deal is normal: its header-only extract empties the day
 
 
 def transform(raw):
