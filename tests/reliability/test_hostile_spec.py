@@ -156,3 +156,232 @@ def test_giant_integer_key_and_bad_timestamp_are_located(tmp_path):
     path = write(tmp_path, P + "variables:\n  ? " + "7" * 5001 + "\n  : x\n  d: 2024-13-45\n")
     the_problem(path, "variables", "cannot be read as int", line=4)
     the_problem(path, "variables.d", "cannot be read as timestamp", line=6)
+
+
+# -- a tiny runnable project: one workflow whose step records its argv and home --------------------
+
+STEP = textwrap.dedent('''
+    import json, os, sys
+    with open(os.environ["HOSTILE_OUT"], "a") as fh:
+        fh.write(json.dumps({"file": __file__, "argv": sys.argv[1:], "home": os.environ.get("FUNNELOPS_HOME")}) + "\\n")
+''')
+
+
+def tiny_project(tmp: Path, main: str = "steps/step.py", variables: str = "{note: hello}",
+                 job_args: str = "[]") -> Path:
+    (tmp / "steps").mkdir(exist_ok=True)
+    (tmp / "steps" / "step.py").write_text(STEP)
+    return write(tmp, textwrap.dedent(f"""\
+        project: {{id: tiny-hostile, time_zone: America/Bogota, backend: local}}
+        variables: {variables}
+        datasets: [{{id: tiny_ds}}]
+        workflows:
+          - name: tiny-dia
+            granularity: DAY
+            initial_load: true
+            args: ["--granularity=DAY"]
+            jobs:
+              - step_id: the-step
+                main: {main}
+                args: {job_args}
+        schedulers:
+          - {{name: Dia, id: dia, cron: "0 6 * * *", workflow: tiny-dia}}
+    """))
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    """The real CLI in-process; (exit code, everything it printed)."""
+    import contextlib
+    import io
+
+    from funnelops.cli.main import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        code = main(list(argv))
+    return code, buf.getvalue()
+
+
+def create_infra(project: Path, home: Path) -> None:
+    code, out = cli("--project", str(project), "--home", str(home), "job", "create-infra", "--stage", "IaC")
+    assert code == 0, out
+
+
+def set_template_job(home: Path, workflow: str, *, main: str | None = None, args: list[str] | None = None) -> None:
+    """Edit a stored template behind funnelops' back (an older version, or a hand edit)."""
+    import json
+    import sqlite3
+
+    con = sqlite3.connect(home / "ledger.sqlite")
+    try:
+        body = json.loads(con.execute("SELECT body FROM templates WHERE name = ?", (workflow,)).fetchone()[0])
+        job = body["jobs"][0]["pysparkJob"]
+        if main is not None:
+            job["mainPythonFileUri"] = "module:" + main
+        if args is not None:
+            job["args"] = args
+        con.execute("UPDATE templates SET body = ? WHERE name = ?", (json.dumps(body), workflow))
+        con.commit()
+    finally:
+        con.close()
+
+
+def run_once(project: Path, home: Path):
+    from funnelops.backends import open_backend
+
+    loaded = load_project(project)
+    backend = open_backend("local", loaded, home)
+    try:
+        run = backend.runtime.start("tiny-dia", trigger="manual", actor="test")
+        (run,) = backend.runtime.wait([run.id], timeout=60)
+        return run
+    finally:
+        backend.close()
+
+
+# -- 11: what `main` may name -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("main", ["/usr/bin/evil.py", "../../../evil.py", "steps/../../evil.py",
+                                  "outside/evil.py", "steps/evil.sh", "'a b.py'", "~/evil.py", "steps/missing.py"])
+def test_main_outside_the_project_is_a_located_error(tmp_path, main):
+    project_dir = tmp_path / "p"
+    project_dir.mkdir()
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "evil.py").write_text("raise SystemExit(9)\n")
+    (project_dir / "outside").symlink_to(tmp_path / "evil")  # inside by name, outside once resolved
+    path = tiny_project(project_dir, main=main)
+    problem = the_problem(path, "workflows[tiny-dia].jobs[the-step].main", "main", line=11)
+    assert "module name" in (problem.hint or "")
+
+
+@pytest.mark.parametrize("main", ["funnelops.flows", "my_pkg.my_mod", "steps/step.py"])
+def test_module_names_and_files_inside_the_project_are_accepted(tmp_path, main):
+    load_project(tiny_project(tmp_path, main=main))
+
+
+def test_a_relative_main_runs_from_the_project_folder(tmp_path, monkeypatch):
+    out = tmp_path / "out.jsonl"
+    monkeypatch.setenv("HOSTILE_OUT", str(out))
+    (tmp_path / "proj").mkdir()
+    project, home = tiny_project(tmp_path / "proj"), tmp_path / "home"
+    create_infra(project, home)
+    run = run_once(project, home)
+    assert run.state == "DONE", run.error
+    import json
+
+    assert Path(json.loads(out.read_text())["file"]).resolve() == (project.parent / "steps" / "step.py").resolve()
+
+
+def test_a_tampered_template_main_is_refused_at_run_time(tmp_path, monkeypatch):
+    out = tmp_path / "out.jsonl"
+    monkeypatch.setenv("HOSTILE_OUT", str(out))
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').close()\n")
+    (tmp_path / "proj").mkdir()
+    project, home = tiny_project(tmp_path / "proj"), tmp_path / "home"
+    create_infra(project, home)
+    for bad in (str(evil), "../evil.py"):
+        set_template_job(home, "tiny-dia", main=bad)
+        run = run_once(project, home)
+        assert run.state == "FAILED" and "refused" in (run.error or ""), (run.state, run.error)
+        assert not (tmp_path / "PWNED").exists()
+    assert not out.exists()
+
+
+def test_gcp_launcher_runs_a_project_file_and_refuses_an_escape(tmp_path):
+    from funnelops.backends.gcp.artifacts import LAUNCHER, PROJECT_DIR, ZIP, Artifacts
+
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "proj").mkdir()
+    project = tiny_project(tmp_path / "proj")
+    files = Artifacts(None, "tiny-artifacts", load_project(project)).files()
+    launcher = tmp_path / "launcher.py"
+    launcher.write_bytes(files["mains/steps/step.py.py"])
+    env = dict(os.environ, FUNNELOPS_PROJECT=str(project), HOSTILE_OUT=str(out))
+    proc = subprocess.run([sys.executable, str(launcher), "--x=1"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert '"argv": ["--x=1"]' in out.read_text()
+    (tmp_path / "evil.py").write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').close()\n")
+    launcher.write_text(LAUNCHER.format(main="../evil.py", zip=ZIP, pdir=PROJECT_DIR, project_file="funnel.yaml"))
+    proc = subprocess.run([sys.executable, str(launcher)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "not a file inside the project folder" in proc.stderr
+    assert not (tmp_path / "PWNED").exists()
+
+
+# -- 12: reserved names; the runtime's flags come last --------------------------------------------------
+
+@pytest.mark.parametrize("variables,field,line", [
+    ("{home: /elsewhere}", "variables.home", 2),
+    ("{project: /elsewhere/funnel.yaml}", "variables.project", 2),
+    ("{HOME: /elsewhere}", "variables.HOME", 2),
+    ("{granularity: YEAR}", "variables.granularity", 2),
+    ("{execution_type: full}", "variables.execution_type", 2),
+    ("{trusted_flows: 'false'}", "variables.trusted_flows", 2),
+    ("{refined_flows: x}", "variables.refined_flows", 2),
+    ("{period: '2020'}", "variables.period", 2),
+])
+def test_reserved_variable_names_are_refused(tmp_path, variables, field, line):
+    the_problem(tiny_project(tmp_path, variables=variables), field, "reserved", line=line)
+
+
+def test_reserved_argument_keys_are_refused(tmp_path):
+    path = tiny_project(tmp_path, job_args='["--home=/elsewhere", "--project", "--ok=1"]')
+    text = path.read_text().replace('args: ["--granularity=DAY"]', 'args: ["--granularity=DAY", "--project=/x.yaml"]')
+    text = text.replace("datasets:", 'stages: {workflow: ["--home=/z"]}\ndatasets:')
+    path.write_text(text)
+    problems = problems_of(path)
+    fields = sorted(p.field for p in problems if "reserved" in p.message)
+    assert fields == ["stages.workflow", "workflows[tiny-dia].args", "workflows[tiny-dia].jobs[the-step].args",
+                      "workflows[tiny-dia].jobs[the-step].args"], "\n".join(p.render() for p in problems)
+    assert all(p.line for p in problems)
+
+
+def test_env_and_other_variables_stay_allowed(tmp_path):
+    loaded = load_project(tiny_project(tmp_path, variables="{env: dev, project_id: x, home_dir: /h}"))
+    assert loaded.spec.variables["env"] == "dev"
+
+
+def test_stage_arguments_come_after_variables_and_workflow_args(tmp_path):
+    from funnelops.flows.args import parse_args
+    from funnelops.resources import template_args
+
+    path = tiny_project(tmp_path, job_args='["--trusted_flows=leads"]')
+    loaded = load_project(path)
+    args = template_args(loaded, "tiny-dia", "iac", ["--refined_flows=all"])
+    assert args[-1] == "--refined_flows=false"  # the stage's argument wins over the job's
+    assert parse_args(args).refined_flows == ()
+
+
+def test_a_home_smuggled_into_a_template_cannot_redirect_the_flows(tmp_path, monkeypatch):
+    """Even a template edited by hand to carry --home=/elsewhere runs the flows in the real home:
+    the supervisor appends the runtime's --home/--project last, and the flows keep the last value."""
+    (tmp_path / "proj").mkdir()
+    project, home, elsewhere = tiny_project(tmp_path / "proj"), tmp_path / "home", tmp_path / "elsewhere"
+    create_infra(project, home)
+    set_template_job(home, "tiny-dia", main="funnelops.flows",
+                     args=["--granularity=DAY", f"--home={elsewhere}", f"--project={tmp_path / 'nope.yaml'}",
+                           "--trusted_flows=false", "--refined_flows=false"])
+    run = run_once(project, home)
+    log = (home / "runs" / str(run.id) / "the-step.log").read_text()
+    assert run.state == "DONE", (run.error, log)
+    assert log.splitlines()[0].endswith(f"--home={home} --project={project.resolve()}"), log.splitlines()[0]
+    assert not elsewhere.exists()
+
+
+# -- 17c: argument sizes ------------------------------------------------------------------------------
+
+def test_a_200kb_variable_is_a_located_error(tmp_path):
+    problem = the_problem(tiny_project(tmp_path, variables="{blob: " + "x" * 200_000 + "}"),
+                          "variables.blob", "at most 8 KiB", line=2)
+    assert "200,007-byte" in problem.message
+
+
+def test_an_oversized_job_argument_is_a_located_error(tmp_path):
+    path = tiny_project(tmp_path, job_args='["--blob=' + "é" * 5000 + '"]')
+    the_problem(path, "workflows[tiny-dia].jobs[the-step].args", "at most 8 KiB", line=12)
+
+
+def test_arguments_totalling_over_64kb_are_a_located_error(tmp_path):
+    variables = "{" + ", ".join(f"v{i}: {'x' * 8000}" for i in range(9)) + "}"
+    the_problem(tiny_project(tmp_path, variables=variables), "workflows[tiny-dia].jobs[the-step]",
+                "at most 64 KiB", line=10)

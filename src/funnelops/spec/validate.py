@@ -118,6 +118,7 @@ def _load_schema_file(base: Path, rel: str, file: str, line: int | None, field_:
 def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str, set[str]] | None = None) -> None:
     """Resolve referenced files and cross-check the project; `known_extra` are names of items
     set aside because their own fields were invalid (they still count as known references)."""
+    from funnelops.spec.confine import check_confinement
     from funnelops.spec.sqlrefs import SqlError, table_refs
 
     spec = loaded.spec
@@ -274,4 +275,5 @@ def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str,
         if s.retry.min_backoff_s > s.retry.max_backoff_s:
             c.add(file, ln(("schedulers", i, "retry")), f"schedulers[{s.name}].retry",
                   "min_backoff_s is larger than max_backoff_s")
+    check_confinement(loaded, file, c)  # `main`, reserved names, argument sizes (spec/confine.py)
     c.raise_if_any()
