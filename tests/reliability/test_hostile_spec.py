@@ -385,3 +385,34 @@ def test_arguments_totalling_over_64kb_are_a_located_error(tmp_path):
     variables = "{" + ", ".join(f"v{i}: {'x' * 8000}" for i in range(9)) + "}"
     the_problem(tiny_project(tmp_path, variables=variables), "workflows[tiny-dia].jobs[the-step]",
                 "at most 64 KiB", line=10)
+
+
+# -- 17a: rich markup in user values never reaches rich as markup ----------------------------------------
+
+def test_status_prints_markup_in_arguments_and_actor_verbatim(tmp_path, monkeypatch):
+    (tmp_path / "proj").mkdir()
+    project, home = tiny_project(tmp_path / "proj", variables="{note: '[bold]x[/]'}"), tmp_path / "home"
+    text = project.read_text().replace(
+        "datasets:", 'stages: {iac: ["--refined_flows=false", "--note=[/oops]", "--tag=[bold]x[/]"]}\ndatasets:')
+    project.write_text(text)
+    monkeypatch.setenv("FUNNELOPS_ACTOR", "[/evil]")
+    code, out = cli("--project", str(project), "--home", str(home), "job", "create-infra", "--stage", "IaC")
+    assert code == 0, out
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "funnelops", "--project", str(project), "--home", str(home),
+                           "status"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "--note=[/oops] --tag=[bold]x[/]" in proc.stdout
+    assert "by [/evil]" in proc.stdout
+
+
+def test_demo_summary_prints_markup_in_data_verbatim(tmp_path, capsys):
+    from funnelops.cli.context import AppContext
+    from funnelops.cli.demo_cmd import render_summary
+
+    app = AppContext(project_path=tmp_path / "funnel.yaml", home=tmp_path / "home")
+    render_summary(app, {"stages": [{"stage": "[/lead]", "volume": 10, "conversion_from_previous": None}],
+                         "channels": [{"channel": "[bold]web[/]", "lead_to_won": 0.5, "won": 5, "leads": 10}],
+                         "attainment_status": {}})
+    out = capsys.readouterr().out
+    assert "[/lead]" in out and "[bold]web[/]" in out

@@ -58,11 +58,11 @@ def generate(
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Same seed, same files."),
 ) -> None:
     """Write daily CSV extracts and monthly target workbooks, with a known share of dirty rows."""
-    from funnelops.cli.context import get_ctx
+    from funnelops.cli.context import esc, get_ctx
 
     app_ctx = get_ctx(ctx)
     if app_ctx.dry_run:
-        app_ctx.console.print(f"dry run: would write {rows:,} raw rows into the raw bucket under {app_ctx.home}")
+        app_ctx.console.print(f"dry run: would write {rows:,} raw rows into the raw bucket under {esc(app_ctx.home)}")
         return
     run_generate(app_ctx.project_path, app_ctx.home, rows, start.date() if start else None,
                  end.date() if end else None, seed, app_ctx.as_json)
