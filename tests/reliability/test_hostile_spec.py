@@ -416,3 +416,56 @@ def test_demo_summary_prints_markup_in_data_verbatim(tmp_path, capsys):
                          "attainment_status": {}})
     out = capsys.readouterr().out
     assert "[/lead]" in out and "[bold]web[/]" in out
+
+
+# -- 17d: the home is private ------------------------------------------------------------------------------
+
+@pytest.fixture
+def usual_umask():
+    old = os.umask(0o022)  # what most shells have: without care, 0755 folders and 0644 files
+    yield
+    os.umask(old)
+
+
+def modes(root: Path) -> dict[str, int]:
+    out = {".": root.stat().st_mode & 0o777}
+    for p in root.rglob("*"):
+        if not p.is_symlink():
+            out[str(p.relative_to(root))] = p.stat().st_mode & 0o777
+    return out
+
+
+def test_a_fresh_home_is_private_after_create_infra_and_a_run(tmp_path, monkeypatch, usual_umask):
+    monkeypatch.setenv("HOSTILE_OUT", str(tmp_path / "out.jsonl"))
+    (tmp_path / "proj").mkdir()
+    project, home = tiny_project(tmp_path / "proj"), tmp_path / "state" / "home"
+    text = project.read_text().replace("datasets:", "buckets: [{name: tiny-raw, role: raw}]\ndatasets:")
+    text = text.replace("datasets: [{id: tiny_ds}]", "datasets: [{id: tiny_ds}]\ntables: [{dataset: tiny_ds, "
+                        "name: t, schema: [{name: d, type: DATE}]}]")
+    project.write_text(text)
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.run([sys.executable, "-m", "funnelops", "--project", str(project), "--home", str(home),
+                           "job", "create-infra", "--stage", "IaC"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    os.umask(0o022)
+    assert run_once(project, home).state == "DONE"
+    found = modes(home)
+    assert {"ledger.sqlite", "warehouse.duckdb", "buckets/tiny-raw"} <= set(found), sorted(found)
+    assert any(k.startswith("runs/") and k.endswith(".log") for k in found), sorted(found)
+    wrong = {k: oct(m) for k, m in found.items()
+             if m != (0o700 if (home / k).is_dir() else 0o600)}
+    assert not wrong, wrong
+    assert (tmp_path / "state").stat().st_mode & 0o077 == 0  # missing parents are created private too
+
+
+def test_flows_started_by_hand_create_a_private_home(tmp_path, usual_umask):
+    (tmp_path / "proj").mkdir()
+    project, home = tiny_project(tmp_path / "proj"), tmp_path / "hand-home"
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.run([sys.executable, "-m", "funnelops.flows", "--granularity=DAY", f"--home={home}",
+                           f"--project={project}", "--trusted_flows=false", "--refined_flows=false"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert all(m & 0o077 == 0 for m in modes(home).values()), modes(home)

@@ -34,7 +34,10 @@ def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start
     from funnelops.flows.generate import generate_raw
     from funnelops.spec.loader import load_project
 
+    from funnelops.backends.local.home_perms import private_home
+
     loaded = load_project(project_path)
+    private_home(Path(home))
     d_start, d_end = default_range(loaded.spec.project.time_zone)
     report = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed).to_dict()
     if as_json:
