@@ -35,7 +35,8 @@ def render_summary(app: AppContext, summary: dict) -> None:
         best = max((ch["lead_to_won"] or 0 for ch in summary["channels"]), default=0) or 1
         for ch in summary["channels"]:
             rate = ch["lead_to_won"] or 0
-            c.print(f"  {esc(str(ch['channel']).ljust(18))} [green]{_bar(rate / best, 30)}[/] {rate:6.1%}  ({ch['won']:,} of {ch['leads']:,})")
+            c.print(f"  {esc(str(ch['channel']).ljust(18))} [green]{_bar(rate / best, 30)}[/] {rate:6.1%}  "
+                    f"({ch['won']:,} of {ch['leads']:,})")
     st = summary["attainment_status"]
     if st:
         c.print("", "[bold]Monthly attainment vs targets[/]  "

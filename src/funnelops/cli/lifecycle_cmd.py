@@ -104,7 +104,8 @@ def _hooks(app: AppContext):
 
 
 def _summary(app: AppContext, result) -> None:
-    app.console.print("", f"[bold]{esc(result.pipeline)}[/] " + esc(", ".join(f"{k}={v}" for k, v in result.parameter.items())))
+    params = ", ".join(f"{k}={v}" for k, v in result.parameter.items())
+    app.console.print("", f"[bold]{esc(result.pipeline)}[/] {esc(params)}")
     for j in result.jobs:
         mark = "[green]✓[/]" if j.ok else "[red]✗[/]"
         app.console.print(f"  {mark} {esc(str(j.name).ljust(32))} {j.seconds:6.1f}s")
