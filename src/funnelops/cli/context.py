@@ -16,6 +16,18 @@ from typing import Any
 from funnelops.errors import UsageError
 
 
+def esc(value: Any) -> str:
+    """A user-provided value (a name, an argument, a path) made safe to embed in rich markup.
+
+    Console lines are rich markup; an unescaped `[/oops]` in a variable or a path made `status`
+    crash with a MarkupError, and `[bold]` would restyle the output. Escape every value that did
+    not come from funnelops' own literals.
+    """
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 class Console:
     """User output. With --json, stdout carries exactly one JSON document; people's text goes to stderr."""
 

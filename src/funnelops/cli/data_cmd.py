@@ -38,7 +38,10 @@ def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start
     from funnelops.flows.generate import generate_raw
     from funnelops.spec.loader import load_project
 
+    from funnelops.backends.local.home_perms import private_home
+
     loaded = load_project(project_path)
+    private_home(Path(home))
     d_start, d_end = default_range(loaded.spec.project.time_zone)
     report = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed,
                           replace=replace).to_dict()
@@ -69,11 +72,11 @@ def generate(
 
     The files appear all at once (written aside, then renamed into place); refused while any
     workflow run is in progress."""
-    from funnelops.cli.context import get_ctx
+    from funnelops.cli.context import esc, get_ctx
 
     app_ctx = get_ctx(ctx)
     if app_ctx.dry_run:
-        app_ctx.console.print(f"dry run: would write {rows:,} raw rows into the raw bucket under {app_ctx.home}")
+        app_ctx.console.print(f"dry run: would write {rows:,} raw rows into the raw bucket under {esc(app_ctx.home)}")
         return
     run_generate(app_ctx.project_path, app_ctx.home, rows, start.date() if start else None,
                  end.date() if end else None, seed, app_ctx.as_json, replace=replace)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from funnelops.cli.context import AppContext, get_ctx
+from funnelops.cli.context import AppContext, esc, get_ctx
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def render_summary(app: AppContext, summary: dict) -> None:
     for s in stages:
         conv = s["conversion_from_previous"]
         conv_txt = f"{conv:6.1%} of previous" if conv is not None else " " * 18
-        c.print(f"  {s['stage']:<12} [cyan]{_bar(s['volume'] / top)}[/] {s['volume']:>9,}  {conv_txt}")
+        c.print(f"  {esc(str(s['stage']).ljust(12))} [cyan]{_bar(s['volume'] / top)}[/] {s['volume']:>9,}  {conv_txt}")
     if stages and stages[0]["volume"]:
         c.print(f"  lead -> won: [bold]{stages[-1]['volume'] / stages[0]['volume']:.1%}[/]")
     if summary["channels"]:
@@ -35,7 +35,8 @@ def render_summary(app: AppContext, summary: dict) -> None:
         best = max((ch["lead_to_won"] or 0 for ch in summary["channels"]), default=0) or 1
         for ch in summary["channels"]:
             rate = ch["lead_to_won"] or 0
-            c.print(f"  {ch['channel']:<18} [green]{_bar(rate / best, 30)}[/] {rate:6.1%}  ({ch['won']:,} of {ch['leads']:,})")
+            c.print(f"  {esc(str(ch['channel']).ljust(18))} [green]{_bar(rate / best, 30)}[/] {rate:6.1%}  "
+                    f"({ch['won']:,} of {ch['leads']:,})")
     st = summary["attainment_status"]
     if st:
         c.print("", "[bold]Monthly attainment vs targets[/]  "
@@ -59,7 +60,7 @@ def demo(
     app = get_ctx(ctx)
     directory = directory.expanduser().absolute()
     if app.dry_run:
-        app.console.print(f"dry run: would copy the Funnel project into {directory}, generate {rows:,} rows, "
+        app.console.print(f"dry run: would copy the Funnel project into {esc(directory)}, generate {rows:,} rows, "
                           "run IaC, Initial data and force Día on the local backend")
         app.console.emit({"dry_run": True, "command": "demo", "dir": str(directory), "rows": rows})
         return
@@ -68,8 +69,8 @@ def demo(
     app.project_path = prepare_demo_dir(directory)
     app.home = directory / ".funnelops"
     app.backend_name = "local"
-    app.console.print(f"[bold]funnelops demo[/] in {directory}", f"  project: {app.project_path}",
-                      f"  state:   {app.home}", "")
+    app.console.print(f"[bold]funnelops demo[/] in {esc(directory)}", f"  project: {esc(app.project_path)}",
+                      f"  state:   {esc(app.home)}", "")
     app.console.print("[bold]▶ Generate raw data[/]")
     import contextlib
     import sys
@@ -94,7 +95,7 @@ def demo(
 
     exe = "funnelops" if shutil.which("funnelops") else str(Path(sys.argv[0]).absolute())
     app.console.print("", f"[bold green]Demo finished in {took:.1f}s.[/] Explore it:",
-                      f"  cd {directory} && {exe} --project project/funnel.yaml --home .funnelops status",
+                      esc(f"  cd {directory} && {exe} --project project/funnel.yaml --home .funnelops status"),
                       "  ... runs | logs RUN | plan --stage workflow | scheduler list")
     app.console.emit({"dir": str(directory), "seconds": round(took, 1), "pipelines": [r.to_dict() for r in results],
                       "funnel": summary})

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from funnelops.cli.context import get_ctx
+from funnelops.cli.context import esc, get_ctx
 from funnelops.cli.groups import job_app, spec_app
 
 STAGE_HELP = "IaC | 'Initial data' | Workflow (aliases: iac, initial-data, workflow)"
@@ -29,7 +29,7 @@ def validate(ctx: typer.Context) -> None:
     spec = loaded.spec
     counts = {k: len(getattr(spec, k)) for k in ("buckets", "datasets", "tables", "external_tables", "views",
                                                  "workflows", "schedulers")}
-    app.console.print(f"[green]✓[/] {loaded.path} is valid: " + ", ".join(f"{v} {k.replace('_', ' ')}"
+    app.console.print(f"[green]✓[/] {esc(loaded.path)} is valid: " + ", ".join(f"{v} {k.replace('_', ' ')}"
                                                                           for k, v in counts.items()))
     app.console.emit({"valid": True, "project": str(loaded.path), "spec_hash": loaded.spec_hash, "counts": counts})
 
@@ -49,9 +49,9 @@ def _progress(console):
         if status == "start":
             return
         if status == "done":
-            console.print(f"  [green]✓[/] {change.action:<8} {change.address} [dim]({secs:.2f}s)[/]")
+            console.print(f"  [green]✓[/] {change.action:<8} {escape(change.address)} [dim]({secs:.2f}s)[/]")
         else:
-            console.print(f"  [red]✗[/] {change.action:<8} {change.address}: {escape(error or '')}")
+            console.print(f"  [red]✗[/] {change.action:<8} {escape(change.address)}: {escape(error or '')}")
     return show
 
 

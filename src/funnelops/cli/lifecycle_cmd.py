@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from funnelops.cli.context import AppContext, get_ctx
+from funnelops.cli.context import AppContext, esc, get_ctx
 from funnelops.cli.groups import job_app, pipeline_app
 
 SCHEDULER_HELP = "Día | Mes | Año | 'Duplicado mes' (aliases: dia, mes, anio, duplicado-mes)"
@@ -24,7 +24,7 @@ class ConsoleReporter:
         self.console = app.console
 
     def info(self, text: str) -> None:
-        self.console.print(f"    {text}")
+        self.console.print(f"    {esc(text)}")
 
     def run_changed(self, run) -> None:
         color = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow"}.get(run.state, "cyan")
@@ -33,7 +33,7 @@ class ConsoleReporter:
         if run.terminal and rows:
             extra = f" — rows read {rows.get('read', 0):,}, kept {rows.get('kept', 0):,}, " \
                     f"quarantined {rows.get('quarantined', 0):,}"
-        self.console.print(f"    run {run.id} ({run.workflow}): [{color}]{run.state}[/]{extra}")
+        self.console.print(f"    run {esc(run.id)} ({esc(run.workflow)}): [{color}]{esc(run.state)}[/]{extra}")
 
 
 def _actor() -> str:
@@ -43,7 +43,7 @@ def _actor() -> str:
 
 
 def _dry(app: AppContext, what: str, data: dict) -> None:
-    app.console.print(f"dry run: would {what}")
+    app.console.print(f"dry run: would {esc(what)}")
     app.console.emit({"dry_run": True, **data})
 
 
@@ -57,7 +57,7 @@ def _runs_job(ctx: typer.Context, title: str, rerun: bool) -> None:
         return _dry(app, f"run {', '.join(names)} on {app.backend_kind} and wait for all",
                     {"command": f"job {'rerun' if rerun else 'run'}-workflow-templates", "workflows": names,
                      "backend": app.backend_kind})
-    app.console.print(f"[bold]{title}[/] — {', '.join(names)}")
+    app.console.print(f"[bold]{esc(title)}[/] — {esc(', '.join(names))}")
     fn = jobs.rerun_workflow_templates if rerun else jobs.run_workflow_templates
     runs = fn(loaded, app.backend, actor=_actor(), reporter=ConsoleReporter(app))
     app.console.print(f"[bold green]All {len(runs)} run(s) succeeded.[/]")
@@ -95,19 +95,20 @@ def force_scheduler(
 def _hooks(app: AppContext):
     def hook(event: str, name: str, result) -> None:
         if event == "start":
-            app.console.print(f"[bold]▶ {name}[/]")
+            app.console.print(f"[bold]▶ {esc(name)}[/]")
         elif result.ok:
-            app.console.print(f"[green]✓ {name}[/] [dim]({result.seconds:.1f}s)[/]")
+            app.console.print(f"[green]✓ {esc(name)}[/] [dim]({result.seconds:.1f}s)[/]")
         else:
-            app.console.print(f"[red]✗ {name}[/] [dim]({result.seconds:.1f}s)[/]")
+            app.console.print(f"[red]✗ {esc(name)}[/] [dim]({result.seconds:.1f}s)[/]")
     return hook
 
 
 def _summary(app: AppContext, result) -> None:
-    app.console.print("", f"[bold]{result.pipeline}[/] " + ", ".join(f"{k}={v}" for k, v in result.parameter.items()))
+    params = ", ".join(f"{k}={v}" for k, v in result.parameter.items())
+    app.console.print("", f"[bold]{esc(result.pipeline)}[/] {esc(params)}")
     for j in result.jobs:
         mark = "[green]✓[/]" if j.ok else "[red]✗[/]"
-        app.console.print(f"  {mark} {j.name:<32} {j.seconds:6.1f}s")
+        app.console.print(f"  {mark} {esc(str(j.name).ljust(32))} {j.seconds:6.1f}s")
     total = sum(j.seconds for j in result.jobs)
     app.console.print(f"[bold]{'Succeeded' if result.ok else 'Failed'}[/] in {total:.1f}s.")
 

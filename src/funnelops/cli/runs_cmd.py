@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from funnelops.cli.context import get_ctx
+from funnelops.cli.context import esc, get_ctx
 
 
 def register(app: typer.Typer) -> None:
@@ -61,7 +61,7 @@ def runs(
     colors = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow", "RUNNING": "cyan"}
     for r in records:
         rows = r.rows or {}
-        table.add_row(str(r.id), r.workflow, f"[{colors.get(r.state, 'white')}]{r.state}[/]", r.trigger,
+        table.add_row(esc(r.id), esc(r.workflow), f"[{colors.get(r.state, 'white')}]{esc(r.state)}[/]", esc(r.trigger),
                       _fmt_time(r.started_at, short=True), _duration(r), f"{rows.get('read', 0):,}" if rows else "-",
                       f"{rows.get('kept', 0):,}" if rows else "-", f"{rows.get('quarantined', 0):,}" if rows else "-")
     app.console.out.print(table)
@@ -109,7 +109,7 @@ def cancel(ctx: typer.Context, run_id: str = typer.Argument(..., help="The run i
     """Cancel a run in progress (its steps are stopped and its lease released)."""
     app = get_ctx(ctx)
     run = app.backend.runtime.cancel(run_id)
-    app.console.print(f"run {run.id} of {run.workflow}: {run.state}")
+    app.console.print(f"run {esc(run.id)} of {esc(run.workflow)}: {esc(run.state)}")
     app.console.emit(run.to_dict())
 
 
@@ -124,26 +124,28 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         app.console.emit(st)
         return
     c = app.console
-    c.print(f"[bold]{st['project']}[/] on the {st['backend']} backend")
+    c.print(f"[bold]{esc(st['project'])}[/] on the {esc(st['backend'])} backend")
     c.print("[bold]Lifecycle[/]")
     for s in st["stages"]:
         mark = "[green]✓[/]" if s["done"] else "[dim]·[/]"
-        when = f" {_fmt_time(s['completed_at'])} by {s['actor']}" if s["done"] else ""
-        c.print(f"  {mark} {s['title']}{when}")
-    c.print(f"  next: {st['next']}")
+        when = f" {esc(_fmt_time(s['completed_at']))} by {esc(s['actor'])}" if s["done"] else ""
+        c.print(f"  {mark} {esc(s['title'])}{when}")
+    c.print(f"  next: {esc(st['next'])}")
     c.print("[bold]Workflow templates[/]")
     for t in st["templates"]:
-        c.print(f"  {t['name']} (v{t.get('version', '-')}): {' '.join(t['dynamic_args']) or '(no stage argument)'}")
+        c.print(f"  {esc(t['name'])} (v{esc(t.get('version', '-'))}): "
+                f"{esc(' '.join(t['dynamic_args']) or '(no stage argument)')}")
     c.print("[bold]Schedulers[/]")
     for s in st["schedulers"]:
-        state = "[yellow]paused[/]" if s["paused"] else f"next {_fmt_time(s['next_fire'])} ({s['time_zone']})"
-        c.print(f"  {s['name']} ({s['id']}) -> {s['workflow']}: {s['cron']}, {state}")
+        state = "[yellow]paused[/]" if s["paused"] else esc(f"next {_fmt_time(s['next_fire'])} ({s['time_zone']})")
+        c.print(f"  {esc(s['name'])} ({esc(s['id'])}) -> {esc(s['workflow'])}: {esc(s['cron'])}, {state}")
     c.print("[bold]Runs in progress[/]")
     for r in st["running"] or []:
-        c.print(f"  run {r['id']} of {r['workflow']}: {r['state']} since {_fmt_time(r['started_at'])} ({r['trigger']})")
+        c.print(esc(f"  run {r['id']} of {r['workflow']}: {r['state']} since {_fmt_time(r['started_at'])} "
+                    f"({r['trigger']})"))
     if not st["running"]:
         c.print("  none")
     if st["waiting_for_data"]:
         c.print("[bold]External tables waiting for data[/]")
         for w in st["waiting_for_data"]:
-            c.print(f"  {w}")
+            c.print(f"  {esc(w)}")

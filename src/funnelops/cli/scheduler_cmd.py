@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from funnelops.cli.context import get_ctx
+from funnelops.cli.context import esc, get_ctx
 from funnelops.cli.groups import scheduler_app
 
 
@@ -29,8 +29,8 @@ def list_schedulers(ctx: typer.Context, as_json: bool = typer.Option(False, "--j
         return
     for s in st["schedulers"]:
         state = "paused" if s["paused"] else ("not created" if not s["exists"] else f"next {s['next_fire']}")
-        app.console.print(f"{s['name']:<14} {s['id']:<14} {s['cron']:<12} {s['time_zone']:<16} "
-                          f"-> {s['workflow']:<22} {state}")
+        app.console.print(esc(f"{s['name']:<14} {s['id']:<14} {s['cron']:<12} {s['time_zone']:<16} "
+                              f"-> {s['workflow']:<22} {state}"))
 
 
 def _set_paused(ctx: typer.Context, name: str, paused: bool) -> None:
@@ -39,11 +39,11 @@ def _set_paused(ctx: typer.Context, name: str, paused: bool) -> None:
     app = get_ctx(ctx)
     s = resolve_scheduler(app.project, name)
     if app.dry_run:
-        app.console.print(f"dry run: would {'pause' if paused else 'resume'} scheduler {s.name}")
+        app.console.print(f"dry run: would {'pause' if paused else 'resume'} scheduler {esc(s.name)}")
         app.console.emit({"dry_run": True, "scheduler": s.id, "paused": paused})
         return
     app.backend.runtime.set_paused(s.id, paused)
-    app.console.print(f"scheduler {s.name} ({s.id}) {'paused' if paused else 'resumed'}")
+    app.console.print(f"scheduler {esc(s.name)} ({esc(s.id)}) {'paused' if paused else 'resumed'}")
     app.console.emit({"scheduler": s.id, "paused": paused})
 
 
@@ -84,8 +84,8 @@ def serve(
 
     def show(ev) -> None:
         when = ev.scheduled_for.isoformat() if ev.scheduled_for else ""
-        app.console.print(f"{ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value:<16} {ev.scheduler_name or ev.scheduler_id} "
-                          f"{when} {ev.detail}".rstrip())
+        app.console.print(esc(f"{ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value:<16} {ev.scheduler_name or ev.scheduler_id} "
+                              f"{when} {ev.detail}".rstrip()))
         if app.as_json:
             import json
             import sys

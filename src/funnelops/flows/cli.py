@@ -43,6 +43,9 @@ def build_context(argv: list[str]) -> tuple[RunContext, list[str], list[str]]:
     if not project:
         raise UsageError("no project file", "pass --project=PATH or set FUNNELOPS_PROJECT")
     home = Path(args.home or os.environ.get("FUNNELOPS_HOME") or ".funnelops").resolve()
+    from funnelops.backends.local.home_perms import private_home
+
+    private_home(home)  # a run started by hand writes private files too (0700 / 0600)
     loaded = load_project(project)
     period = resolve_period(args.granularity, args.period, loaded.spec.project.time_zone)
     trusted = registry.select(args.trusted_flows, registry.trusted_names(loaded.base_dir), "trusted")

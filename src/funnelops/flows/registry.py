@@ -139,9 +139,19 @@ def load_trusted(project_dir: Path, name: str) -> ModuleType:
     return module
 
 
+def _read_sql(path: Path) -> str:
+    """A refined flow's SQL: a regular file of sane size (never a FIFO or a device)."""
+    from funnelops.spec.files import ProjectFileRefused, read_project_text
+
+    try:
+        return read_project_text(path)
+    except ProjectFileRefused as exc:
+        raise FlowDefinitionError(f"refined flow {exc}", "keep refined SQL as plain .sql files") from None
+
+
 def load_refined(project_dir: Path, name: str) -> RefinedFlow:
     path = project_dir.joinpath(*REFINED_DIR, f"{name}.sql")
-    sql = path.read_text(encoding="utf-8")
+    sql = _read_sql(path)
     header: dict[str, str] = {}
     for line in sql.splitlines():
         m = re.match(r"^--\s*(target|replace|granularities)\s*:\s*(.+?)\s*$", line)

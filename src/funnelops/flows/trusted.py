@@ -226,13 +226,14 @@ def _write(ctx, con, name, module, staged, chk, work: Path, trusted_root: Path, 
     else:
         in_scope = lambda d: period.start <= d < period.end  # noqa: E731
     bucket = trusted_root.name
-    verify_lease_held(ctx.home)  # commit point: only the lease holder publishes
+    # Commit points: only the lease holder publishes, checked under the table's exclusive lock.
+    still_ours = lambda: verify_lease_held(ctx.home)  # noqa: E731
     replace_partitions(trusted_root / module.TARGET, data_dir, key, in_scope,
-                       lock_path(ctx.home, bucket, module.TARGET), ctx.tmp_root)
+                       lock_path(ctx.home, bucket, module.TARGET), ctx.tmp_root, before_commit=still_ours)
     extracted = {d for _, d, _ in staged.files}
-    verify_lease_held(ctx.home)
     replace_partitions(trusted_root / QUARANTINE / name, q_dir, "extract_date",
                        (lambda d: True) if period is None else (lambda d: d in extracted),
-                       lock_path(ctx.home, bucket, f"{QUARANTINE}/{name}"), ctx.tmp_root)
+                       lock_path(ctx.home, bucket, f"{QUARANTINE}/{name}"), ctx.tmp_root,
+                       before_commit=still_ours)
     return FlowResult("trusted", name, read=total + rejected, kept=kept,
                       quarantined=total - kept + rejected, rules=dict(sorted(rules.items())))

@@ -42,10 +42,24 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
-def step_command(main: str, args: list[str]) -> list[str]:
-    if main.endswith(".py"):
-        return [sys.executable, main, *args]
-    return [sys.executable, "-m", main, *args]
+FLOWS_MAIN = "funnelops.flows"
+
+
+def step_command(main: str, args: list[str], project_dir: Path | None = None,
+                 runtime_flags: list[str] | None = None) -> list[str]:
+    """The command of one step: `python -m <module>` or `python <file inside the project>`.
+
+    Checked again here, not only by `validate` (a template in the ledger may come from an older
+    funnelops or be edited by hand): anything else raises ValueError and the step never starts.
+    `runtime_flags` (`--home=`, `--project=`) go LAST for the flows program, whose flags keep their
+    last value, so nothing earlier in the template can redirect a run's home or project.
+    """
+    from funnelops.spec.mains import is_module, resolve_main
+
+    if is_module(main):
+        tail = list(runtime_flags or []) if main == FLOWS_MAIN else []
+        return [sys.executable, "-m", main, *args, *tail]
+    return [sys.executable, str(resolve_main(main, project_dir)), *args]
 
 
 def aggregate_rows(metrics: list[dict[str, Any]]) -> dict[str, Any]:
@@ -71,6 +85,13 @@ class Supervisor:
         self.lost_reason = "the lease was recovered by another process"
         self.lock = threading.Lock()
         self.keeper: LeaseKeeper | None = None
+
+    @property
+    def project_dir(self) -> Path | None:
+        return Path(self.project).resolve().parent if self.project else None
+
+    def runtime_flags(self) -> list[str]:
+        return [f"--home={self.home}"] + ([f"--project={self.project}"] if self.project else [])
 
     def heartbeat_loop(self, workflow: str) -> LeaseKeeper:
         """Start renewing the lease (errors retried); losing it kills the steps at once."""
@@ -111,8 +132,14 @@ class Supervisor:
                    FUNNELOPS_BACKEND="local")
         if self.project:
             env["FUNNELOPS_PROJECT"] = self.project
-        cmd = step_command(step["main"], step["args"])
         started = time.time()
+        try:
+            cmd = step_command(step["main"], step["args"], self.project_dir, self.runtime_flags())
+        except ValueError as exc:  # a `main` outside the project: refuse, and say so in the step log
+            with open(log_path, "ab") as log:
+                log.write(f"refused: {exc}\n".encode())
+            return {**step, "state": "FAILED", "exit_code": None, "seconds": 0.0, "log": str(log_path),
+                    "error": f"refused to run: {exc}"}
         with open(log_path, "ab") as log:
             log.write(f"$ {shlex.join(cmd)}\n".encode())
             log.flush()
@@ -224,6 +251,8 @@ class Supervisor:
         bad = [s for s in steps.values() if s["state"] == "FAILED"]
         if bad:
             s = bad[0]
+            if s.get("error"):
+                return f"step '{s['step_id']}': {s['error']}"
             return f"step '{s['step_id']}' exited with code {s['exit_code']} (log: {s.get('log')})"
         return None
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable
 from pydantic import ValidationError
 
 from funnelops.errors import ProblemCollector, did_you_mean
+from funnelops.spec.files import ProjectFileRefused, read_project_text
 from funnelops.spec.models import ColumnSchema
 
 if TYPE_CHECKING:
@@ -83,11 +84,14 @@ def _load_schema_file(base: Path, rel: str, file: str, line: int | None, field_:
     if target is None:
         c.add(file, line, field_, f"'{rel}' is outside the project folder", "keep schema files beside funnel.yaml")
         return None
-    if not target.is_file():
+    if not target.exists():
         c.add(file, line, field_, f"schema file '{rel}' not found", f"create {target} or fix the path")
         return None
     try:
-        raw = json.loads(target.read_text(encoding="utf-8"))
+        raw = json.loads(read_project_text(target))
+    except ProjectFileRefused as exc:
+        c.add(file, line, field_, f"schema file {exc}", "point it at a JSON file beside funnel.yaml")
+        return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f"{rel}:{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else rel
         c.add(file, line, field_, f"schema file {where} is not valid JSON: {exc}")
@@ -114,6 +118,7 @@ def _load_schema_file(base: Path, rel: str, file: str, line: int | None, field_:
 def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str, set[str]] | None = None) -> None:
     """Resolve referenced files and cross-check the project; `known_extra` are names of items
     set aside because their own fields were invalid (they still count as known references)."""
+    from funnelops.spec.confine import check_confinement
     from funnelops.spec.sql_safety import check_project, problem_message
     from funnelops.spec.sqlrefs import SqlError, table_refs
 
@@ -206,13 +211,17 @@ def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str,
         sql = v.query
         if v.query_file is not None:
             target = _safe_relative(base, v.query_file)
-            if target is None or not target.is_file():
+            if target is None or not target.exists():
                 c.add(file, ln(("views", i, "query_file")), f"views[{v.name}].query_file",
                       f"SQL file '{v.query_file}' not found" + (" (outside the project folder)" if target is None else ""),
                       "fix the path; it is relative to the project file")
                 continue
             try:
-                sql = target.read_text(encoding="utf-8")
+                sql = read_project_text(target)
+            except ProjectFileRefused as exc:
+                c.add(file, ln(("views", i, "query_file")), f"views[{v.name}].query_file",
+                      f"SQL file {exc}", "point it at a .sql file beside funnel.yaml")
+                continue
             except (OSError, UnicodeDecodeError) as exc:
                 c.add(file, ln(("views", i, "query_file")), f"views[{v.name}].query_file",
                       f"cannot read SQL file '{v.query_file}': {exc}", "save it as UTF-8 text")
@@ -268,4 +277,5 @@ def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str,
             c.add(file, ln(("schedulers", i, "retry")), f"schedulers[{s.name}].retry",
                   "min_backoff_s is larger than max_backoff_s")
     check_project(loaded, file, c)  # one read-only query per SQL, case-insensitive names (sql_safety)
+    check_confinement(loaded, file, c)  # `main`, reserved names, argument sizes (spec/confine.py)
     c.raise_if_any()

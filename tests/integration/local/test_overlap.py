@@ -62,7 +62,7 @@ def tiny_project(tmp: Path) -> Path:
             granularity: DAY
             initial_load: true
             args: ["--granularity=DAY"]
-            jobs: [{{step_id: the-step, main: {tmp / 'step.py'}}}]
+            jobs: [{{step_id: the-step, main: step.py}}]
         schedulers:
           - {{name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}}
     """))

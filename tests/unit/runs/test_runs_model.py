@@ -78,8 +78,17 @@ def test_aggregate_rows_of_nothing_is_zero():
     assert aggregate_rows([]) == {"read": 0, "kept": 0, "quarantined": 0, "flows": []}
 
 
-def test_step_command_for_module_and_file():
+def test_step_command_for_module_and_file(tmp_path):
     import sys
 
+    import pytest
+
     assert step_command("funnelops.flows", ["--a=1"]) == [sys.executable, "-m", "funnelops.flows", "--a=1"]
-    assert step_command("/x/step.py", []) == [sys.executable, "/x/step.py"]
+    assert step_command("funnelops.flows", ["--a=1"], runtime_flags=["--home=/h"]) == \
+        [sys.executable, "-m", "funnelops.flows", "--a=1", "--home=/h"]
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "steps" / "step.py").write_text("")
+    assert step_command("steps/step.py", [], tmp_path) == [sys.executable, str(tmp_path.resolve() / "steps/step.py")]
+    for bad in ("/x/step.py", "../step.py", "steps/../../step.py"):
+        with pytest.raises(ValueError):
+            step_command(bad, [], tmp_path)

@@ -51,7 +51,16 @@ _unpack_project()
 # (funnelops.flows.runtime); set here, not in the templates, so every template gets it.
 os.environ.setdefault("FUNNELOPS_BACKEND", "gcp")
 os.environ.setdefault("FUNNELOPS_ENGINE", "spark")
-runpy.run_module("{main}", run_name="__main__", alter_sys=True)
+MAIN = {main!r}
+if MAIN.endswith(".py"):  # a file of the project: only inside the unpacked project folder
+    base = os.path.realpath(os.path.dirname(os.environ["FUNNELOPS_PROJECT"]))
+    path = os.path.realpath(os.path.join(base, MAIN))
+    if not path.startswith(base + os.sep) or not os.path.isfile(path):
+        sys.exit("funnelops launcher: main " + MAIN + " is not a file inside the project folder")
+    sys.argv[0] = path
+    runpy.run_path(path, run_name="__main__")
+else:
+    runpy.run_module(MAIN, run_name="__main__", alter_sys=True)
 '''
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from funnelops.backends.local.apply_lock import apply_lock
+from funnelops.backends.local.home_perms import private_home
 from funnelops.backends.local.storage import BucketHandler, LocalStorage
 from funnelops.backends.local.warehouse import (DatasetHandler, ExternalTableHandler, LocalWarehouse, TableHandler,
                                                 ViewHandler)
@@ -30,7 +31,7 @@ class LocalBackend:
     def __init__(self, home: Path, project_id: str, region: str, time_zone: str | None = None,
                  service_account: str | None = None, project_path: Path | None = None, *,
                  reinit: bool = False) -> None:
-        self.home = Path(home)
+        self.home = private_home(Path(home))  # 0700 home, 0600 files (home_perms.py)
         self.storage = LocalStorage(self.home / "buckets")
         self.warehouse = LocalWarehouse(self.home / "warehouse.duckdb", self.home / "buckets", time_zone)
         self.db = LedgerDB(self.home / "ledger.sqlite", reinit=reinit)

@@ -1,0 +1,56 @@
+"""What a workflow job's `main` may name: a Python module, or a .py file inside the project folder.
+
+A step runs `python -m <module>` or `python <file>`; an absolute path or `../../..` in `main`
+would run any file on the machine under the runner's account. So a file main is a relative path
+(portable characters, no `..`) that, once resolved with symlinks followed, still lies inside the
+project folder and is a regular file. `validate` reports a bad `main` at its line; the local
+supervisor applies the same rule again before starting the step (a template in the ledger may
+have been written by an older funnelops or by hand), and Dataproc's launcher checks a file main
+against the unpacked project folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+REL_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\.py$")
+HINT = ("use a module name (funnelops.flows) or a .py file inside the project folder, "
+        "relative to the project file (steps/my_step.py)")
+
+
+def is_module(main: str) -> bool:
+    return bool(MODULE.match(main)) and not main.endswith(".py")
+
+
+def main_problem(main: str, project_dir: Path | None) -> str | None:
+    """Why `main` may not run (None when it may). `project_dir` None: only modules are allowed."""
+    if is_module(main):
+        return None
+    if main.startswith("/") or main.startswith("~"):
+        return f"main '{main}' is an absolute path"
+    if not main.endswith(".py"):
+        return f"main '{main}' is neither a module name nor a .py file"
+    if ".." in main.split("/") or not REL_FILE.match(main):
+        return f"main '{main}' is not a plain relative path (letters, digits, _ . - and /, no '..')"
+    if project_dir is None:
+        return f"main '{main}' is a file, but the project folder is not known here"
+    base = Path(project_dir).resolve()
+    target = (base / main).resolve()
+    try:
+        target.relative_to(base)
+    except ValueError:
+        return f"main '{main}' leads outside the project folder (through a symlink)"
+    if not target.is_file():
+        return f"main '{main}' is not a file in the project folder ({target})"
+    return None
+
+
+def resolve_main(main: str, project_dir: Path | None) -> Path:
+    """The file a (checked) file main names; raises ValueError with the reason otherwise."""
+    problem = main_problem(main, project_dir)
+    if problem is not None or is_module(main):
+        raise ValueError(problem or f"main '{main}' is a module, not a file")
+    assert project_dir is not None
+    return (Path(project_dir).resolve() / main).resolve()
