@@ -19,7 +19,7 @@ import pytest
 
 from funnelops.backends.local import LocalBackend
 from funnelops.errors import RunInProgress
-from funnelops.runs.leases import FAULT_FILE_ENV, pid_alive
+from funnelops.backends.local.leases import FAULT_FILE_ENV, pid_alive
 
 pytestmark = pytest.mark.reliability
 
@@ -176,9 +176,9 @@ def test_a_stopped_run_is_never_taken_over_and_gives_up_when_it_resumes(rig):
 
 def test_flows_started_by_hand_keep_renewing_through_errors_and_refuse_to_commit_once_given_up(
         tmp_path, monkeypatch):
-    from funnelops.runs import guard
-    from funnelops.runs.leases import LeaseStore
-    from funnelops.state.db import LedgerDB
+    from funnelops.backends.local import guard
+    from funnelops.backends.local.leases import LeaseStore
+    from funnelops.backends.local.ledger_db import LedgerDB
 
     fault = tmp_path / "disk-full"
     monkeypatch.setenv("FUNNELOPS_LEASE_EXPIRY_S", "4")  # renewals every 1 s, budget 3 s
@@ -225,9 +225,9 @@ def test_flows_commit_only_while_their_run_holds_a_fresh_lease(tmp_path, monkeyp
     from funnelops.flows.generate import generate_raw
     from funnelops.plan.apply import apply_plan
     from funnelops.plan.diff import build_plan
-    from funnelops.runs.leases import LeaseStore
+    from funnelops.backends.local.leases import LeaseStore
     from funnelops.spec.loader import load_project
-    from funnelops.state.db import LedgerDB
+    from funnelops.backends.local.ledger_db import LedgerDB
 
     project = Path(__file__).resolve().parents[2] / "projects" / "funnel" / "funnel.yaml"
     loaded = load_project(project)

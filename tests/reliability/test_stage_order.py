@@ -22,7 +22,7 @@ from funnelops.backends.gcp.ledger import GcsLedger
 from funnelops.cli.main import main as cli_main
 from funnelops.errors import StageOrderError
 from funnelops.lifecycle.order import job_completed, require_before
-from funnelops.state.ledger import Ledger, LocalLedger
+from funnelops.backends.local.ledger import Ledger, LocalLedger
 
 pytestmark = pytest.mark.reliability
 
@@ -189,7 +189,7 @@ def test_the_chain_on_either_ledger(any_ledger):
 
 def test_every_overlap_refusal_is_audited(tiny, tmp_path, monkeypatch):
     """Before: only a refusal inside the runtime's start() was recorded; the jobs' own checks were not."""
-    from funnelops.runs.leases import pid_alive
+    from funnelops.backends.local.leases import pid_alive
 
     assert tiny("pipeline", "funnel", "--data-stage", "Initial data")[0] == 0
     gate = tmp_path / "gate"

@@ -226,8 +226,8 @@ def test_exchange_swaps_two_folders(tmp_path):
 HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from funnelops.runs.leases import LeaseStore
-    from funnelops.state.db import LedgerDB
+    from funnelops.backends.local.leases import LeaseStore
+    from funnelops.backends.local.ledger_db import LedgerDB
     LeaseStore(LedgerDB(Path(sys.argv[1]) / "ledger.sqlite")).acquire(sys.argv[2], "holder-" + sys.argv[2],
                                                                        expiry_s=600)
     print("held", flush=True)

@@ -22,7 +22,7 @@ from funnelops.flows.context import RunContext, write_metrics
 
 def _guard(ctx: RunContext):
     """The workflow's overlap guard around the whole run: the same lease as the runner and the scheduler."""
-    from funnelops.runs.guard import workflow_lease
+    from funnelops.backends.local.guard import workflow_lease
 
     return workflow_lease(ctx.home)
 

@@ -321,7 +321,7 @@ def _first_entry(folder: Path) -> Path | None:
 
 def _sweep_stale_stages(tmp_root: Path) -> None:
     """Delete scratch folders of generators that died (kill -9 leaves them behind)."""
-    from funnelops.runs.leases import pid_alive
+    from funnelops.backends.local.leases import pid_alive
 
     if not tmp_root.is_dir():
         return

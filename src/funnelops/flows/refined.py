@@ -22,7 +22,7 @@ from funnelops.flows.context import FlowResult, RunContext
 from funnelops.flows.partitions import lock_path, shared_locks
 from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import RefinedFlow, load_refined
-from funnelops.runs.guard import verify_lease_held
+from funnelops.backends.local.guard import verify_lease_held
 from funnelops.spec.sql_safety import problem_message
 from funnelops.spec.sqlrefs import SqlError, table_refs, to_duckdb
 

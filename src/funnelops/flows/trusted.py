@@ -32,7 +32,7 @@ from funnelops.errors import BackendError
 from funnelops.flows.partitions import lock_path, replace_partitions
 from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import load_trusted
-from funnelops.runs.guard import verify_lease_held
+from funnelops.backends.local.guard import verify_lease_held
 
 QUARANTINE = "_quarantine"
 MANIFESTS = "_manifests"

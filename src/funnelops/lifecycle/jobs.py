@@ -13,9 +13,9 @@ from funnelops.errors import RunFailed, UsageError, did_you_mean
 from funnelops.lifecycle.order import job_completed, require_before
 from funnelops.plan.apply import apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
-from funnelops.runs.leases import refuse
+from funnelops.backends.local.leases import refuse
 from funnelops.runs.model import RunRecord
-from funnelops.state.ledger import record_refusal
+from funnelops.backends.local.ledger import record_refusal
 
 if TYPE_CHECKING:
     from funnelops.spec.loader import LoadedProject

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from funnelops.errors import StageOrderError
 from funnelops.resources import STAGE_TITLES
-from funnelops.state.ledger import record_refusal
+from funnelops.backends.local.ledger import record_refusal
 
 # What must be done before each step can run.
 PREREQUISITE = {

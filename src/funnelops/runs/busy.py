@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Iterable
 
 from funnelops.errors import RunInProgress
-from funnelops.runs.leases import LeaseStore, _holder, holder_alive
+from funnelops.backends.local.leases import LeaseStore, _holder, holder_alive
 from funnelops.runs.model import Holder
-from funnelops.state.db import LedgerDB
+from funnelops.backends.local.ledger_db import LedgerDB
 
 
 def store_holders(store: LeaseStore) -> list[Holder]:

@@ -277,7 +277,7 @@ def open_local(project: Path, home: Path):
 # -- (b) kill -9 of a running run ------------------------------------------------------------------
 
 def test_kill9_of_a_run_recovers_the_lease_and_the_period_reruns_to_the_same_counts(tmp_path):
-    from funnelops.runs.leases import pid_alive
+    from funnelops.backends.local.leases import pid_alive
 
     (project, home), (clean_project, clean_home) = funnel_homes(tmp_path, 2)
     run = force(project, home)["run"]

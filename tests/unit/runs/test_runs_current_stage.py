@@ -1,7 +1,7 @@
 """`plan` without --stage plans the stage the lifecycle last completed."""
 
 from funnelops.lifecycle.order import current_stage
-from funnelops.state.ledger import LocalLedger
+from funnelops.backends.local.ledger import LocalLedger
 
 
 def test_current_stage_follows_the_ledger(tmp_path):

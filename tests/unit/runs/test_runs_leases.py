@@ -11,9 +11,9 @@ import time
 import pytest
 
 from funnelops.errors import EXIT_RUN_IN_PROGRESS, RunInProgress
-from funnelops.runs.leases import LeaseStore, holder_alive, pid_alive, take_in
-from funnelops.runs.store import RunStore
-from funnelops.state.db import LedgerDB
+from funnelops.backends.local.leases import LeaseStore, holder_alive, pid_alive, take_in
+from funnelops.backends.local.run_store import RunStore
+from funnelops.backends.local.ledger_db import LedgerDB
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from funnelops.runs.model import Holder, RunRecord
-from funnelops.runs.supervisor import aggregate_rows, step_command
+from funnelops.backends.local.supervisor import aggregate_rows, step_command
 
 
 @pytest.fixture

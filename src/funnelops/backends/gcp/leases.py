@@ -22,7 +22,7 @@ from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
 from funnelops.errors import BackendError, RunInProgress
 from funnelops.runs.model import Holder
-from funnelops.state.db import now_iso
+from funnelops.backends.local.ledger_db import now_iso
 
 PREFIX = "funnelops/leases/"
 START_WINDOW_S = 600  # how long a lease without an operation stays live (a crash before start)
@@ -45,7 +45,7 @@ def holder_of(data: dict[str, Any]) -> Holder:
 
 
 def refusal(workflow: str, holder: Holder) -> RunInProgress:
-    from funnelops.runs.leases import refuse  # the same words as on the local backend
+    from funnelops.backends.local.leases import refuse  # the same words as on the local backend
 
     return refuse(holder)
 

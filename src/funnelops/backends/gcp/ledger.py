@@ -17,8 +17,8 @@ from typing import Any, Callable
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
 from funnelops.errors import BackendError
-from funnelops.state.db import now_iso
-from funnelops.state.ledger import StageRecord
+from funnelops.backends.local.ledger_db import now_iso
+from funnelops.backends.local.ledger import StageRecord
 
 LEDGER = "funnelops/ledger.json"
 MAX_EVENTS = 500

@@ -23,8 +23,8 @@ from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.shapes import scheduler_from_cloud
 from funnelops.errors import BackendError, RunInProgress, UsageError
 from funnelops.runs.model import Holder, RunRecord
-from funnelops.state.db import now_iso
-from funnelops.state.ledger import record_refusal
+from funnelops.backends.local.ledger_db import now_iso
+from funnelops.backends.local.ledger import record_refusal
 
 CANCELLED_CODE = 1
 

@@ -19,9 +19,9 @@ from funnelops.backends.local.storage import BucketHandler, LocalStorage
 from funnelops.backends.local.warehouse import (DatasetHandler, ExternalTableHandler, LocalWarehouse, TableHandler,
                                                 ViewHandler)
 from funnelops.backends.local.workflows import SchedulerHandler, SchedulerStore, TemplateHandler, TemplateStore
-from funnelops.runs.local_runtime import LocalRuntime
-from funnelops.state.db import LedgerDB
-from funnelops.state.ledger import LocalLedger
+from funnelops.backends.local.runtime import LocalRuntime
+from funnelops.backends.local.ledger_db import LedgerDB
+from funnelops.backends.local.ledger import LocalLedger
 
 
 class LocalBackend:

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 from funnelops.backends.base import Observed
 from funnelops.backends.local.warehouse_conn import warehouse
 from funnelops.resources import Resource
-from funnelops.state.integrity import is_duckdb_corruption, warehouse_error
+from funnelops.backends.local.ledger_integrity import is_duckdb_corruption, warehouse_error
 
 META_TABLE = "main._funnelops_meta"
 SYSTEM_SCHEMAS = {"main", "information_schema", "pg_catalog"}

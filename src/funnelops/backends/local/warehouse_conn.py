@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from funnelops.errors import BackendError
-from funnelops.state import integrity
+from funnelops.backends.local import ledger_integrity as integrity
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("FUNNELOPS_WAREHOUSE_LOCK_TIMEOUT", "600"))
 

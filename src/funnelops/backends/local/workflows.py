@@ -15,7 +15,7 @@ from funnelops.backends.shapes import (scheduler_from_cloud, scheduler_to_cloud,
                                        template_to_dataproc)
 from funnelops.errors import BackendError
 from funnelops.resources import Resource
-from funnelops.state.db import LedgerDB, now_iso
+from funnelops.backends.local.ledger_db import LedgerDB, now_iso
 
 MODULE_PREFIX = "module:"
 

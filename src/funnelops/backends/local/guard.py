@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Iterator
 
 from funnelops.errors import RunInProgress
-from funnelops.runs.leases import LeaseStore, default_expiry_s
-from funnelops.runs.renewal import LeaseKeeper
-from funnelops.state.db import LedgerDB
-from funnelops.state.ledger import LocalLedger, record_refusal
+from funnelops.backends.local.leases import LeaseStore, default_expiry_s
+from funnelops.backends.local.renewal import LeaseKeeper
+from funnelops.backends.local.ledger_db import LedgerDB
+from funnelops.backends.local.ledger import LocalLedger, record_refusal
 
 # The lease this process took itself (flows started by hand): (workflow, owner, keeper).
 _OWN: tuple[str, str, LeaseKeeper] | None = None

@@ -16,8 +16,8 @@ import threading
 import time
 from typing import Callable
 
-from funnelops.runs.leases import LeaseStore, heartbeat_interval, renew_budget
-from funnelops.state.db import now_iso
+from funnelops.backends.local.leases import LeaseStore, heartbeat_interval, renew_budget
+from funnelops.backends.local.ledger_db import now_iso
 
 
 def _log(text: str) -> None:

@@ -1,4 +1,4 @@
-"""The process that carries one local run: `python -m funnelops.runs.supervisor --home H --run ID`.
+"""The process that carries one local run: `python -m funnelops.backends.local.supervisor --home H --run ID`.
 
 It is started detached by the local runtime (its own session, so the CLI can return at once),
 runs the template's steps in dependency order as subprocesses (stdout/stderr to one log per
@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from funnelops.runs.leases import LeaseStore, default_expiry_s
-from funnelops.runs.renewal import LeaseKeeper
-from funnelops.runs.store import RunStore
-from funnelops.state.db import LedgerDB, now_iso
+from funnelops.backends.local.leases import LeaseStore, default_expiry_s
+from funnelops.backends.local.renewal import LeaseKeeper
+from funnelops.backends.local.run_store import RunStore
+from funnelops.backends.local.ledger_db import LedgerDB, now_iso
 
 PR_SET_PDEATHSIG = 1
 
@@ -258,7 +258,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="funnelops.runs.supervisor")
+    p = argparse.ArgumentParser(prog="funnelops.backends.local.supervisor")
     p.add_argument("--home", required=True)
     p.add_argument("--run", type=int, required=True)
     p.add_argument("--project")

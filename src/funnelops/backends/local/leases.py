@@ -24,7 +24,7 @@ from pathlib import Path
 
 from funnelops.errors import RunInProgress
 from funnelops.runs.model import Holder
-from funnelops.state.db import LedgerDB, now_iso
+from funnelops.backends.local.ledger_db import LedgerDB, now_iso
 
 DEFAULT_EXPIRY_S = float(os.environ.get("FUNNELOPS_LEASE_EXPIRY_S", "60"))
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from funnelops.errors import BackendError, RunInProgress, UsageError
-from funnelops.runs.leases import LeaseStore, pid_alive, refuse, take_in
+from funnelops.backends.local.leases import LeaseStore, pid_alive, refuse, take_in
 from funnelops.runs.model import Holder, RunRecord
-from funnelops.runs.store import RunStore
-from funnelops.state.db import LedgerDB, now_iso
-from funnelops.state.ledger import record_refusal
+from funnelops.backends.local.run_store import RunStore
+from funnelops.backends.local.ledger_db import LedgerDB, now_iso
+from funnelops.backends.local.ledger import record_refusal
 
 
 class LocalRuntime:
@@ -64,7 +64,7 @@ class LocalRuntime:
             record_refusal(self.ledger, workflow, exc, trigger=trigger, actor=actor)
             raise
         log_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "funnelops.runs.supervisor", "--home", str(self.home), "--run", str(run_id)]
+        cmd = [sys.executable, "-m", "funnelops.backends.local.supervisor", "--home", str(self.home), "--run", str(run_id)]
         if self.project_path:
             cmd += ["--project", str(self.project_path)]
         try:

@@ -7,9 +7,9 @@ import socket
 import sqlite3
 from typing import Any
 
-from funnelops.runs.leases import pid_alive
+from funnelops.backends.local.leases import pid_alive
 from funnelops.runs.model import RunRecord
-from funnelops.state.db import LedgerDB, now_iso
+from funnelops.backends.local.ledger_db import LedgerDB, now_iso
 
 ACTIVE = ("PENDING", "RUNNING")
 

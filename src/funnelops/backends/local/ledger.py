@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from funnelops.state.db import LedgerDB, now_iso
+from funnelops.backends.local.ledger_db import LedgerDB, now_iso
 
 
 def default_actor() -> str:
