@@ -46,9 +46,10 @@ class Rig:
         self.ticks, self.gate, self.fault = tmp / "ticks.log", tmp / "gate", tmp / "disk-full"
         script = tmp / "step.py"
         script.write_text(STEP)
-        self.backend = LocalBackend(self.home, "p", "r")
+        # steps run files inside the project folder only, so the rig is a project folder
+        self.backend = LocalBackend(self.home, "p", "r", project_path=tmp / "funnel.yaml")
         self.backend.templates.create("wf", {"jobs": [{"stepId": "the-step",
-                                                       "pysparkJob": {"mainPythonFileUri": str(script)}}]})
+                                                       "pysparkJob": {"mainPythonFileUri": "step.py"}}]})
         self.runtime = self.backend.runtime
 
     def start(self):
@@ -100,7 +101,7 @@ def test_step_log_shows_the_command_shell_quoted(rig):
 
     hostile = ["--note=it's a; rm -rf / $(x)", "two words", ""]
     rig.backend.templates.create("wf-args", {"jobs": [{"stepId": "s", "pysparkJob": {
-        "mainPythonFileUri": str(rig.home.parent / "step.py"), "args": hostile}}]})
+        "mainPythonFileUri": "step.py", "args": hostile}}]})
     rig.gate.touch()
     run = rig.runtime.start("wf-args", trigger="forced", actor="attacker")
     assert rig.runtime.wait([run.id], timeout=30)[0].state == "DONE"

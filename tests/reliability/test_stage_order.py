@@ -47,7 +47,7 @@ def tiny(tmp_path, monkeypatch, capsys):
             granularity: DAY
             initial_load: true
             args: ["--granularity=DAY"]
-            jobs: [{{step_id: the-step, main: {tmp_path / 'step.py'}}}]
+            jobs: [{{step_id: the-step, main: step.py}}]
         schedulers:
           - {{name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}}
     """))
