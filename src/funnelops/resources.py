@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from funnelops.errors import UsageError
 
 if TYPE_CHECKING:
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
 
 STAGES = ("iac", "initial_data", "workflow")
 STAGE_TITLES = {"iac": "IaC", "initial_data": "Initial data", "workflow": "Workflow"}

@@ -37,7 +37,7 @@ class FlowResult:
 class RunContext:
     """Local layout: a bucket is `<home>/buckets/<name>`, the warehouse is `<home>/warehouse.duckdb`."""
 
-    loaded: object                 # funnelops.spec.loader.LoadedProject
+    loaded: object                 # funnelops.spec.project.LoadedProject
     home: Path
     granularity: str
     execution_type: str

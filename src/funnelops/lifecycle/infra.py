@@ -12,7 +12,7 @@ from funnelops.plan.model import Change, Plan
 from funnelops.resources import desired_resources, normalize_stage
 
 if TYPE_CHECKING:
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
 
 
 def create_infra(loaded: "LoadedProject", backend, stage: str, *, actor: str, allow_data_loss: bool = False,

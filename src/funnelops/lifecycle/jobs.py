@@ -18,7 +18,7 @@ from funnelops.runs.model import RunRecord
 from funnelops.backends.local.ledger import record_refusal
 
 if TYPE_CHECKING:
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
     from funnelops.spec.models import Scheduler
 
 # The initial load reprocesses everything, whatever the template's own execution type.

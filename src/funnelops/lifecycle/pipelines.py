@@ -17,7 +17,7 @@ from funnelops.lifecycle.infra import create_infra
 from funnelops.resources import normalize_stage
 
 if TYPE_CHECKING:
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
 
 FUNNEL_PIPELINE = "Datos_GCP_Funnel"
 WORKFLOW_PIPELINE = "Datos_GCP_Funnel_Workflow"

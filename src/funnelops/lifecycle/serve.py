@@ -14,7 +14,7 @@ from funnelops.lifecycle.order import require_before
 
 if TYPE_CHECKING:
     from funnelops.scheduler.daemon import SchedulerDaemon, SchedulerEvent
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
 
 
 def make_daemon(loaded: "LoadedProject", backend, *, on_event: Callable[["SchedulerEvent"], None] | None = None,

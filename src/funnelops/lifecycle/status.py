@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from funnelops.resources import STAGE_TITLES, STAGES
 
 if TYPE_CHECKING:
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
 
 NEXT_STEP = {
     None: 'funnelops pipeline funnel --data-stage IaC',

@@ -16,7 +16,7 @@ from funnelops.plan.model import Change, FieldChange, Plan
 from funnelops.resources import Resource, desired_resources, normalize_stage
 
 if TYPE_CHECKING:
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
 
 # Fields whose change cannot be made in place, per kind.
 REPLACE_FIELDS = {"bucket": {"location"}, "dataset": {"location"}, "table": {"partitioning"}}

@@ -25,7 +25,7 @@ from funnelops.spec.mains import main_problem
 from funnelops.spec.models import arg_key, variable_args
 
 if TYPE_CHECKING:
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
 
 RUNTIME_ONLY = ("home", "project")
 FLOW_SELECTION = ("granularity", "execution_type", "period", "trusted_flows", "refined_flows")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +18,10 @@ from pydantic import ValidationError
 
 from funnelops.errors import Problem, ProblemCollector, ProjectError
 from funnelops.spec.files import ProjectFileRefused, read_project_text
-from funnelops.spec.models import ColumnSchema, ProjectSpec
-
-Path_ = tuple[Any, ...]
-
-
-@dataclass
-class LoadedProject:
-    """A validated project plus what was resolved around it (files, SQL, lines)."""
-
-    spec: ProjectSpec
-    path: Path
-    lines: dict[Path_, int]
-    table_schemas: dict[str, list[ColumnSchema]] = field(default_factory=dict)
-    view_sql: dict[str, str] = field(default_factory=dict)
-    spec_hash: str = ""
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent
-
-    def line_of(self, path: Path_) -> int | None:
-        return line_for(self.lines, path)
+from funnelops.spec.models import ProjectSpec
+from funnelops.spec.partial import partial_problems
+from funnelops.spec.project import LoadedProject, Path_, line_for
+from funnelops.spec.validate import resolve_and_check
 
 
 class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present: ~10x faster
@@ -159,16 +140,6 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     return data, lines
 
 
-def line_for(lines: dict[Path_, int], path: Path_) -> int | None:
-    """The line of the closest ancestor of `path` that we know."""
-    p = tuple(path)
-    while p:
-        if p in lines:
-            return lines[p]
-        p = p[:-1]
-    return lines.get(())
-
-
 def _dotted(path: Path_) -> str:
     out = ""
     for part in path:
@@ -274,8 +245,6 @@ def _known_fields_hint(name: Any, parent: Path_) -> str | None:
 
 def load_project(path: str | Path) -> LoadedProject:
     """Read, validate and cross-check a project file. Raises ProjectError with every problem."""
-    from funnelops.spec.validate import resolve_and_check
-
     p = Path(path)
     file = str(p)
     if not p.exists():
@@ -295,8 +264,6 @@ def load_project(path: str | Path) -> LoadedProject:
     try:
         spec = ProjectSpec.model_validate(data)
     except ValidationError as exc:
-        from funnelops.spec.partial import partial_problems
-
         problems = _pydantic_problems(exc, data, lines, file)
         seen = {(p.line, p.field, p.message) for p in problems}
         more = partial_problems(data, lines, p, file)

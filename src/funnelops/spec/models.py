@@ -174,8 +174,11 @@ class View(Strict):
         return f"{self.dataset}.{self.name}"
 
 
-class Job(Strict):
-    """One step of a workflow template (a Dataproc OrderedJob running a PySpark program)."""
+class WorkflowStep(Strict):
+    """One step of a workflow template (a Dataproc OrderedJob running a PySpark program).
+
+    The YAML key stays `jobs:` (Dataproc's name, and the file format is a contract); the class is
+    named for what it is, apart from the lifecycle's jobs ("GCP create infra", `lifecycle/jobs.py`)."""
 
     step_id: Annotated[str, Field(pattern=STEP_ID)]
     main: str = "funnelops.flows"
@@ -203,7 +206,7 @@ class Workflow(Strict):
     granularity: Literal["DAY", "MONTH", "YEAR"]
     initial_load: bool = False
     args: list[Annotated[str, Field(pattern=ARG)]] = []
-    jobs: Annotated[list[Job], Field(min_length=1)]
+    jobs: Annotated[list[WorkflowStep], Field(min_length=1)]
     parameters: list[Parameter] = []
     placement: Placement = Placement()
     dag_timeout: Annotated[str, Field(pattern=DURATION)] = "3600s"

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 
 from funnelops.errors import Problem, ProjectError
 from funnelops.spec import models as m
+from funnelops.spec.project import LoadedProject
+from funnelops.spec.validate import resolve_and_check
 
 LIST_MODELS: dict[str, type[m.Strict]] = {
     "buckets": m.Bucket, "datasets": m.Dataset, "tables": m.Table, "external_tables": m.ExternalTable,
@@ -43,9 +45,6 @@ def _name_of(kind: str, item: Any) -> str | None:
 
 def partial_problems(data: dict[str, Any], lines: dict[tuple, int], path: Path, file: str) -> list[Problem]:
     """Problems the cross-checks find in the valid items of an invalid project (best effort)."""
-    from funnelops.spec.loader import LoadedProject
-    from funnelops.spec.validate import resolve_and_check
-
     partial: dict[str, Any] = {}
     remap: dict[tuple[str, int], int] = {}  # (kind, new index) -> original index
     set_aside: dict[str, set[str]] = {k: set() for k in LIST_MODELS}

@@ -23,7 +23,7 @@ from funnelops.spec.sqlrefs import SqlError
 
 if TYPE_CHECKING:
     from funnelops.errors import ProblemCollector
-    from funnelops.spec.loader import LoadedProject
+    from funnelops.spec.project import LoadedProject
 
 REFINED_DIR = ("sql", "refined")  # as funnelops.flows.registry.REFINED_DIR (not imported: keep validate light)
 # Schemas DuckDB (the local warehouse) keeps for itself: a dataset may not be one of them.

@@ -1,35 +1,69 @@
 """Cross-reference checks over a whole project, after the models validated each field.
 
-Resolves the files a project references (table schema JSON, view SQL) relative to the project
-file, then checks names are unique, references resolve (with "did you mean"), crons and time
-zones are valid, and neither views nor workflow steps form a cycle. Every problem is collected
-and raised at once.
+:func:`resolve_and_check` first resolves the files a project references (`spec/resolve.py`,
+the one step that produces values, stored on the loaded project), then runs :data:`CHECKS`: a
+tuple of small checkers, each reading the project and adding located problems to one collector
+(names are unique, references resolve with "did you mean", crons and time zones are valid,
+neither views nor workflow steps form a cycle, SQL is one read-only query, steps stay confined).
+Every problem is collected and raised at once.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
-
-from pydantic import ValidationError
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
 from funnelops.errors import ProblemCollector, did_you_mean
-from funnelops.spec.files import ProjectFileRefused, read_project_text
-from funnelops.spec.models import ColumnSchema
+from funnelops.spec import confine, sql_safety
+from funnelops.spec.models import ProjectSpec
+from funnelops.spec.project import LoadedProject, Path_
+from funnelops.spec.resolve import Resolved, resolve_files
+from funnelops.spec.sqlrefs import SqlError, table_refs
 
-if TYPE_CHECKING:
-    from funnelops.spec.loader import LoadedProject
+TZ_HINT = "use an IANA name such as America/Bogota"
 
 
-def _safe_relative(base: Path, rel: str) -> Path | None:
-    """A file under the project's folder; None if `rel` escapes it."""
-    target = (base / rel).resolve()
-    try:
-        target.relative_to(base.resolve())
-    except ValueError:
-        return None
-    return target
+@dataclass(frozen=True)
+class KnownNames:
+    """Names a reference may point at: the project's own plus those of items set aside for their
+    own field errors (see `spec/partial.py`), so a typo elsewhere is not reported twice."""
+
+    buckets: frozenset[str]
+    datasets: frozenset[str]
+    workflows: frozenset[str]
+    relations: frozenset[str]  # tables, external tables and views, as `dataset.name`
+
+
+def known_names(spec: ProjectSpec, extra: dict[str, set[str]] | None = None) -> KnownNames:
+    extra = extra or {}
+    relations = {r.address for r in [*spec.tables, *spec.external_tables, *spec.views]}
+    for kind in ("tables", "external_tables", "views"):
+        relations |= extra.get(kind, set())
+    return KnownNames(buckets=frozenset({b.name for b in spec.buckets} | extra.get("buckets", set())),
+                      datasets=frozenset({d.id for d in spec.datasets} | extra.get("datasets", set())),
+                      workflows=frozenset({w.name for w in spec.workflows} | extra.get("workflows", set())),
+                      relations=frozenset(relations))
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What every checker reads: the project, the file problems are reported against, the names
+    references may use, and the resolved files."""
+
+    loaded: LoadedProject
+    file: str
+    known: KnownNames
+    resolved: Resolved
+
+    @property
+    def spec(self) -> ProjectSpec:
+        return self.loaded.spec
+
+    def line(self, path: Path_) -> int | None:
+        return self.loaded.line_of(path)
+
+
+Checker = Callable[[Checked, ProblemCollector], None]
 
 
 def find_cycle(graph: dict[str, Iterable[str]]) -> list[str] | None:
@@ -78,204 +112,180 @@ def _valid_cron(expr: str) -> bool:
     return len(expr.split()) == 5 and croniter.is_valid(expr)
 
 
-def _load_schema_file(base: Path, rel: str, file: str, line: int | None, field_: str,
-                      c: ProblemCollector) -> list[ColumnSchema] | None:
-    target = _safe_relative(base, rel)
-    if target is None:
-        c.add(file, line, field_, f"'{rel}' is outside the project folder", "keep schema files beside funnel.yaml")
-        return None
-    if not target.exists():
-        c.add(file, line, field_, f"schema file '{rel}' not found", f"create {target} or fix the path")
-        return None
-    try:
-        raw = json.loads(read_project_text(target))
-    except ProjectFileRefused as exc:
-        c.add(file, line, field_, f"schema file {exc}", "point it at a JSON file beside funnel.yaml")
-        return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f"{rel}:{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else rel
-        c.add(file, line, field_, f"schema file {where} is not valid JSON: {exc}")
-        return None
-    if isinstance(raw, dict) and "fields" in raw:
-        raw = raw["fields"]
-    if not isinstance(raw, list):
-        c.add(file, line, field_, f"schema file '{rel}' must be a JSON list of fields (BigQuery schema format)")
-        return None
-    cols = []
-    bad = False
-    for i, item in enumerate(raw):
-        try:
-            cols.append(ColumnSchema.model_validate(item))
-        except ValidationError as exc:
-            bad = True
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"])
-                msg = err["msg"].removeprefix("Value error, ")
-                c.add(file, line, field_, f"{rel}: field [{i}] {loc}: {msg}")
-    return None if bad else cols  # the bad fields are reported; no follow-on problems
+def _unique(p: Checked, c: ProblemCollector, kind: str, items: list[tuple[str, Path_]], where: str | None = None) -> None:
+    """One problem per repeated name, pointing back at the first definition."""
+    seen: dict[str, Path_] = {}
+    for name, path in items:
+        if name in seen:
+            c.add(p.file, p.line(path), (where or str(path[0])) + f"[{name}]",
+                  f"duplicate {kind} '{name}' (first defined on line {p.line(seen[name])})", "names must be unique")
+        else:
+            seen[name] = path
 
 
-def resolve_and_check(loaded: "LoadedProject", file: str, known_extra: dict[str, set[str]] | None = None) -> None:
-    """Resolve referenced files and cross-check the project; `known_extra` are names of items
-    set aside because their own fields were invalid (they still count as known references)."""
-    from funnelops.spec.confine import check_confinement
-    from funnelops.spec.sql_safety import check_project, problem_message
-    from funnelops.spec.sqlrefs import SqlError, table_refs
+def check_names(p: Checked, c: ProblemCollector) -> None:
+    """Buckets, datasets, relations (tables, external tables, views together), workflows and
+    schedulers (by name and by id) are each unique."""
+    spec = p.spec
+    _unique(p, c, "bucket", [(b.name, ("buckets", i, "name")) for i, b in enumerate(spec.buckets)])
+    _unique(p, c, "dataset", [(d.id, ("datasets", i, "id")) for i, d in enumerate(spec.datasets)])
+    relations = [(r.address, (kind, i, "name")) for kind in ("tables", "external_tables", "views")
+                 for i, r in enumerate(getattr(spec, kind))]
+    _unique(p, c, "table or view", relations)
+    _unique(p, c, "workflow", [(w.name, ("workflows", i, "name")) for i, w in enumerate(spec.workflows)])
+    _unique(p, c, "scheduler name", [(s.name, ("schedulers", i, "name")) for i, s in enumerate(spec.schedulers)])
+    _unique(p, c, "scheduler id", [(s.id, ("schedulers", i, "id")) for i, s in enumerate(spec.schedulers)])
 
-    spec = loaded.spec
-    base = loaded.base_dir
-    c = ProblemCollector()
-    ln = loaded.line_of
 
-    def unique(kind: str, items: list[tuple[str, tuple]], where: str | None = None) -> None:
-        seen: dict[str, tuple] = {}
-        for name, path in items:
-            if name in seen:
-                c.add(file, ln(path), (where or str(path[0])) + f"[{name}]",
-                      f"duplicate {kind} '{name}' (first defined on line {ln(seen[name])})",
-                      "names must be unique")
-            else:
-                seen[name] = path
+def _reference(p: Checked, c: ProblemCollector, path: Path_, field_: str, kind: str, name: str,
+               known: frozenset[str]) -> None:
+    if name not in known:
+        c.add(p.file, p.line(path), field_, f"unknown {kind} '{name}'", did_you_mean(name, known))
 
-    extra = known_extra or {}
-    buckets = {b.name for b in spec.buckets} | extra.get("buckets", set())
-    datasets = {d.id for d in spec.datasets} | extra.get("datasets", set())
-    workflows = {w.name for w in spec.workflows} | extra.get("workflows", set())
-    unique("bucket", [(b.name, ("buckets", i, "name")) for i, b in enumerate(spec.buckets)])
-    unique("dataset", [(d.id, ("datasets", i, "id")) for i, d in enumerate(spec.datasets)])
-    relations: list[tuple[str, tuple]] = []
-    relations += [(t.address, ("tables", i, "name")) for i, t in enumerate(spec.tables)]
-    relations += [(t.address, ("external_tables", i, "name")) for i, t in enumerate(spec.external_tables)]
-    relations += [(v.address, ("views", i, "name")) for i, v in enumerate(spec.views)]
-    unique("table or view", relations)
-    unique("workflow", [(w.name, ("workflows", i, "name")) for i, w in enumerate(spec.workflows)])
-    unique("scheduler name", [(s.name, ("schedulers", i, "name")) for i, s in enumerate(spec.schedulers)])
-    unique("scheduler id", [(s.id, ("schedulers", i, "id")) for i, s in enumerate(spec.schedulers)])
-    known_relations = {name for name, _ in relations}
+
+def check_references(p: Checked, c: ProblemCollector) -> None:
+    """The artifacts bucket, every item's dataset, external tables' buckets and schedulers'
+    workflows name something the project defines."""
+    spec, known = p.spec, p.known
+    if spec.project.artifacts_bucket:
+        _reference(p, c, ("project", "artifacts_bucket"), "project.artifacts_bucket", "bucket",
+                   spec.project.artifacts_bucket, known.buckets)
     for kind in ("tables", "external_tables", "views"):
-        known_relations |= extra.get(kind, set())
+        for i, item in enumerate(getattr(spec, kind)):
+            _reference(p, c, (kind, i, "dataset"), f"{kind}[{item.name}].dataset", "dataset", item.dataset,
+                       known.datasets)
+            if kind == "external_tables":
+                _reference(p, c, (kind, i, "bucket"), f"{kind}[{item.name}].bucket", "bucket", item.bucket,
+                           known.buckets)
+    for i, s in enumerate(spec.schedulers):
+        _reference(p, c, ("schedulers", i, "workflow"), f"schedulers[{s.name}].workflow", "workflow", s.workflow,
+                   known.workflows)
 
+
+def check_zones(p: Checked, c: ProblemCollector) -> None:
+    """The project's and each scheduler's time zone are IANA names."""
+    spec = p.spec
     if not _valid_tz(spec.project.time_zone):
-        c.add(file, ln(("project", "time_zone")), "project.time_zone",
-              f"unknown time zone '{spec.project.time_zone}'", "use an IANA name such as America/Bogota")
-    if spec.project.artifacts_bucket and spec.project.artifacts_bucket not in buckets:
-        c.add(file, ln(("project", "artifacts_bucket")), "project.artifacts_bucket",
-              f"unknown bucket '{spec.project.artifacts_bucket}'", did_you_mean(spec.project.artifacts_bucket, buckets))
+        c.add(p.file, p.line(("project", "time_zone")), "project.time_zone",
+              f"unknown time zone '{spec.project.time_zone}'", TZ_HINT)
+    for i, s in enumerate(spec.schedulers):
+        if s.time_zone is not None and not _valid_tz(s.time_zone):
+            c.add(p.file, p.line(("schedulers", i, "time_zone")), f"schedulers[{s.name}].time_zone",
+                  f"unknown time zone '{s.time_zone}'", TZ_HINT)
 
-    def check_dataset(kind: str, i: int, name: str, ds: str) -> None:
-        if ds not in datasets:
-            c.add(file, ln((kind, i, "dataset")), f"{kind}[{name}].dataset", f"unknown dataset '{ds}'",
-                  did_you_mean(ds, datasets))
 
-    schema_files: dict[str, list[ColumnSchema] | None] = {}  # many tables share one schema file
-    for i, t in enumerate(spec.tables):
-        check_dataset("tables", i, t.name, t.dataset)
-        cols = t.schema_
-        if t.schema_file is not None:
-            if t.schema_file in schema_files and schema_files[t.schema_file] is not None:
-                cols = schema_files[t.schema_file]
-            else:  # (a bad file is reported for every table that uses it)
-                cols = schema_files[t.schema_file] = _load_schema_file(
-                    base, t.schema_file, file, ln(("tables", i, "schema_file")), f"tables[{t.name}].schema_file", c)
+def check_cron(p: Checked, c: ProblemCollector) -> None:
+    """Each scheduler's cron is a valid five-field expression."""
+    for i, s in enumerate(p.spec.schedulers):
+        if not _valid_cron(s.cron):
+            c.add(p.file, p.line(("schedulers", i, "cron")), f"schedulers[{s.name}].cron",
+                  f"invalid cron expression '{s.cron}'", "use 5 fields: minute hour day-of-month month day-of-week")
+
+
+def check_limits(p: Checked, c: ProblemCollector) -> None:
+    """Bounds that depend on two fields at once: a scheduler's retry backoff range."""
+    for i, s in enumerate(p.spec.schedulers):
+        if s.retry.min_backoff_s > s.retry.max_backoff_s:
+            c.add(p.file, p.line(("schedulers", i, "retry")), f"schedulers[{s.name}].retry",
+                  "min_backoff_s is larger than max_backoff_s")
+
+
+def check_columns(p: Checked, c: ProblemCollector) -> None:
+    """Each table (with resolved columns) has columns, no repeated column, and partitions and
+    clusters on columns it has (partitioning on a time column)."""
+    for i, (t, cols) in enumerate(zip(p.spec.tables, p.resolved.table_columns)):
         if cols is None:
             continue
-        loaded.table_schemas[t.address] = list(cols)
         names = [col.name for col in cols]
         if not cols:
-            c.add(file, ln(("tables", i)), f"tables[{t.name}]", "a table needs at least one column")
+            c.add(p.file, p.line(("tables", i)), f"tables[{t.name}]", "a table needs at least one column")
         for dup in {n for n in names if names.count(n) > 1}:
-            c.add(file, ln(("tables", i)), f"tables[{t.name}].schema", f"duplicate column '{dup}'")
+            c.add(p.file, p.line(("tables", i)), f"tables[{t.name}].schema", f"duplicate column '{dup}'")
         types = {col.name: col.type for col in cols}
         if t.partitioning:
-            pf = t.partitioning.field
+            pf, path = t.partitioning.field, ("tables", i, "partitioning", "field")
             if pf not in types:
-                c.add(file, ln(("tables", i, "partitioning", "field")), f"tables[{t.name}].partitioning.field",
+                c.add(p.file, p.line(path), f"tables[{t.name}].partitioning.field",
                       f"unknown column '{pf}'", did_you_mean(pf, names))
             elif types[pf] not in ("DATE", "TIMESTAMP", "DATETIME"):
-                c.add(file, ln(("tables", i, "partitioning", "field")), f"tables[{t.name}].partitioning.field",
+                c.add(p.file, p.line(path), f"tables[{t.name}].partitioning.field",
                       f"column '{pf}' is {types[pf]}; time partitioning needs DATE, TIMESTAMP or DATETIME")
         for j, cf in enumerate(t.clustering):
             if cf not in types:
-                c.add(file, ln(("tables", i, "clustering", j)), f"tables[{t.name}].clustering",
+                c.add(p.file, p.line(("tables", i, "clustering", j)), f"tables[{t.name}].clustering",
                       f"unknown column '{cf}'", did_you_mean(cf, names))
 
-    for i, e in enumerate(spec.external_tables):
-        check_dataset("external_tables", i, e.name, e.dataset)
-        if e.bucket not in buckets:
-            c.add(file, ln(("external_tables", i, "bucket")), f"external_tables[{e.name}].bucket",
-                  f"unknown bucket '{e.bucket}'", did_you_mean(e.bucket, buckets))
 
+def check_views(p: Checked, c: ProblemCollector) -> None:
+    """Each view's SQL parses (one read-only query), reads only known relations, and views do
+    not read each other in a cycle."""
     view_graph: dict[str, list[str]] = {}
-    for i, v in enumerate(spec.views):
-        check_dataset("views", i, v.name, v.dataset)
-        sql = v.query
-        if v.query_file is not None:
-            target = _safe_relative(base, v.query_file)
-            if target is None or not target.exists():
-                c.add(file, ln(("views", i, "query_file")), f"views[{v.name}].query_file",
-                      f"SQL file '{v.query_file}' not found" + (" (outside the project folder)" if target is None else ""),
-                      "fix the path; it is relative to the project file")
-                continue
-            try:
-                sql = read_project_text(target)
-            except ProjectFileRefused as exc:
-                c.add(file, ln(("views", i, "query_file")), f"views[{v.name}].query_file",
-                      f"SQL file {exc}", "point it at a .sql file beside funnel.yaml")
-                continue
-            except (OSError, UnicodeDecodeError) as exc:
-                c.add(file, ln(("views", i, "query_file")), f"views[{v.name}].query_file",
-                      f"cannot read SQL file '{v.query_file}': {exc}", "save it as UTF-8 text")
-                continue
-        assert sql is not None
-        loaded.view_sql[v.address] = sql.strip()
+    for i, (v, sql) in enumerate(zip(p.spec.views, p.resolved.view_sql)):
+        if sql is None:
+            continue  # its file was reported by resolve_files
+        line = p.line(("views", i, "query_file" if v.query_file else "query"))
         try:
             refs = table_refs(sql)
         except SqlError as exc:
-            c.add(file, ln(("views", i, "query_file" if v.query_file else "query")), f"views[{v.name}].query",
-                  problem_message(exc, v.query_file))
+            c.add(p.file, line, f"views[{v.name}].query", sql_safety.problem_message(exc, v.query_file))
             continue
-        deps = []
         for ref in refs:
-            if ref not in known_relations:
-                c.add(file, ln(("views", i, "query_file" if v.query_file else "query")), f"views[{v.name}].query",
-                      f"reads unknown table or view '{ref}'", did_you_mean(ref, known_relations))
-            deps.append(ref)
-        view_graph[v.address] = deps
+            if ref not in p.known.relations:
+                c.add(p.file, line, f"views[{v.name}].query",
+                      f"reads unknown table or view '{ref}'", did_you_mean(ref, p.known.relations))
+        view_graph[v.address] = list(refs)
     cycle = find_cycle(view_graph)
     if cycle:
-        c.add(file, ln(("views",)), "views", "views depend on each other in a cycle: " + " -> ".join(cycle),
+        c.add(p.file, p.line(("views",)), "views", "views depend on each other in a cycle: " + " -> ".join(cycle),
               "break the cycle; a view cannot read itself through others")
 
-    for i, w in enumerate(spec.workflows):
-        steps = [j.step_id for j in w.jobs]
-        unique("step id", [(s, ("workflows", i, "jobs", k, "step_id")) for k, s in enumerate(steps)],
-               f"workflows[{w.name}].jobs")
+
+def check_workflows(p: Checked, c: ProblemCollector) -> None:
+    """Within a workflow, step ids are unique, prerequisites name its steps, and steps do not
+    wait for each other in a cycle."""
+    for i, w in enumerate(p.spec.workflows):
+        steps = [s.step_id for s in w.jobs]
+        _unique(p, c, "step id", [(s, ("workflows", i, "jobs", k, "step_id")) for k, s in enumerate(steps)],
+                f"workflows[{w.name}].jobs")
         graph = {}
-        for k, job in enumerate(w.jobs):
-            for p in job.prerequisites:
-                if p not in steps:
-                    c.add(file, ln(("workflows", i, "jobs", k, "prerequisites")),
-                          f"workflows[{w.name}].jobs[{job.step_id}].prerequisites",
-                          f"unknown step '{p}'", did_you_mean(p, steps))
-            graph[job.step_id] = list(job.prerequisites)
+        for k, step in enumerate(w.jobs):
+            for pre in step.prerequisites:
+                if pre not in steps:
+                    c.add(p.file, p.line(("workflows", i, "jobs", k, "prerequisites")),
+                          f"workflows[{w.name}].jobs[{step.step_id}].prerequisites",
+                          f"unknown step '{pre}'", did_you_mean(pre, steps))
+            graph[step.step_id] = list(step.prerequisites)
         cyc = find_cycle(graph)
         if cyc:
-            c.add(file, ln(("workflows", i, "jobs")), f"workflows[{w.name}].jobs",
+            c.add(p.file, p.line(("workflows", i, "jobs")), f"workflows[{w.name}].jobs",
                   "steps depend on each other in a cycle: " + " -> ".join(cyc))
 
-    for i, s in enumerate(spec.schedulers):
-        if s.workflow not in workflows:
-            c.add(file, ln(("schedulers", i, "workflow")), f"schedulers[{s.name}].workflow",
-                  f"unknown workflow '{s.workflow}'", did_you_mean(s.workflow, workflows))
-        if not _valid_cron(s.cron):
-            c.add(file, ln(("schedulers", i, "cron")), f"schedulers[{s.name}].cron",
-                  f"invalid cron expression '{s.cron}'", "use 5 fields: minute hour day-of-month month day-of-week")
-        if s.time_zone is not None and not _valid_tz(s.time_zone):
-            c.add(file, ln(("schedulers", i, "time_zone")), f"schedulers[{s.name}].time_zone",
-                  f"unknown time zone '{s.time_zone}'", "use an IANA name such as America/Bogota")
-        if s.retry.min_backoff_s > s.retry.max_backoff_s:
-            c.add(file, ln(("schedulers", i, "retry")), f"schedulers[{s.name}].retry",
-                  "min_backoff_s is larger than max_backoff_s")
-    check_project(loaded, file, c)  # one read-only query per SQL, case-insensitive names (sql_safety)
-    check_confinement(loaded, file, c)  # `main`, reserved names, argument sizes (spec/confine.py)
+
+def check_sql_safety(p: Checked, c: ProblemCollector) -> None:
+    """Case-insensitive name collisions, reserved datasets, refined SQL files (`spec/sql_safety.py`)."""
+    sql_safety.check_project(p.loaded, p.file, c)
+
+
+def check_confinement(p: Checked, c: ProblemCollector) -> None:
+    """`main`, reserved names, argument sizes (`spec/confine.py`)."""
+    confine.check_confinement(p.loaded, p.file, c)
+
+
+# In the order the problems were always collected (equal file/line/field keep this order).
+CHECKS: tuple[Checker, ...] = (check_names, check_references, check_zones, check_columns, check_views,
+                               check_workflows, check_cron, check_limits, check_sql_safety, check_confinement)
+
+
+def resolve_and_check(loaded: LoadedProject, file: str, known_extra: dict[str, set[str]] | None = None) -> None:
+    """Resolve referenced files into `loaded`, then run every checker; raise all problems at once.
+
+    `known_extra` are names of items set aside because their own fields were invalid (they still
+    count as known references)."""
+    c = ProblemCollector()
+    resolved = resolve_files(loaded, file, c)
+    loaded.table_schemas = resolved.table_schemas(loaded)
+    loaded.view_sql = resolved.view_sql_by_address(loaded)
+    checked = Checked(loaded, file, known_names(loaded.spec, known_extra), resolved)
+    for check in CHECKS:
+        check(checked, c)
     c.raise_if_any()
