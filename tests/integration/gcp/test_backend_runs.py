@@ -241,3 +241,23 @@ def test_destroy_refuses_while_a_run_is_in_progress(deployed, gcp_double):
     assert coordinator.wait(backend.runtime, [run.id], poll_s=0.05)[0].state == "DONE"
     _, result = destroy(loaded, backend, actor="ci")
     assert result.done
+
+
+def test_status_shows_the_last_fire_of_a_gcp_scheduler(deployed, gcp_double):
+    """Before: the gcp runtime reported `last_run` and `status` read `last_fire`, so `status` and
+    `scheduler list --json` never showed a scheduler's last fire on gcp. Both runtimes now return
+    a SchedulerState, and the field is the same."""
+    from funnelops.lifecycle.status import collect_status
+
+    loaded, backend = deployed
+    gcp_double.dataproc.set_run_outcome(duration_s=None)
+    before = {s["id"]: s for s in collect_status(loaded, backend)["schedulers"]}
+    assert before["dia"]["exists"] and before["dia"]["last_fire"] is None
+    run = coordinator.force_scheduler(backend, "dia", "funnel-dia", actor="pipeline")
+    after = {s["id"]: s for s in collect_status(loaded, backend)["schedulers"]}
+    fired = after["dia"]["last_fire"]
+    assert fired and fired == backend.runtime.scheduler_states()["dia"].last_fire
+    assert after["mes"]["last_fire"] is None  # only the one that fired
+    gcp_double.dataproc.finish()
+    assert coordinator.wait(backend.runtime, [run.id], poll_s=0.05)[0].state == "DONE"
+    gcp_double.assert_clean()
