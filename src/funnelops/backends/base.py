@@ -106,8 +106,6 @@ class Runtime(Protocol):
         """Stop the run for good, record it CANCELLED and free its lease."""
 
     # -- questions ----------------------------------------------------------------------------
-    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]: ...
-
     def active(self) -> list[RunRecord]:
         """Runs not yet ended (PENDING or RUNNING), across workflows."""
 
@@ -118,6 +116,10 @@ class Runtime(Protocol):
 
     def scheduler_states(self) -> dict[str, SchedulerState]:
         """Every scheduler as operated, by id."""
+
+    # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
+    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Runs, newest first (of `workflow` only, when given)."""
 
 
 @runtime_checkable

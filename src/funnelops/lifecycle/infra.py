@@ -46,7 +46,7 @@ def destroy_plan(loaded: "LoadedProject", backend: "Backend") -> Plan:
                                   reason="deletion protection is on: kept"))
         else:
             changes.append(Change(c.kind, c.name, "delete", None, c.observed, reason="destroy",
-                                  data_loss=bool(c.observed.rows)))
+                                  data_loss=bool(c.observed and c.observed.rows)))
     return Plan(stage="destroy", backend=backend.name, changes=tuple(changes), spec_hash=loaded.spec_hash)
 
 

@@ -268,21 +268,6 @@ class GcpRuntime:
         return self.get(run.id) or run
 
     # -- questions --------------------------------------------------------------------------------
-    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
-        known = self.ledger.runs()
-        managed = {w.name for w in self.loaded.spec.workflows} if self.loaded is not None else None
-        out: dict[str, RunRecord] = {}
-        for op, meta in self._list_ops():  # includes runs the scheduler started on its own clock
-            rec = self._record(op, meta, known.get(op.name.rsplit("/", 1)[-1]))
-            if managed is None or rec.workflow in managed:
-                out[str(rec.id)] = rec
-        for rid, raw in known.items():
-            if rid not in out:  # not active (any more): final state from its operation
-                out[rid] = (self.get(rid) if raw.get("state") in ("PENDING", "RUNNING") else None) or _from_dict(raw)
-        recs = [r for r in out.values() if workflow is None or r.workflow == workflow]
-        recs.sort(key=lambda r: r.created_at or r.started_at or "", reverse=True)
-        return recs[:limit]
-
     def active(self) -> list[RunRecord]:
         """Runs in progress of the project's workflows (scheduler-started ones included)."""
         return [r for r in self.list(limit=1000) if not r.terminal]
@@ -297,6 +282,22 @@ class GcpRuntime:
     def scheduler_states(self) -> dict[str, SchedulerState]:
         states = (scheduler_state(job["name"].rsplit("/", 1)[-1], job) for job in self.schedulers.list_jobs())
         return {st.id: st for st in states}
+
+    # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
+    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
+        known = self.ledger.runs()
+        managed = {w.name for w in self.loaded.spec.workflows} if self.loaded is not None else None
+        out: dict[str, RunRecord] = {}
+        for op, meta in self._list_ops():  # includes runs the scheduler started on its own clock
+            rec = self._record(op, meta, known.get(op.name.rsplit("/", 1)[-1]))
+            if managed is None or rec.workflow in managed:
+                out[str(rec.id)] = rec
+        for rid, raw in known.items():
+            if rid not in out:  # not active (any more): final state from its operation
+                out[rid] = (self.get(rid) if raw.get("state") in ("PENDING", "RUNNING") else None) or _from_dict(raw)
+        recs = [r for r in out.values() if workflow is None or r.workflow == workflow]
+        recs.sort(key=lambda r: r.created_at or r.started_at or "", reverse=True)
+        return recs[:limit]
 
 
 def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -316,7 +317,7 @@ def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[s
 
 
 def _from_dict(d: dict[str, Any]) -> RunRecord:
-    fields = {k: d.get(k) for k in RunRecord.__dataclass_fields__ if k in d}
+    fields: dict[str, Any] = {k: d.get(k) for k in RunRecord.__dataclass_fields__ if k in d}
     fields.setdefault("steps", [])
     return RunRecord(**{k: v for k, v in fields.items() if v is not None or k in ("error",)})
 

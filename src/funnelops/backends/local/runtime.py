@@ -142,10 +142,6 @@ class LocalRuntime:
         return done
 
     # -- looking ---------------------------------------------------------------------------
-    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
-        self.runs.reap()
-        return self.runs.list(workflow, limit)
-
     def active(self) -> list[RunRecord]:
         self.runs.reap()
         return self.runs.list(active_only=True, limit=1000)
@@ -163,3 +159,8 @@ class LocalRuntime:
             raise UsageError(f"no run {run_id}", "see `funnelops runs`")
         base = Path(run.log_dir) if run.log_dir else self.paths.run_logs(run.id)
         return [base / f"{s['step_id']}.log" for s in run.steps]
+
+    # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
+    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
+        self.runs.reap()
+        return self.runs.list(workflow, limit)
