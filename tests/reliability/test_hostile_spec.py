@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from funnelops.runs import coordinator
 from funnelops.errors import ProjectError
 from funnelops.spec.loader import load_project
 
@@ -232,8 +233,8 @@ def run_once(project: Path, home: Path):
     loaded = load_project(project)
     backend = open_backend("local", loaded, home)
     try:
-        run = backend.runtime.start("tiny-dia", trigger="manual", actor="test")
-        (run,) = backend.runtime.wait([run.id], timeout=60)
+        run = coordinator.start(backend, "tiny-dia", trigger="manual", actor="test")
+        (run,) = coordinator.wait(backend.runtime, [run.id], timeout=60)
         return run
     finally:
         backend.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from funnelops.runs import coordinator
 from funnelops.backends.local import LocalBackend
 from funnelops.errors import RunInProgress
 from funnelops.backends.local.leases import FAULT_FILE_ENV, pid_alive
@@ -53,7 +54,7 @@ class Rig:
         self.runtime = self.backend.runtime
 
     def start(self):
-        return self.runtime.start("wf", trigger="forced", actor="attacker")
+        return coordinator.start(self.backend, "wf", trigger="forced", actor="attacker")
 
     def lease(self) -> dict | None:
         return self.runtime.leases.row("wf")
@@ -103,8 +104,8 @@ def test_step_log_shows_the_command_shell_quoted(rig):
     rig.backend.templates.create("wf-args", {"jobs": [{"stepId": "s", "pysparkJob": {
         "mainPythonFileUri": "step.py", "args": hostile}}]})
     rig.gate.touch()
-    run = rig.runtime.start("wf-args", trigger="forced", actor="attacker")
-    assert rig.runtime.wait([run.id], timeout=30)[0].state == "DONE"
+    run = coordinator.start(rig.backend, "wf-args", trigger="forced", actor="attacker")
+    assert coordinator.wait(rig.runtime, [run.id], timeout=30)[0].state == "DONE"
     first = (rig.home / "runs" / str(run.id) / "s.log").read_text().splitlines()[0]
     assert first.startswith("$ ")
     assert shlex.split(first[2:]) == [sys.executable, str(rig.home.parent / "step.py"), *hostile]
@@ -124,7 +125,7 @@ def test_heartbeat_survives_a_spell_of_ledger_write_errors(rig, monkeypatch):
     assert "renewing the lease of run-" in log and "disk is full" in log  # the spell did hit it
     assert rig.runtime.get(run.id).state == "RUNNING"
     rig.gate.touch()
-    done = rig.runtime.wait([run.id], timeout=30)[0]
+    done = coordinator.wait(rig.runtime, [run.id], timeout=30)[0]
     assert done.state == "DONE", (done.state, done.error, rig.supervisor_log(run.id))
     assert rig.lease() is None
 
@@ -140,14 +141,14 @@ def test_a_run_that_cannot_renew_stops_its_steps_before_its_lease_expires(rig):
     # the step was killed, and wrote its last tick, before anyone could take the lease over
     assert stopped_at < last_renewal + EXPIRY_S, (stopped_at - last_renewal)
     assert rig.last_tick() < last_renewal + EXPIRY_S
-    lost = rig.runtime.wait([run.id], timeout=30)[0]
+    lost = coordinator.wait(rig.runtime, [run.id], timeout=30)[0]
     assert lost.state == "LOST"
     assert "could not renew the workflow lease" in lost.error and "disk is full" in lost.error
     assert rig.lease() is None  # the lease is released with the run's end: the next run may start
     rig.fault.unlink()
     rig.gate.touch()
     again = rig.start()
-    assert rig.runtime.wait([again.id], timeout=30)[0].state == "DONE"
+    assert coordinator.wait(rig.runtime, [again.id], timeout=30)[0].state == "DONE"
 
 
 def test_a_stopped_run_is_never_taken_over_and_gives_up_when_it_resumes(rig):
@@ -163,16 +164,16 @@ def test_a_stopped_run_is_never_taken_over_and_gives_up_when_it_resumes(rig):
             with pytest.raises(RunInProgress) as refused:  # ...but its holder lives: refused
                 rig.start()
             assert refused.value.details["holder"]["run_id"] == run.id
-        assert rig.runtime.in_progress("wf").run_id == run.id
+        assert rig.runtime.holder("wf").run_id == run.id
         assert [r.id for r in rig.runtime.runs.list("wf")] == [run.id]
     finally:
         os.killpg(sup, signal.SIGCONT)
     # resumed past its renewal budget, it stops its step and ends LOST rather than keep writing
     rig.wait(lambda: not pid_alive(step), 10, what="the resumed run to stop its step")
-    lost = rig.runtime.wait([run.id], timeout=30)[0]
+    lost = coordinator.wait(rig.runtime, [run.id], timeout=30)[0]
     assert lost.state == "LOST" and "could not renew the workflow lease" in lost.error
     rig.gate.touch()
-    assert rig.runtime.wait([rig.start().id], timeout=30)[0].state == "DONE"
+    assert coordinator.wait(rig.runtime, [rig.start().id], timeout=30)[0].state == "DONE"
 
 
 def test_flows_started_by_hand_keep_renewing_through_errors_and_refuse_to_commit_once_given_up(

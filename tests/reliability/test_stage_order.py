@@ -18,11 +18,13 @@ from typing import Any, Callable
 
 import pytest
 
+from funnelops.runs import coordinator
 from funnelops.backends.gcp.ledger import GcsLedger
 from funnelops.cli.main import main as cli_main
 from funnelops.errors import StageOrderError
 from funnelops.lifecycle.order import job_completed, require_before
-from funnelops.backends.local.ledger import Ledger, LocalLedger
+from funnelops.backends.base import Ledger
+from funnelops.backends.local.ledger import LocalLedger
 
 pytestmark = pytest.mark.reliability
 
@@ -211,4 +213,4 @@ def test_every_overlap_refusal_is_audited(tiny, tmp_path, monkeypatch):
     from funnelops.backends.local import LocalBackend
 
     runtime = LocalBackend(tiny.home, "p", "r").runtime
-    assert runtime.wait([first["run"]["id"]], timeout=30)[0].state == "DONE"
+    assert coordinator.wait(runtime, [first["run"]["id"]], timeout=30)[0].state == "DONE"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
 
 
-def open_backend(name: str, loaded, home: Path, *, reinit: bool = False):
+def open_backend(name: str, loaded: Any, home: Path, *, reinit: bool = False) -> "Backend":
     """The backend `name` ('local' or 'gcp') for a loaded project.
 
     `reinit` lets the local backend start a new ledger beside existing state (`--reinit`).

@@ -1,17 +1,29 @@
-"""The narrow interfaces a backend implements.
+"""The narrow interfaces a backend implements: everything the core uses of a backend.
 
-The core (plan, lifecycle, runs) talks only to these Protocols; `backends/local` and
-`backends/gcp` implement them. Resource configs cross this boundary in one backend-neutral
+The core (plan, lifecycle, runs, cli) talks only to these Protocols; `backends/local` and
+`backends/gcp` implement them, and tests/unit/backends/test_contract.py checks that both do,
+member by member and signature by signature. Resource configs cross this boundary in one backend-neutral
 shape (built by :mod:`funnelops.resources`): a backend translates it to its own API on the way
 out and back to the same shape when it observes, so the diff is the same code on every backend.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, runtime_checkable
 
+from funnelops.backends.types import (STATES, TERMINAL, TRIGGERS, Holder, RunLease, RunRecord, SchedulerState,
+                                      StageRecord, default_actor, now_iso, record_refusal, refuse)
 from funnelops.resources import Resource
+
+if TYPE_CHECKING:
+    from funnelops.plan.model import Plan
+
+__all__ = ["KINDS", "Observed", "ResourceHandler", "Storage", "Runtime", "Ledger", "Schedulers", "Backend",
+           "Holder", "RunLease", "RunRecord", "SchedulerState", "StageRecord", "STATES", "TERMINAL", "TRIGGERS",
+           "default_actor", "now_iso", "record_refusal", "refuse"]
 
 # The kinds, in the order a plan creates them (deletes go in reverse).
 KINDS = ("bucket", "dataset", "table", "external_table", "view", "workflow_template", "scheduler")
@@ -53,12 +65,123 @@ class Storage(Protocol):
 
 
 @runtime_checkable
+class Runtime(Protocol):
+    """Starting, tracking and stopping workflow runs on a backend.
+
+    The first group are the primitives `funnelops.runs.coordinator` is written over (refuse ->
+    lease -> launch -> record, one `wait` loop, cancel): a backend says how to take a lease and
+    start a run, never in which order. The second group answers the CLI's questions.
+    """
+
+    poll_backoff: float  # `wait`'s delay grows by this factor per poll (1.0: fixed; remote APIs back off)
+    stop_grace_s: float | None  # cancel waits this long after `stop` before `kill` (None: until the run ends)
+
+    # -- the coordinator's primitives --------------------------------------------------------
+    def holder(self, workflow: str) -> Holder | None:
+        """Who runs `workflow` now (a dead holder does not count), or None."""
+
+    def holders(self, workflows: Iterable[str]) -> list[Holder]:
+        """Every live holder among `workflows` (local: every live lease of the home)."""
+
+    def acquire(self, workflow: str, *, trigger: str, actor: str, extra_args: Sequence[str] = ()) -> RunLease:
+        """Take the workflow's lease for a new run, or raise RunInProgress naming the holder.
+
+        A backend that keeps run records beside its leases writes the run's record in the same
+        atomic step (local: one SQLite transaction), so a refusal leaves no half-made run.
+        """
+
+    def launch(self, lease: RunLease, *, scheduler: str | None = None) -> RunRecord:
+        """Start the run `lease` was taken for (fire `scheduler` when given) and record it."""
+
+    def release(self, lease: RunLease, error: BaseException) -> None:
+        """`launch` raised `error`: free the lease, unless a run may exist (then it expires on its own)."""
+
+    def get(self, run_id: int | str) -> RunRecord | None:
+        """The run's current record (refreshed from the engine), or None if unknown."""
+
+    def stop(self, run: RunRecord) -> bool:
+        """Ask a run in progress to stop; False if there is nothing left to ask (then `kill`)."""
+
+    def kill(self, run: RunRecord) -> RunRecord:
+        """Stop the run for good, record it CANCELLED and free its lease."""
+
+    # -- questions ----------------------------------------------------------------------------
+    def active(self) -> list[RunRecord]:
+        """Runs not yet ended (PENDING or RUNNING), across workflows."""
+
+    def log_paths(self, run_id: int | str) -> list[Path]:
+        """Local files holding the run's step logs (none on gcp: Dataproc keeps them)."""
+
+    def set_paused(self, scheduler_id: str, paused: bool) -> None: ...
+
+    def scheduler_states(self) -> dict[str, SchedulerState]:
+        """Every scheduler as operated, by id."""
+
+    # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
+    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Runs, newest first (of `workflow` only, when given)."""
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """The lifecycle ledger: completed stages and jobs (since the last reset) and the audit events."""
+
+    def stages(self) -> dict[str, StageRecord]: ...
+
+    def record_stage(self, stage: str, spec_hash: str, actor: str) -> StageRecord: ...
+
+    def reset_stages(self, actor: str) -> None: ...
+
+    def record_event(self, kind: str, subject: str, data: dict[str, Any]) -> None: ...
+
+    def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def record_job(self, job: str, spec_hash: str, actor: str) -> None: ...
+
+    def jobs_done(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class Schedulers(Protocol):
+    """What the core does to schedulers besides the plan (the plan goes through the handler)."""
+
+    def mark_fired(self, scheduler_id: str, when: str) -> None:
+        """Record a fire (local: the slot the daemon or a force fired; gcp keeps its own record)."""
+
+
+@runtime_checkable
 class Backend(Protocol):
-    """One deployment target: resource handlers plus storage."""
+    """One deployment target: resource handlers, storage, runtime, ledger and schedulers.
+
+    A Protocol, not an ABC: the two backends share no code through it, and the core never
+    constructs one (the registry in `backends/__init__.py` does), so structural typing is all
+    the core needs -- and tests can hand the core a double without inheriting anything. The
+    contract test checks every member by name and signature, which `isinstance` does not.
+    """
 
     name: str
+    max_parallel: int  # how many resource calls a plan or apply makes at once
+    scheduler_daemon: bool  # schedulers fire only while `funnelops scheduler serve` runs (local)
     storage: Storage
+    runtime: Runtime
+    ledger: Ledger
+    schedulers: Schedulers
 
     def handler(self, kind: str) -> ResourceHandler: ...
+
+    def table_rows(self, name: str) -> int:
+        """Rows `name` ("dataset.table") holds now: exact, for the data-loss guard."""
+
+    def apply_session(self) -> AbstractContextManager[None]:
+        """Held around one apply (local: the apply lock and one warehouse connection)."""
+
+    def apply_lock(self) -> AbstractContextManager[None]:
+        """One apply at a time (local: a lock file in the home; gcp: nothing to hold)."""
+
+    def check_plan(self, plan: "Plan") -> None:
+        """Refuse, before anything changes, a plan the backend would fail midway."""
+
+    def refresh(self) -> None:
+        """Forget cached observations: the next plan observes fresh."""
 
     def close(self) -> None: ...

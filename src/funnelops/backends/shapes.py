@@ -11,6 +11,8 @@ import base64
 import re
 from typing import Any, Callable
 
+from funnelops.backends.types import SchedulerState
+
 GRANULARITY_LABEL = "funnelops-granularity"
 INITIAL_LOAD_LABEL = "funnelops-initial-load"
 OAUTH_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -165,3 +167,16 @@ def scheduler_from_cloud(body: dict[str, Any]) -> dict[str, Any]:
         "attempt_deadline": body.get("attemptDeadline", ""),
         "paused": state in ("PAUSED", 2),
     }
+
+
+def scheduler_state(sid: str, body: dict[str, Any]) -> SchedulerState:
+    """A Cloud-Scheduler-shaped job (gcp's as listed, local's as stored) as operated.
+
+    One reading for both backends, so `status` finds the last fire under the same name on each.
+    """
+    cfg = scheduler_from_cloud(body)
+    state = body.get("state", "")
+    return SchedulerState(id=sid, paused=bool(cfg["paused"]), last_fire=body.get("lastAttemptTime"),
+                          reported_next=body.get("scheduleTime"), state=str(state), schedule=cfg["schedule"],
+                          time_zone=cfg["time_zone"], workflow=cfg["workflow"],
+                          last_status=(body.get("status") or {}).get("message"))

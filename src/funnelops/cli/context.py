@@ -11,9 +11,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from funnelops.errors import UsageError
+
+if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
 
 
 def esc(value: Any) -> str:
@@ -100,7 +103,7 @@ class AppContext:
         return name
 
     @property
-    def backend(self):
+    def backend(self) -> "Backend":
         if self.dry_run:
             raise UsageError("internal: a dry run must not open the backend")
         if self._backend is None:

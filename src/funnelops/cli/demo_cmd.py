@@ -55,7 +55,7 @@ def demo(
     from funnelops.cli.data_cmd import run_generate
     from funnelops.lifecycle.demo import funnel_summary, prepare_demo_dir
     from funnelops.lifecycle.pipelines import run_funnel_pipeline, run_workflow_pipeline
-    from funnelops.backends.local.ledger import default_actor
+    from funnelops.backends.types import default_actor
 
     app = get_ctx(ctx)
     directory = directory.expanduser().absolute()

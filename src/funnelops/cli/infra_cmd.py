@@ -102,7 +102,7 @@ def create_infra(
     from funnelops.lifecycle.infra import create_infra as do_create
     from funnelops.plan.render import summary_line
     from funnelops.resources import STAGE_TITLES, normalize_stage
-    from funnelops.backends.local.ledger import default_actor
+    from funnelops.backends.types import default_actor
 
     app = get_ctx(ctx)
     stage_key = normalize_stage(stage)
@@ -129,7 +129,7 @@ def destroy(
     from funnelops.errors import UsageError
     from funnelops.lifecycle.infra import destroy as do_destroy, destroy_plan
     from funnelops.plan.render import plan_lines
-    from funnelops.backends.local.ledger import default_actor
+    from funnelops.backends.types import default_actor
 
     app = get_ctx(ctx)
     loaded = app.project

@@ -37,7 +37,7 @@ class ConsoleReporter:
 
 
 def _actor() -> str:
-    from funnelops.backends.local.ledger import default_actor
+    from funnelops.backends.types import default_actor
 
     return default_actor()
 

@@ -107,8 +107,10 @@ def logs(
 
 def cancel(ctx: typer.Context, run_id: str = typer.Argument(..., help="The run id.")) -> None:
     """Cancel a run in progress (its steps are stopped and its lease released)."""
+    from funnelops.runs.coordinator import cancel as cancel_run
+
     app = get_ctx(ctx)
-    run = app.backend.runtime.cancel(run_id)
+    run = cancel_run(app.backend.runtime, run_id)
     app.console.print(f"run {esc(run.id)} of {esc(run.workflow)}: {esc(run.state)}")
     app.console.emit(run.to_dict())
 

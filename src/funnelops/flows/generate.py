@@ -293,7 +293,8 @@ def generate_raw(loaded, home: Path, rows: int, start: date, end: date, seed: in
 
 def _refuse_unless_free(home: Path, raw_root: Path, replace: bool) -> None:
     """Refuse while any run holds a lease (exit 3), or when a tree holds files and not `replace` (exit 2)."""
-    from funnelops.runs.busy import local_holders, refuse_while_running
+    from funnelops.backends.local.leases import local_holders
+    from funnelops.runs.busy import refuse_while_running
 
     refuse_while_running(local_holders(home), "generate raw data")
     if replace:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from funnelops.lifecycle.order import job_completed, require_before
@@ -12,14 +11,15 @@ from funnelops.plan.model import Change, Plan
 from funnelops.resources import desired_resources, normalize_stage
 
 if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
     from funnelops.spec.project import LoadedProject
 
 
-def create_infra(loaded: "LoadedProject", backend, stage: str, *, actor: str, allow_data_loss: bool = False,
+def create_infra(loaded: "LoadedProject", backend: "Backend", stage: str, *, actor: str, allow_data_loss: bool = False,
                  progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
     """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done."""
     stage = normalize_stage(stage)
-    with _apply_lock(backend):  # plan under the lock: a second apply plans against the first's result
+    with backend.apply_lock():  # plan under the lock: a second apply plans against the first's result
         require_before(backend.ledger, stage, "create-infra")
         plan = build_plan(loaded, backend, stage)
         result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, progress=progress)
@@ -28,12 +28,7 @@ def create_infra(loaded: "LoadedProject", backend, stage: str, *, actor: str, al
     return plan, result
 
 
-def _apply_lock(backend):
-    """The backend's per-home apply lock, if it has one (the local backend does)."""
-    return backend.apply_lock() if hasattr(backend, "apply_lock") else nullcontext()
-
-
-def destroy_plan(loaded: "LoadedProject", backend) -> Plan:
+def destroy_plan(loaded: "LoadedProject", backend: "Backend") -> Plan:
     """Every managed resource, deleted in reverse dependency order; protected ones kept."""
     full = build_plan(loaded, backend, "workflow")
     wanted = desired_resources(loaded, "workflow")
@@ -51,17 +46,17 @@ def destroy_plan(loaded: "LoadedProject", backend) -> Plan:
                                   reason="deletion protection is on: kept"))
         else:
             changes.append(Change(c.kind, c.name, "delete", None, c.observed, reason="destroy",
-                                  data_loss=bool(c.observed.rows)))
+                                  data_loss=bool(c.observed and c.observed.rows)))
     return Plan(stage="destroy", backend=backend.name, changes=tuple(changes), spec_hash=loaded.spec_hash)
 
 
-def destroy(loaded: "LoadedProject", backend, *, actor: str, progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
+def destroy(loaded: "LoadedProject", backend: "Backend", *, actor: str, progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
     """Delete every unprotected resource; refused (exit 3, nothing touched) while any run is in
     progress, since its steps read and write the buckets and tables being deleted."""
     from funnelops.runs.busy import backend_holders, refuse_while_running
 
     refuse_while_running(backend_holders(backend, [w.name for w in loaded.spec.workflows]), "destroy")
-    with _apply_lock(backend):
+    with backend.apply_lock():
         plan = destroy_plan(loaded, backend)
         result = apply_plan(plan, backend, allow_data_loss=True, progress=progress, max_parallel=1)
         raise_if_failed(result)

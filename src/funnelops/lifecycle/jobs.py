@@ -13,11 +13,11 @@ from funnelops.errors import RunFailed, UsageError, did_you_mean
 from funnelops.lifecycle.order import job_completed, require_before
 from funnelops.plan.apply import apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
-from funnelops.backends.local.leases import refuse
+from funnelops.runs import coordinator
 from funnelops.runs.model import RunRecord
-from funnelops.backends.local.ledger import record_refusal
 
 if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
     from funnelops.spec.project import LoadedProject
     from funnelops.spec.models import Scheduler
 
@@ -64,25 +64,21 @@ def initial_load_workflows(loaded: "LoadedProject") -> list[str]:
     return [w.name for w in loaded.spec.workflows if w.initial_load]
 
 
-def _run_all_and_wait(loaded: "LoadedProject", backend, actor: str, reporter: Reporter, step: str) -> list[RunRecord]:
+def _run_all_and_wait(loaded: "LoadedProject", backend: "Backend", actor: str, reporter: Reporter,
+                      step: str) -> list[RunRecord]:
     require_before(backend.ledger, None, step)
-    runtime = backend.runtime
     names = initial_load_workflows(loaded)
     if not names:
         reporter.info("no initial-load workflows in the project: nothing to run")
         return []
     for name in names:  # refuse before starting any, so a refusal never leaves half the load running
-        holder = runtime.in_progress(name)
-        if holder is not None:
-            err = refuse(holder)
-            record_refusal(backend.ledger, name, err, trigger="initial-load", actor=actor, job=step)
-            raise err
+        coordinator.refuse_if_running(backend, name, trigger="initial-load", actor=actor, job=step)
     started = []
     for name in names:
-        run = runtime.start(name, trigger="initial-load", actor=actor, extra_args=INITIAL_LOAD_ARGS)
+        run = coordinator.start(backend, name, trigger="initial-load", actor=actor, extra_args=INITIAL_LOAD_ARGS)
         reporter.info(f"started run {run.id} of {name}")
         started.append(run)
-    finished = runtime.wait([r.id for r in started], on_change=reporter.run_changed)
+    finished = coordinator.wait(backend.runtime, [r.id for r in started], on_change=reporter.run_changed)
     bad = [r for r in finished if r.state != "DONE"]
     if bad:
         detail = "; ".join(f"run {r.id} of {r.workflow} ended {r.state}" + (f": {r.error}" if r.error else "")
@@ -93,14 +89,14 @@ def _run_all_and_wait(loaded: "LoadedProject", backend, actor: str, reporter: Re
     return finished
 
 
-def _finish_job(loaded: "LoadedProject", backend, step: str, actor: str, reporter: Reporter) -> None:
+def _finish_job(loaded: "LoadedProject", backend: "Backend", step: str, actor: str, reporter: Reporter) -> None:
     stage = job_completed(backend.ledger, step, None, loaded.spec_hash, actor)
     if stage is None and step == "rerun-workflow-templates":
         reporter.info("the 'Initial data' stage stays as it was: its jobs did not all complete in order "
                       "since the last reset (run `funnelops pipeline funnel --data-stage \"Initial data\"`)")
 
 
-def run_workflow_templates(loaded: "LoadedProject", backend, *, actor: str,
+def run_workflow_templates(loaded: "LoadedProject", backend: "Backend", *, actor: str,
                            reporter: Reporter | None = None) -> list[RunRecord]:
     """GCP run workflow template: every initial-load workflow, in parallel, waiting for all."""
     reporter = reporter or SilentReporter()
@@ -109,7 +105,7 @@ def run_workflow_templates(loaded: "LoadedProject", backend, *, actor: str,
     return runs
 
 
-def rerun_workflow_templates(loaded: "LoadedProject", backend, *, actor: str,
+def rerun_workflow_templates(loaded: "LoadedProject", backend: "Backend", *, actor: str,
                              reporter: Reporter | None = None) -> list[RunRecord]:
     """GCP re run workflow template: the same runs again; success completes 'Initial data'
     when the stage's earlier jobs completed before it, in order (see lifecycle/order.py)."""
@@ -119,7 +115,7 @@ def rerun_workflow_templates(loaded: "LoadedProject", backend, *, actor: str,
     return runs
 
 
-def initialize_templates(loaded: "LoadedProject", backend, reporter: Reporter | None = None) -> int:
+def initialize_templates(loaded: "LoadedProject", backend: "Backend", reporter: Reporter | None = None) -> int:
     """Set every workflow template to the workflow stage's arguments; returns how many changed."""
     plan = build_plan(loaded, backend, "workflow", kinds={"workflow_template"})
     if not plan.mutating():
@@ -133,19 +129,15 @@ def initialize_templates(loaded: "LoadedProject", backend, reporter: Reporter | 
     return len(result.done)
 
 
-def force_scheduler(loaded: "LoadedProject", backend, scheduler: str, *, actor: str,
+def force_scheduler(loaded: "LoadedProject", backend: "Backend", scheduler: str, *, actor: str,
                     reporter: Reporter | None = None) -> RunRecord:
     """Initialize the templates, check the workflow is not running, and force the scheduler."""
     reporter = reporter or SilentReporter()
     s = resolve_scheduler(loaded, scheduler)
     require_before(backend.ledger, None, "force-scheduler")
     initialize_templates(loaded, backend, reporter)
-    holder = backend.runtime.in_progress(s.workflow)
-    if holder is not None:
-        err = refuse(holder)
-        record_refusal(backend.ledger, s.workflow, err, trigger="forced", actor=actor, scheduler=s.id)
-        raise err
-    run = backend.runtime.force_scheduler(s.id, s.workflow, actor=actor)
+    coordinator.refuse_if_running(backend, s.workflow, trigger="forced", actor=actor, scheduler=s.id)
+    run = coordinator.force_scheduler(backend, s.id, s.workflow, actor=actor)
     reporter.info(f"forced scheduler {s.name} ({s.id}): run {run.id} of {s.workflow} is {run.state}")
     backend.ledger.record_stage("workflow", loaded.spec_hash, actor)
     return run

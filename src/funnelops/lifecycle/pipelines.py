@@ -15,8 +15,10 @@ from funnelops.errors import FunnelopsError, UsageError
 from funnelops.lifecycle import jobs
 from funnelops.lifecycle.infra import create_infra
 from funnelops.resources import normalize_stage
+from funnelops.runs import coordinator
 
 if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
     from funnelops.spec.project import LoadedProject
 
 FUNNEL_PIPELINE = "Datos_GCP_Funnel"
@@ -76,7 +78,7 @@ def _run_jobs(result: PipelineResult, job_list: list[Job], hooks: Hooks | None) 
     return result
 
 
-def funnel_jobs(loaded: "LoadedProject", backend, data_stage: str, *, actor: str,
+def funnel_jobs(loaded: "LoadedProject", backend: "Backend", data_stage: str, *, actor: str,
                 reporter: jobs.Reporter, allow_data_loss: bool = False) -> list[Job]:
     stage = normalize_stage(data_stage)
 
@@ -101,7 +103,7 @@ def funnel_jobs(loaded: "LoadedProject", backend, data_stage: str, *, actor: str
                      "for the workflow stage use `funnelops pipeline workflow --scheduler ...`")
 
 
-def run_funnel_pipeline(loaded: "LoadedProject", backend, data_stage: str, *, actor: str,
+def run_funnel_pipeline(loaded: "LoadedProject", backend: "Backend", data_stage: str, *, actor: str,
                         reporter: jobs.Reporter, hooks: Hooks | None = None,
                         allow_data_loss: bool = False) -> PipelineResult:
     job_list = funnel_jobs(loaded, backend, data_stage, actor=actor, reporter=reporter,
@@ -112,7 +114,7 @@ def run_funnel_pipeline(loaded: "LoadedProject", backend, data_stage: str, *, ac
     return _run_jobs(result, job_list, hooks)
 
 
-def run_workflow_pipeline(loaded: "LoadedProject", backend, scheduler: str, *, actor: str,
+def run_workflow_pipeline(loaded: "LoadedProject", backend: "Backend", scheduler: str, *, actor: str,
                           reporter: jobs.Reporter, hooks: Hooks | None = None, wait: bool = False) -> PipelineResult:
     s = jobs.resolve_scheduler(loaded, scheduler)
     state: dict[str, Any] = {}
@@ -127,7 +129,7 @@ def run_workflow_pipeline(loaded: "LoadedProject", backend, scheduler: str, *, a
         def follow() -> dict[str, Any]:
             from funnelops.errors import RunFailed
 
-            run = backend.runtime.wait([state["run"].id], on_change=reporter.run_changed)[0]
+            run = coordinator.wait(backend.runtime, [state["run"].id], on_change=reporter.run_changed)[0]
             if run.state != "DONE":
                 raise RunFailed(f"run {run.id} of {run.workflow} ended {run.state}" + (f": {run.error}" if run.error else ""),
                                 f"read its logs: funnelops logs {run.id}")

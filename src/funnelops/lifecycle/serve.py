@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from funnelops.errors import FunnelopsError, RunInProgress, UsageError
 from funnelops.lifecycle.order import require_before
+from funnelops.runs import coordinator
 
 if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
     from funnelops.scheduler.daemon import SchedulerDaemon, SchedulerEvent
     from funnelops.spec.project import LoadedProject
 
 
-def make_daemon(loaded: "LoadedProject", backend, *, on_event: Callable[["SchedulerEvent"], None] | None = None,
+def make_daemon(loaded: "LoadedProject", backend: "Backend", *, on_event: Callable[["SchedulerEvent"], None] | None = None,
                 **daemon_kw: Any) -> "SchedulerDaemon":
     from funnelops.scheduler.daemon import FireOutcome, SchedulerDaemon
 
-    if backend.name != "local":
+    if not backend.scheduler_daemon:
         raise UsageError("`scheduler serve` runs the local backend's schedulers",
                          "on gcp, Cloud Scheduler fires the jobs itself; use `funnelops scheduler list`")
     require_before(backend.ledger, None, "force-scheduler")
@@ -34,17 +36,17 @@ def make_daemon(loaded: "LoadedProject", backend, *, on_event: Callable[["Schedu
         for sid, obs in handler.observe([]).items():
             cfg = obs.config
             out.append({"id": sid, "name": cfg["display_name"] or sid, "cron": cfg["schedule"],
-                        "time_zone": cfg["time_zone"], "paused": states.get(sid, {}).get("paused", False),
+                        "time_zone": cfg["time_zone"], "paused": sid in states and states[sid].paused,
                         "retry": cfg["retry"], "workflow": cfg["workflow"]})
         return out
 
-    workflows = {}
+    workflows: dict[str, str] = {}
 
     def fire(sid: str, scheduled_for: datetime, attempt: int) -> FireOutcome:
         if sid not in workflows:
             workflows.update({s["id"]: s["workflow"] for s in current()})
         try:
-            runtime.start(workflows[sid], trigger="scheduled", actor=f"scheduler:{sid}")
+            coordinator.start(backend, workflows[sid], trigger="scheduled", actor=f"scheduler:{sid}")
         except RunInProgress:
             return FireOutcome.SKIPPED_RUNNING
         except FunnelopsError:
@@ -58,7 +60,8 @@ def make_daemon(loaded: "LoadedProject", backend, *, on_event: Callable[["Schedu
             on_event(ev)
 
     def resume_from(sid: str) -> datetime | None:
-        last = runtime.scheduler_states().get(sid, {}).get("last_fire")
+        state = runtime.scheduler_states().get(sid)
+        last = state.last_fire if state is not None else None
         try:
             return datetime.fromisoformat(last) if last else None
         except ValueError:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from funnelops.resources import STAGE_TITLES, STAGES
 
 if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
     from funnelops.spec.project import LoadedProject
 
 NEXT_STEP = {
@@ -18,7 +19,7 @@ NEXT_STEP = {
 }
 
 
-def collect_status(loaded: "LoadedProject", backend) -> dict[str, Any]:
+def collect_status(loaded: "LoadedProject", backend: "Backend") -> dict[str, Any]:
     from funnelops.scheduler.cron import next_fire
 
     spec = loaded.spec
@@ -45,12 +46,12 @@ def collect_status(loaded: "LoadedProject", backend) -> dict[str, Any]:
     schedulers = []
     for s in spec.schedulers:
         tz = s.time_zone or spec.project.time_zone
-        st = states.get(s.id, {})
-        paused = bool(st.get("paused", s.paused))
+        st = states.get(s.id)
+        paused = st.paused if st is not None else s.paused
         nxt = None if paused or s.id not in states else next_fire(s.cron, tz, now).isoformat()
         schedulers.append({"name": s.name, "id": s.id, "workflow": s.workflow, "cron": s.cron, "time_zone": tz,
                            "exists": s.id in states, "paused": paused, "next_fire": nxt,
-                           "last_fire": st.get("last_fire")})
+                           "last_fire": st.last_fire if st is not None else None})
     running = [r.to_dict() for r in backend.runtime.active()]
     waiting = []
     if "iac" in done:

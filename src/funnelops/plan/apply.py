@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from funnelops.errors import BackendError, DataLossRefused, FunnelopsError
 from funnelops.plan.model import Change, Plan
+
+if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
 
 ProgressFn = Callable[[Change, str, float, str | None], None]
 
@@ -40,7 +42,7 @@ class ApplyResult:
                 "skipped": [c.address for c in self.skipped]}
 
 
-def check_guards(plan: Plan, backend, allow_data_loss: bool) -> None:
+def check_guards(plan: Plan, backend: "Backend", allow_data_loss: bool) -> None:
     """Refuse before touching anything if a change would lose data or break protection."""
     protected = [c for c in plan.mutating() if c.protected and c.action in ("replace", "delete")]
     if protected:
@@ -50,12 +52,9 @@ def check_guards(plan: Plan, backend, allow_data_loss: bool) -> None:
     if allow_data_loss:
         return
     risky = []
-    table_handler = backend.handler("table")
 
     def table_rows(c: Change) -> int:
-        if hasattr(table_handler, "rows"):
-            return table_handler.rows(c.name)  # exact, not the observed estimate
-        return (c.observed.rows if c.observed else 0) or 0
+        return backend.table_rows(c.name)  # exact, not the observed estimate
 
     for c in plan.mutating():
         if c.action not in ("replace", "delete"):
@@ -74,15 +73,13 @@ def check_guards(plan: Plan, backend, allow_data_loss: bool) -> None:
                               "back the data up, then re-run with --allow-data-loss")
 
 
-def preflight(plan: Plan, backend) -> None:
+def preflight(plan: Plan, backend: "Backend") -> None:
     """The backend's own checks against live state (a local view binding, a name already taken),
     so that a change that would fail midway is refused before the first one is made."""
-    check = getattr(backend, "check_plan", None)
-    if check is not None:
-        check(plan)
+    backend.check_plan(plan)
 
 
-def _run_change(backend, c: Change) -> None:
+def _run_change(backend: "Backend", c: Change) -> None:
     h = backend.handler(c.kind)
     if c.action == "create":
         h.create(c.resource)
@@ -95,7 +92,7 @@ def _run_change(backend, c: Change) -> None:
         h.delete(c.name, c.observed)
 
 
-def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: ProgressFn | None = None,
+def apply_plan(plan: Plan, backend: "Backend", *, allow_data_loss: bool = False, progress: ProgressFn | None = None,
                max_parallel: int | None = None) -> ApplyResult:
     check_guards(plan, backend, allow_data_loss)
     preflight(plan, backend)
@@ -105,8 +102,8 @@ def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: 
     pending_addrs = {c.address for c in todo}
     deletes = [c for c in todo if c.action == "delete"]
     others = [c for c in todo if c.action != "delete"]
-    workers = max(1, max_parallel or getattr(backend, "max_parallel", 4))
-    session = backend.apply_session() if hasattr(backend, "apply_session") else nullcontext()
+    workers = max(1, max_parallel or backend.max_parallel)
+    session = backend.apply_session()
 
     def run(c: Change) -> float:
         t0 = time.perf_counter()
@@ -155,8 +152,7 @@ def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: 
                 if not _execute(f, c, result, progress):
                     blocked.add(c.address)
                 pending_addrs.discard(c.address)
-    if hasattr(backend, "refresh"):
-        backend.refresh()
+    backend.refresh()
     result.seconds = time.perf_counter() - started
     return result
 

@@ -16,6 +16,7 @@ from funnelops.plan.model import Change, FieldChange, Plan
 from funnelops.resources import Resource, desired_resources, normalize_stage
 
 if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
     from funnelops.spec.project import LoadedProject
 
 # Fields whose change cannot be made in place, per kind.
@@ -105,17 +106,17 @@ def topo_order(resources: list[Resource]) -> list[Resource]:
     return out
 
 
-def observe_all(backend, names_by_kind: dict[str, list[str]],
+def observe_all(backend: "Backend", names_by_kind: dict[str, list[str]],
                 kinds: set[str] | None = None) -> dict[str, dict[str, Observed]]:
     """Every kind observed concurrently (bounded by the backend's parallelism)."""
     wanted = [k for k in KINDS if kinds is None or k in kinds]
-    workers = max(1, min(len(wanted), getattr(backend, "max_parallel", 4)))
+    workers = max(1, min(len(wanted), backend.max_parallel))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {k: pool.submit(backend.handler(k).observe, names_by_kind.get(k, [])) for k in wanted}
         return {k: f.result() for k, f in futures.items()}
 
 
-def build_plan(loaded: "LoadedProject", backend, stage: str, kinds: set[str] | None = None) -> Plan:
+def build_plan(loaded: "LoadedProject", backend: "Backend", stage: str, kinds: set[str] | None = None) -> Plan:
     """The plan for `stage`; `kinds` restricts it to some resource kinds (e.g. templates only)."""
     stage = normalize_stage(stage) if stage not in ("iac", "initial_data", "workflow") else stage
     desired = topo_order([r for r in desired_resources(loaded, stage) if kinds is None or r.kind in kinds])
@@ -125,8 +126,7 @@ def build_plan(loaded: "LoadedProject", backend, stage: str, kinds: set[str] | N
     names: dict[str, list[str]] = {}
     for r in desired:
         names.setdefault(r.kind, []).append(r.name)
-    if hasattr(backend, "refresh"):
-        backend.refresh()  # never plan from a stale snapshot
+    backend.refresh()  # never plan from a stale snapshot
     observed = observe_all(backend, names, kinds)
     changes: list[Change] = []
     waiting: set[str] = set()

@@ -8,36 +8,18 @@ deletes the bucket under a running step. They refuse (exit 3) naming each run in
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
+from funnelops.backends.types import Holder
 from funnelops.errors import RunInProgress
-from funnelops.backends.local.leases import LeaseStore, _holder, holder_alive
-from funnelops.runs.model import Holder
-from funnelops.backends.local.ledger_db import LedgerDB
+
+if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
 
 
-def store_holders(store: LeaseStore) -> list[Holder]:
-    """Every live holder in a local lease store, across workflows (dead holders do not count)."""
-    if not store.db.path.exists():
-        return []
-    with store.db.read() as con:
-        rows = con.execute("SELECT * FROM leases ORDER BY workflow").fetchall()
-        return [_holder(con, r) for r in rows if holder_alive(r)]
-
-
-def local_holders(home: Path) -> list[Holder]:
-    """Live holders of the local home's leases (none when the home has no ledger yet)."""
-    return store_holders(LeaseStore(LedgerDB(Path(home) / "ledger.sqlite")))
-
-
-def backend_holders(backend, workflows: Iterable[str]) -> list[Holder]:
-    """Live runs on `backend`: every local lease; on gcp, each workflow's run or lease."""
-    runtime = backend.runtime
-    store = getattr(runtime, "leases", None)
-    if isinstance(store, LeaseStore):
-        return store_holders(store)
-    return [h for w in workflows if (h := runtime.in_progress(w)) is not None]
+def backend_holders(backend: "Backend", workflows: Iterable[str]) -> list[Holder]:
+    """Live runs on `backend` (its runtime's `holders`: every local lease; on gcp, each workflow's)."""
+    return backend.runtime.holders(workflows)
 
 
 def refuse_while_running(holders: list[Holder], action: str) -> None:

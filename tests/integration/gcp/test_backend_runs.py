@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from funnelops.runs import coordinator
 from funnelops.errors import BackendError, RunInProgress
 
 from test_backend_iac import apply, gcp_env, make_project, open_gcp  # noqa: F401 - fixture re-used
@@ -27,22 +28,22 @@ def test_start_runs_one_and_refuses_a_second_while_it_runs(deployed, gcp_double)
     loaded, backend = deployed
     gcp_double.dataproc.set_run_outcome("funnel-dia", duration_s=None)  # runs until finished
     rt = backend.runtime
-    run = rt.start("funnel-dia", trigger="initial-load", actor="ci", extra_args=["--execution_type=full"])
+    run = coordinator.start(backend, "funnel-dia", trigger="initial-load", actor="ci", extra_args=["--execution_type=full"])
     assert run.state == "RUNNING" and "--execution_type=full" in run.args
     op = gcp_double.dataproc.operations(template="funnel-dia")[0]
     assert op["metadata"]["parameters"] == {"FO_ARG_EXECUTION_TYPE": "--execution_type=full"}
     with pytest.raises(RunInProgress) as refused:
-        rt.start("funnel-dia", trigger="manual", actor="someone")
+        coordinator.start(backend, "funnel-dia", trigger="manual", actor="someone")
     assert refused.value.exit_code == 3
     assert f"workflow 'funnel-dia' is already running: run {run.id}" in refused.value.message
-    holder = rt.in_progress("funnel-dia")
+    holder = rt.holder("funnel-dia")
     assert holder.run_id == run.id and holder.trigger == "initial-load"
     assert len(gcp_double.dataproc.operations(template="funnel-dia")) == 1
     gcp_double.dataproc.finish(template="funnel-dia")
-    done = rt.wait([run.id], poll_s=0.05)
+    done = coordinator.wait(rt, [run.id], poll_s=0.05)
     assert done[0].state == "DONE" and done[0].ended_at
     assert backend.leases.read("funnel-dia") is None  # released when the run ended
-    assert rt.in_progress("funnel-dia") is None
+    assert rt.holder("funnel-dia") is None
     assert [r.id for r in rt.list("funnel-dia")] == [run.id]
     gcp_double.assert_clean()
 
@@ -57,7 +58,7 @@ def test_two_concurrent_starts_exactly_one_wins(deployed, gcp_double, tmp_path):
     def go(b):
         barrier.wait()
         try:
-            results.append(b.runtime.start("funnel-mes", trigger="manual", actor="racer"))
+            results.append(coordinator.start(b, "funnel-mes", trigger="manual", actor="racer"))
         except RunInProgress as exc:
             results.append(exc)
 
@@ -82,21 +83,21 @@ def test_a_stale_lease_is_taken_over_and_a_live_one_never(deployed, gcp_double):
     blob = backend.clients.storage.bucket(backend.artifacts_bucket).blob("funnelops/leases/funnel-anio.json")
     blob.upload_from_string(json.dumps({"workflow": "funnel-anio", "owner": "crashed", "expires": time.time() - 1,
                                         "acquired_at": "2024-01-01T00:00:00+00:00"}))
-    run = backend.runtime.start("funnel-anio", trigger="manual", actor="me")
+    run = coordinator.start(backend, "funnel-anio", trigger="manual", actor="me")
     lease = leases.read("funnel-anio")
     assert lease.data["run_id"] == run.id and lease.data["owner"] != "crashed"
     # A lease whose operation is done is stale too, even before it expires.
     gcp_double.dataproc.finish(template="funnel-anio")
-    second = backend.runtime.start("funnel-anio", trigger="manual", actor="me")
+    second = coordinator.start(backend, "funnel-anio", trigger="manual", actor="me")
     assert second.id != run.id
     # A live lease (no operation yet, not expired: a start in progress elsewhere) is never taken.
     gcp_double.dataproc.finish(template="funnel-anio")
-    backend.runtime.wait([second.id], poll_s=0.05)
+    coordinator.wait(backend.runtime, [second.id], poll_s=0.05)
     blob.upload_from_string(json.dumps({"workflow": "funnel-anio", "owner": "starting", "actor": "other@host",
                                         "trigger": "forced", "expires": time.time() + 600,
                                         "acquired_at": "2024-01-01T10:02:11+00:00"}))
     with pytest.raises(RunInProgress) as refused:
-        backend.runtime.start("funnel-anio", trigger="manual", actor="me")
+        coordinator.start(backend, "funnel-anio", trigger="manual", actor="me")
     assert "started 10:02:11 by a forced run" in refused.value.message
     assert leases.read("funnel-anio").data["owner"] == "starting"
     gcp_double.assert_clean()
@@ -120,7 +121,7 @@ def test_a_retried_instantiate_never_starts_a_second_run(deployed, gcp_double):
 
     api.instantiate_workflow_template = lost_answer
     try:
-        run = backend.runtime.start("funnel-dia", trigger="manual", actor="me")
+        run = coordinator.start(backend, "funnel-dia", trigger="manual", actor="me")
     finally:
         api.instantiate_workflow_template = real
     assert len(sent) == 2 and sent[0] == sent[1]
@@ -131,27 +132,27 @@ def test_a_retried_instantiate_never_starts_a_second_run(deployed, gcp_double):
 def test_force_runs_the_scheduler_and_confirms_the_operation(deployed, gcp_double):
     loaded, backend = deployed
     gcp_double.dataproc.set_run_outcome(duration_s=None)
-    run = backend.runtime.force_scheduler("dia", "funnel-dia", actor="pipeline")
+    run = coordinator.force_scheduler(backend, "dia", "funnel-dia", actor="pipeline")
     assert gcp_double.count("jobs.run") == 1
     dispatched = gcp_double.scheduler.dispatches[-1]
     assert dispatched["operation"].endswith(str(run.id)) and run.trigger == "forced"
     assert backend.leases.read("funnel-dia").data["run_id"] == run.id
     with pytest.raises(RunInProgress):
-        backend.runtime.force_scheduler("dia", "funnel-dia", actor="pipeline")
+        coordinator.force_scheduler(backend, "dia", "funnel-dia", actor="pipeline")
     assert gcp_double.count("jobs.run") == 1  # refused before firing: never a second run
     # A run the scheduler started on its own clock (no lease) is seen too.
     gcp_double.dataproc.finish()
-    backend.runtime.wait([run.id], poll_s=0.05)
+    coordinator.wait(backend.runtime, [run.id], poll_s=0.05)
     backend.clients.scheduler.run_job(name=backend.clients.job_name("mes"))
-    holder = backend.runtime.in_progress("funnel-mes")
+    holder = backend.runtime.holder("funnel-mes")
     assert holder is not None and holder.trigger == "scheduled"
     with pytest.raises(RunInProgress):
-        backend.runtime.start("funnel-mes", trigger="manual", actor="me")
+        coordinator.start(backend, "funnel-mes", trigger="manual", actor="me")
     states = backend.runtime.scheduler_states()
-    assert states["dia"]["last_run"] and states["dia"]["paused"] is False
+    assert states["dia"].last_fire and states["dia"].paused is False
     backend.runtime.set_paused("dia", True)
     backend.runtime.set_paused("dia", True)  # already paused: fine
-    assert backend.runtime.scheduler_states()["dia"]["paused"] is True
+    assert backend.runtime.scheduler_states()["dia"].paused is True
     gcp_double.assert_clean()
 
 
@@ -159,10 +160,10 @@ def test_failed_and_cancelled_runs_map_to_run_states(deployed, gcp_double):
     loaded, backend = deployed
     gcp_double.dataproc.set_run_outcome("funnel-dia", duration_s=0.1, error="step funnel-flows failed")
     gcp_double.dataproc.set_run_outcome("funnel-mes", duration_s=None)
-    failed = backend.runtime.start("funnel-dia", trigger="manual", actor="me")
-    running = backend.runtime.start("funnel-mes", trigger="manual", actor="me")
-    assert backend.runtime.wait([failed.id], poll_s=0.05)[0].state == "FAILED"
-    cancelled = backend.runtime.cancel(running.id)
+    failed = coordinator.start(backend, "funnel-dia", trigger="manual", actor="me")
+    running = coordinator.start(backend, "funnel-mes", trigger="manual", actor="me")
+    assert coordinator.wait(backend.runtime, [failed.id], poll_s=0.05)[0].state == "FAILED"
+    cancelled = coordinator.cancel(backend.runtime, running.id)
     assert cancelled.state == "CANCELLED"
     assert backend.leases.read("funnel-mes") is None
     got = backend.runtime.get(failed.id)
@@ -227,7 +228,7 @@ def test_destroy_refuses_while_a_run_is_in_progress(deployed, gcp_double):
 
     loaded, backend = deployed
     gcp_double.dataproc.set_run_outcome("funnel-mes", duration_s=None)
-    run = backend.runtime.start("funnel-mes", trigger="manual", actor="ci")
+    run = coordinator.start(backend, "funnel-mes", trigger="manual", actor="ci")
     present = [c.address for c in build_plan(loaded, backend, "iac").changes if c.observed is not None]
     with pytest.raises(RunInProgress) as refused:
         destroy(loaded, backend, actor="ci")
@@ -237,6 +238,26 @@ def test_destroy_refuses_while_a_run_is_in_progress(deployed, gcp_double):
     backend.refresh()
     assert [c.address for c in build_plan(loaded, backend, "iac").changes if c.observed is not None] == present
     gcp_double.dataproc.finish(template="funnel-mes")
-    assert backend.runtime.wait([run.id], poll_s=0.05)[0].state == "DONE"
+    assert coordinator.wait(backend.runtime, [run.id], poll_s=0.05)[0].state == "DONE"
     _, result = destroy(loaded, backend, actor="ci")
     assert result.done
+
+
+def test_status_shows_the_last_fire_of_a_gcp_scheduler(deployed, gcp_double):
+    """Before: the gcp runtime reported `last_run` and `status` read `last_fire`, so `status` and
+    `scheduler list --json` never showed a scheduler's last fire on gcp. Both runtimes now return
+    a SchedulerState, and the field is the same."""
+    from funnelops.lifecycle.status import collect_status
+
+    loaded, backend = deployed
+    gcp_double.dataproc.set_run_outcome(duration_s=None)
+    before = {s["id"]: s for s in collect_status(loaded, backend)["schedulers"]}
+    assert before["dia"]["exists"] and before["dia"]["last_fire"] is None
+    run = coordinator.force_scheduler(backend, "dia", "funnel-dia", actor="pipeline")
+    after = {s["id"]: s for s in collect_status(loaded, backend)["schedulers"]}
+    fired = after["dia"]["last_fire"]
+    assert fired and fired == backend.runtime.scheduler_states()["dia"].last_fire
+    assert after["mes"]["last_fire"] is None  # only the one that fired
+    gcp_double.dataproc.finish()
+    assert coordinator.wait(backend.runtime, [run.id], poll_s=0.05)[0].state == "DONE"
+    gcp_double.assert_clean()

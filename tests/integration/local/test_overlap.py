@@ -294,7 +294,7 @@ def test_kill9_of_a_run_recovers_the_lease_and_the_period_reruns_to_the_same_cou
     wait_until(lambda: not pid_alive(step), 10, what="the step process to die")
     loaded, backend = open_local(project, home)
     wait_until(lambda: not pid_alive(sup), 10, what="the supervisor to be gone")
-    assert backend.runtime.in_progress("funnel-dia") is None
+    assert backend.runtime.holder("funnel-dia") is None
     lost = backend.runtime.get(run["id"])
     assert lost.state == "LOST" and lost.ended_at
     listed = json.loads(cli(project, home, "runs", "--json").stdout)
@@ -387,7 +387,7 @@ def test_flows_by_hand_and_a_scheduler_fire_are_refused_while_the_workflow_runs(
         assert "already running" in by_hand.stderr and f"run {run['id']}" in by_hand.stderr
 
         loaded, backend = open_local(project, home)
-        last = datetime.fromisoformat(backend.runtime.scheduler_states()["dia"]["last_fire"])
+        last = datetime.fromisoformat(backend.runtime.scheduler_states()["dia"].last_fire)
         fake_now = next_fire("0 6 * * *", "America/Bogota", last) + __import__("datetime").timedelta(seconds=30)
         events = []
         daemon = make_daemon(loaded, backend, on_event=events.append, executor=InlineExecutor(),

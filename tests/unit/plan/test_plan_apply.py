@@ -6,6 +6,7 @@ in-memory world), so a failed apply leaves a world that the next plan observes a
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Iterable
@@ -115,6 +116,19 @@ class FakeBackend:
 
     def handler(self, kind: str) -> FakeHandler:
         return self._handlers[kind]
+
+    # What plan/ uses of the Backend contract besides the handlers: nothing to hold or check here.
+    def table_rows(self, name: str) -> int:
+        return self.rows.get(f"table.{name}", 0)
+
+    def apply_session(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def check_plan(self, plan) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

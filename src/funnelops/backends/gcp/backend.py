@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from funnelops.backends.gcp.artifacts import Artifacts
 from funnelops.backends.gcp.bigquery import (DatasetHandler, ExternalTableHandler, Snapshot, TableHandler,
@@ -27,6 +27,9 @@ from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.gcp.storage import BucketHandler, BucketRecords, GcsStorage
 from funnelops.resources import Resource
 
+if TYPE_CHECKING:
+    from funnelops.plan.model import Plan
+
 WAREHOUSE_KINDS = ("dataset", "table", "external_table", "view")
 
 
@@ -39,8 +42,11 @@ def artifacts_bucket_of(spec: Any) -> str:
 
 
 class GcpBackend:
+    """Implements `backends.base.Backend` for one Google Cloud project."""
+
     name = "gcp"
     max_parallel = 16
+    scheduler_daemon = False  # Cloud Scheduler fires the jobs on its own clock
 
     def __init__(self, project: str, region: str, *, artifacts_bucket: str, loaded: Any | None = None,
                  service_account: str | None = None, home: Path | None = None, deep_observe: bool | None = None,
@@ -93,6 +99,9 @@ class GcpBackend:
     def handler(self, kind: str) -> Any:
         return self._handlers[kind]
 
+    def table_rows(self, name: str) -> int:
+        return self._handlers["table"].rows(name)
+
     # -- the artifacts bucket -------------------------------------------------------------------
     def ensure_artifacts_bucket(self) -> None:
         """Make the artifacts bucket if it is missing (once per process)."""
@@ -128,6 +137,13 @@ class GcpBackend:
             yield
         finally:
             self.refresh()
+
+    def apply_lock(self) -> AbstractContextManager[None]:
+        """Nothing to hold: every GCS write is guarded by its own generation precondition."""
+        return nullcontext()
+
+    def check_plan(self, plan: "Plan") -> None:
+        """No pre-flight on gcp: BigQuery checks each change as it is made."""
 
     def refresh(self) -> None:
         self.snapshot.invalidate()

@@ -20,9 +20,8 @@ from typing import Any, Callable
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
-from funnelops.errors import BackendError, RunInProgress
-from funnelops.runs.model import Holder
-from funnelops.backends.local.ledger_db import now_iso
+from funnelops.backends.types import Holder, now_iso, refuse
+from funnelops.errors import BackendError
 
 PREFIX = "funnelops/leases/"
 START_WINDOW_S = 600  # how long a lease without an operation stays live (a crash before start)
@@ -39,15 +38,15 @@ class Lease:
         return self.data["owner"]
 
 
-def holder_of(data: dict[str, Any]) -> Holder:
-    return Holder(workflow=data.get("workflow", ""), run_id=data.get("run_id"), owner=data.get("owner", ""),
-                  acquired_at=data.get("acquired_at", ""), trigger=data.get("trigger"), actor=data.get("actor"))
+def holder_of(data: dict[str, Any], **known: Any) -> Holder:
+    """The Holder a lease body names; `known` (a run's recorded fields) fills what the body lacks.
 
-
-def refusal(workflow: str, holder: Holder) -> RunInProgress:
-    from funnelops.backends.local.leases import refuse  # the same words as on the local backend
-
-    return refuse(holder)
+    The one way to build a Holder on gcp: from a lease, or from an operation's run record.
+    """
+    merged = {**data, **{k: v for k, v in known.items() if v is not None}}
+    return Holder(workflow=merged.get("workflow", ""), run_id=merged.get("run_id"), owner=merged.get("owner", ""),
+                  acquired_at=merged.get("acquired_at", ""), trigger=merged.get("trigger"),
+                  actor=merged.get("actor"))
 
 
 class Leases:
@@ -118,12 +117,12 @@ class Leases:
             if current is None:
                 continue  # released meanwhile: try to create again
             if is_live(current):
-                raise refusal(workflow, holder_of(current.data))
+                raise refuse(holder_of(current.data))
             gen = self._write(workflow, data, current.generation)  # take over the stale lease
             if gen is not None:
                 return Lease(workflow, gen, {**data, "took_over": current.data.get("owner")})
         current = self.read(workflow)
-        raise refusal(workflow, holder_of(current.data if current else data))
+        raise refuse(holder_of(current.data if current else data))
 
     def update(self, lease: Lease, ttl_s: float | None = None, **fields: Any) -> Lease:
         """Heartbeat (and record run/operation); raises if the lease was lost meanwhile."""

@@ -17,8 +17,7 @@ from typing import Any, Callable
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
 from funnelops.errors import BackendError
-from funnelops.backends.local.ledger_db import now_iso
-from funnelops.backends.local.ledger import StageRecord
+from funnelops.backends.types import StageRecord, now_iso
 
 LEDGER = "funnelops/ledger.json"
 MAX_EVENTS = 500

@@ -3,8 +3,9 @@
 "Is it running?" asks both the engine and the lease: Dataproc operations not done whose
 ``WorkflowMetadata.template`` is this template (a run the scheduler started on its own clock
 has no lease, but it shows here), plus a live lease (a run being started right now, whose
-operation is not listed yet). ``start`` takes the lease first and instantiates with a
-``requestId`` derived from the lease, so a retried request joins the same run. Run records
+operation is not listed yet). The coordinator (funnelops.runs.coordinator) takes the lease
+first; ``launch`` instantiates with a ``requestId`` derived from the lease, so a retried
+request joins the same run. Run records
 live in the ledger object and are refreshed from the operations whenever they are read.
 """
 
@@ -12,19 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
 from funnelops.backends.gcp.dataproc import arg_param, to_dict
-from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, holder_of, refusal
+from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, holder_of
 from funnelops.backends.gcp.ledger import GcsLedger
 from funnelops.backends.gcp.scheduler import SchedulerHandler
-from funnelops.backends.shapes import scheduler_from_cloud
-from funnelops.errors import BackendError, RunInProgress, UsageError
-from funnelops.runs.model import Holder, RunRecord
-from funnelops.backends.local.ledger_db import now_iso
-from funnelops.backends.local.ledger import record_refusal
+from funnelops.backends.shapes import scheduler_state
+from funnelops.backends.types import TERMINAL, Holder, RunLease, RunRecord, SchedulerState, now_iso
+from funnelops.errors import BackendError, UsageError
 
 CANCELLED_CODE = 1
 
@@ -37,6 +37,11 @@ def _duration_s(text: str | None, default: float = 3600.0) -> float:
 
 
 class GcpRuntime:
+    """Implements `backends.base.Runtime` over Dataproc operations, GCS leases and the GCS ledger."""
+
+    poll_backoff = 1.5  # polls are API calls: back off (up to 2 s) while a run goes on
+    stop_grace_s: float | None = None  # a cancelled operation ends on its own; wait for it
+
     def __init__(self, clients: Clients, ledger: GcsLedger, leases: Leases, schedulers: SchedulerHandler,
                  loaded: Any | None = None, confirm_timeout_s: float = 60.0) -> None:
         self.clients = clients
@@ -45,6 +50,7 @@ class GcpRuntime:
         self.schedulers = schedulers
         self.loaded = loaded
         self.confirm_timeout_s = confirm_timeout_s
+        self._dispatched: set[str] = set()  # lease owners whose run was started: never release on error
 
     @property
     def api(self) -> Any:
@@ -133,8 +139,8 @@ class GcpRuntime:
         wf = self.loaded.spec.workflow(workflow) if self.loaded is not None else None
         return _duration_s(wf.dag_timeout if wf else None)
 
-    # -- the protocol ----------------------------------------------------------------------------
-    def in_progress(self, workflow: str) -> Holder | None:
+    # -- the coordinator's primitives --------------------------------------------------------------
+    def holder(self, workflow: str) -> Holder | None:
         active = self._active(workflow)
         lease = self.leases.read(workflow)
         if active:
@@ -143,78 +149,73 @@ class GcpRuntime:
             known = self.ledger.runs().get(rid) or {}
             if lease is not None and str(lease.data.get("run_id")) == rid:
                 known = {**lease.data, **known}
-            return Holder(workflow=workflow, run_id=rid, owner=known.get("owner") or "dataproc",
-                          acquired_at=meta.get("startTime") or "", trigger=known.get("trigger") or "scheduled",
-                          actor=known.get("actor"))
+            return holder_of({"workflow": workflow, "run_id": rid, "owner": "dataproc", "trigger": "scheduled"},
+                             owner=known.get("owner") or None, trigger=known.get("trigger") or None,
+                             actor=known.get("actor"), acquired_at=meta.get("startTime") or "")
         if lease is not None and self._lease_live(lease):
             return holder_of(lease.data)
         return None
 
-    def _refuse_if_running(self, workflow: str, trigger: str | None = None, actor: str | None = None) -> None:
-        holder = self.in_progress(workflow)
-        if holder is not None:
-            err = refusal(workflow, holder)
-            record_refusal(self.ledger, workflow, err, trigger=trigger, actor=actor)
-            raise err
+    def holders(self, workflows: Iterable[str]) -> list[Holder]:
+        return [h for w in workflows if (h := self.holder(w)) is not None]
 
-    def _acquire(self, workflow: str, trigger: str, actor: str) -> Lease:
-        """Refuse if a run is in progress, else take the lease; every refusal is audited."""
-        self._refuse_if_running(workflow, trigger, actor)
-        try:
-            return self.leases.acquire(workflow, trigger=trigger, actor=actor, is_live=self._lease_live)
-        except RunInProgress as exc:  # lost the race to another starter
-            record_refusal(self.ledger, workflow, exc, trigger=trigger, actor=actor)
-            raise
+    def acquire(self, workflow: str, *, trigger: str, actor: str, extra_args: Sequence[str] = ()) -> RunLease:
+        lease = self.leases.acquire(workflow, trigger=trigger, actor=actor, is_live=self._lease_live)
+        return RunLease(workflow, lease.token, trigger, actor, tuple(extra_args), handle=lease)
 
-    def start(self, workflow: str, *, trigger: str, actor: str, extra_args: list[str] | None = None) -> RunRecord:
-        lease = self._acquire(workflow, trigger, actor)
-        name = self.clients.template_name(workflow)
-        # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
-        request_id = "fo-" + hashlib.sha256(f"{name}/{lease.token}".encode()).hexdigest()[:32]
-        try:
-            args = self._template_args(workflow)
-            params, args = _overrides(workflow, args, extra_args or [])
+    def launch(self, lease: RunLease, *, scheduler: str | None = None) -> RunRecord:
+        """Instantiate the template (or fire `scheduler` and find the operation it started)."""
+        name = self.clients.template_name(lease.workflow)
+        args = self._template_args(lease.workflow)
+        if scheduler is None:
+            # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
+            request_id = "fo-" + hashlib.sha256(f"{name}/{lease.owner}".encode()).hexdigest()[:32]
+            params, args = _overrides(lease.workflow, args, list(lease.extra_args))
             op = retry.call(lambda: self.api.instantiate_workflow_template(
                 request={"name": name, "request_id": request_id, "parameters": params}, retry=None),
-                f"workflow template {workflow}", permission="dataproc.workflowTemplates.instantiate")
-        except BaseException:
-            self.leases.release(workflow, owner=lease.token)
-            raise
-        return self._started(lease, op.operation, trigger, actor, args)
-
-    def _started(self, lease: Lease, op: Any, trigger: str, actor: str, args: list[str]) -> RunRecord:
-        rid = op.name.rsplit("/", 1)[-1]
-        base = {"workflow": lease.workflow, "trigger": trigger, "actor": actor, "args": args, "created_at": now_iso()}
-        rec = self._record(op, self._meta(op), base)
-        self.ledger.put_runs([{**rec.to_dict(), "operation": op.name, "owner": lease.token}])
-        self.leases.update(lease, ttl_s=self._dag_timeout(lease.workflow) + START_WINDOW_S,
-                           run_id=rid, operation=op.name)
-        if rec.terminal:
-            self.leases.release(lease.workflow, owner=lease.token)
+                f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.instantiate").operation
+        else:
+            op = self._fire(scheduler, lease, name)
+        self._dispatched.add(lease.owner)  # a run exists from here on: its lease must outlive any error
+        rec = self._started(lease, op, args)
+        self._dispatched.discard(lease.owner)
         return rec
 
-    def force_scheduler(self, scheduler_id: str, workflow: str, *, actor: str) -> RunRecord:
-        lease = self._acquire(workflow, "forced", actor)
-        name = self.clients.template_name(workflow)
-        try:
-            args = self._template_args(workflow)
-            before = {op.name for op, _ in self._active(workflow)}
-            t0 = time.time()
-            job = to_dict(retry.call(lambda: self.clients.scheduler.run_job(
-                name=self.clients.job_name(scheduler_id), retry=None), f"scheduler {scheduler_id}",
-                permission="cloudscheduler.jobs.run"))
-            status = job.get("status") or {}
-            if status.get("code"):
-                raise BackendError(f"scheduler '{scheduler_id}' fired, but its target refused: "
-                                   f"{status.get('message', '')}", "check the job's target and service account")
-            op = self._confirm(name, before, t0)
-        except BaseException:
-            self.leases.release(workflow, owner=lease.token)
-            raise
+    def _fire(self, scheduler: str, lease: RunLease, template: str) -> Any:
+        before = {op.name for op, _ in self._active(lease.workflow)}
+        t0 = time.time()
+        job = to_dict(retry.call(lambda: self.clients.scheduler.run_job(
+            name=self.clients.job_name(scheduler), retry=None), f"scheduler {scheduler}",
+            permission="cloudscheduler.jobs.run"))
+        status = job.get("status") or {}
+        if status.get("code"):
+            raise BackendError(f"scheduler '{scheduler}' fired, but its target refused: "
+                               f"{status.get('message', '')}", "check the job's target and service account")
+        op = self._confirm(template, before, t0)
         if op is None:  # keep the lease (it expires on its own): a late start must not overlap
-            raise BackendError(f"scheduler '{scheduler_id}' fired, but no Dataproc operation of {workflow} "
+            self._dispatched.add(lease.owner)
+            raise BackendError(f"scheduler '{scheduler}' fired, but no Dataproc operation of {lease.workflow} "
                                f"appeared within {self.confirm_timeout_s:.0f}s", "check `funnelops runs` shortly")
-        return self._started(lease, op, "forced", actor, args)
+        return op
+
+    def _started(self, lease: RunLease, op: Any, args: list[str]) -> RunRecord:
+        rid = op.name.rsplit("/", 1)[-1]
+        base = {"workflow": lease.workflow, "trigger": lease.trigger, "actor": lease.actor, "args": args,
+                "created_at": now_iso()}
+        rec = self._record(op, self._meta(op), base)
+        self.ledger.put_runs([{**rec.to_dict(), "operation": op.name, "owner": lease.owner}])
+        self.leases.update(lease.handle, ttl_s=self._dag_timeout(lease.workflow) + START_WINDOW_S,
+                           run_id=rid, operation=op.name)
+        if rec.terminal:
+            self.leases.release(lease.workflow, owner=lease.owner)
+        return rec
+
+    def release(self, lease: RunLease, error: BaseException) -> None:
+        """Free the lease, unless the run was dispatched (then it expires on its own: no overlap)."""
+        if lease.owner in self._dispatched:
+            self._dispatched.discard(lease.owner)
+            return
+        self.leases.release(lease.workflow, owner=lease.owner)
 
     def _confirm(self, template: str, before: set[str], t0: float) -> Any | None:
         """The operation the scheduler's dispatch started: new, of this template."""
@@ -236,11 +237,12 @@ class GcpRuntime:
         return None
 
     def get(self, run_id: int | str) -> RunRecord | None:
+        """The run from its operation; a run seen ending here frees its lease (nobody else will)."""
         from google.api_core import exceptions
 
         rid = str(run_id).rsplit("/", 1)[-1]
         known = self.ledger.runs().get(rid)
-        if known is not None and known.get("state") in ("DONE", "FAILED", "CANCELLED", "LOST"):
+        if known is not None and known.get("state") in TERMINAL:
             return _from_dict(known)
         try:
             op = self._get_op(rid)
@@ -251,8 +253,37 @@ class GcpRuntime:
         rec = self._record(op, self._meta(op), known)
         if known is not None and rec.state != known.get("state"):
             self.ledger.put_runs([{**known, **rec.to_dict()}])
+        if rec.terminal:
+            self.leases.release(rec.workflow, run_id=rid)
         return rec
 
+    def stop(self, run: RunRecord) -> bool:
+        name = self._op_name(run.id)
+        retry.call(lambda: self.api.cancel_operation(request={"name": name}, retry=None), f"operation {name}",
+                   permission="dataproc.operations.cancel")
+        return True
+
+    def kill(self, run: RunRecord) -> RunRecord:
+        """Dataproc ends a cancelled operation itself (stop_grace_s is None): nothing harder to do."""
+        return self.get(run.id) or run
+
+    # -- questions --------------------------------------------------------------------------------
+    def active(self) -> list[RunRecord]:
+        """Runs in progress of the project's workflows (scheduler-started ones included)."""
+        return [r for r in self.list(limit=1000) if not r.terminal]
+
+    def log_paths(self, run_id: int | str) -> list[Path]:
+        """Step logs of a Dataproc run stay in Dataproc (its driver output URI); none are local."""
+        return []
+
+    def set_paused(self, scheduler_id: str, paused: bool) -> None:
+        self.schedulers.set_paused(scheduler_id, paused)
+
+    def scheduler_states(self) -> dict[str, SchedulerState]:
+        states = (scheduler_state(job["name"].rsplit("/", 1)[-1], job) for job in self.schedulers.list_jobs())
+        return {st.id: st for st in states}
+
+    # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
     def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
         known = self.ledger.runs()
         managed = {w.name for w in self.loaded.spec.workflows} if self.loaded is not None else None
@@ -267,59 +298,6 @@ class GcpRuntime:
         recs = [r for r in out.values() if workflow is None or r.workflow == workflow]
         recs.sort(key=lambda r: r.created_at or r.started_at or "", reverse=True)
         return recs[:limit]
-
-    def wait(self, run_ids: list[int | str], poll_s: float = 0.2, on_change: Callable | None = None) -> list[RunRecord]:
-        ids = [str(r).rsplit("/", 1)[-1] for r in run_ids]
-        last: dict[str, RunRecord] = {}
-        delay = max(0.05, poll_s)
-        while True:
-            for rid in ids:
-                if rid in last and last[rid].terminal:
-                    continue
-                rec = self.get(rid)
-                if rec is None:
-                    raise BackendError(f"run {rid} is unknown here", "list runs with `funnelops runs`")
-                if on_change is not None and (rid not in last or last[rid].state != rec.state):
-                    on_change(rec)
-                last[rid] = rec
-                if rec.terminal:
-                    self.leases.release(rec.workflow, run_id=rid)
-            if all(last[r].terminal for r in ids):
-                return [last[r] for r in ids]
-            time.sleep(delay)
-            delay = min(delay * 1.5, max(poll_s, 2.0))
-
-    def cancel(self, run_id: int | str) -> RunRecord:
-        name = self._op_name(str(run_id).rsplit("/", 1)[-1] if "/" not in str(run_id) else run_id)
-        retry.call(lambda: self.api.cancel_operation(request={"name": name}, retry=None), f"operation {name}",
-                   permission="dataproc.operations.cancel")
-        recs = self.wait([name], poll_s=0.1)
-        return recs[0]
-
-    def active(self) -> list[RunRecord]:
-        """Runs in progress of the project's workflows (scheduler-started ones included)."""
-        return [r for r in self.list(limit=1000) if not r.terminal]
-
-    def check_not_running(self, workflow: str) -> None:
-        self._refuse_if_running(workflow)
-
-    def log_paths(self, run_id: int | str) -> list[Any]:
-        """Step logs of a Dataproc run stay in Dataproc (its driver output URI); none are local."""
-        return []
-
-    def set_paused(self, scheduler_id: str, paused: bool) -> None:
-        self.schedulers.set_paused(scheduler_id, paused)
-
-    def scheduler_states(self) -> dict[str, dict[str, Any]]:
-        out = {}
-        for job in self.schedulers.list_jobs():
-            sid = job["name"].rsplit("/", 1)[-1]
-            cfg = scheduler_from_cloud(job)
-            out[sid] = {"state": job.get("state", ""), "paused": cfg["paused"], "schedule": cfg["schedule"],
-                        "time_zone": cfg["time_zone"], "workflow": cfg["workflow"],
-                        "next_run": job.get("scheduleTime"), "last_run": job.get("lastAttemptTime"),
-                        "last_status": (job.get("status") or {}).get("message")}
-        return out
 
 
 def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -339,7 +317,7 @@ def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[s
 
 
 def _from_dict(d: dict[str, Any]) -> RunRecord:
-    fields = {k: d.get(k) for k in RunRecord.__dataclass_fields__ if k in d}
+    fields: dict[str, Any] = {k: d.get(k) for k in RunRecord.__dataclass_fields__ if k in d}
     fields.setdefault("steps", [])
     return RunRecord(**{k: v for k, v in fields.items() if v is not None or k in ("error",)})
 

@@ -46,6 +46,9 @@ class SchedulerHandler:
         return retry.call(fetch, f"scheduler jobs in {self.clients.location_path}",
                           permission="cloudscheduler.jobs.list")
 
+    def mark_fired(self, scheduler_id: str, when: str) -> None:
+        """Cloud Scheduler records each attempt itself (lastAttemptTime): nothing to write."""
+
     def observe(self, names: Iterable[str]) -> dict[str, Observed]:
         wanted = set(names)
         out = {}

@@ -1,19 +1,16 @@
 """The embedded local backend: folders for buckets, DuckDB for the warehouse, SQLite ledger.
 
-Layout under the home dir:
-    buckets/<bucket>/...     a bucket is a folder (settings in .bucket.json)
-    warehouse.duckdb         a dataset is a schema; tables, external tables and views
-    ledger.sqlite            lifecycle stages, templates, schedulers, runs, leases, events
-    runs/<id>/<step>.log     per-step logs of workflow runs
+The layout under the home dir is `LocalHome`'s (backends/local/home.py).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from funnelops.backends.local.apply_lock import apply_lock
+from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.home_perms import private_home
 from funnelops.backends.local.storage import BucketHandler, LocalStorage
 from funnelops.backends.local.warehouse import (DatasetHandler, ExternalTableHandler, LocalWarehouse, TableHandler,
@@ -23,25 +20,32 @@ from funnelops.backends.local.runtime import LocalRuntime
 from funnelops.backends.local.ledger_db import LedgerDB
 from funnelops.backends.local.ledger import LocalLedger
 
+if TYPE_CHECKING:
+    from funnelops.plan.model import Plan
+
 
 class LocalBackend:
+    """Implements `backends.base.Backend` over one home folder."""
+
     name = "local"
     max_parallel = 4
+    scheduler_daemon = True  # schedulers fire while `funnelops scheduler serve` runs
 
     def __init__(self, home: Path, project_id: str, region: str, time_zone: str | None = None,
                  service_account: str | None = None, project_path: Path | None = None, *,
                  reinit: bool = False) -> None:
         self.home = private_home(Path(home))  # 0700 home, 0600 files (home_perms.py)
-        self.storage = LocalStorage(self.home / "buckets")
-        self.warehouse = LocalWarehouse(self.home / "warehouse.duckdb", self.home / "buckets", time_zone)
-        self.db = LedgerDB(self.home / "ledger.sqlite", reinit=reinit)
+        self.paths = LocalHome(self.home)
+        self.storage = LocalStorage(self.paths.buckets)
+        self.warehouse = LocalWarehouse(self.paths.warehouse, self.paths.buckets, time_zone)
+        self.db = LedgerDB(self.paths.ledger, reinit=reinit)
         self.ledger = LocalLedger(self.home, self.db)
         self._apply_depth = 0
-        self._apply_lock_cm = None
+        self._apply_lock_cm: Any = None
         self.templates = TemplateStore(self.db, project_id, region)
         self.schedulers = SchedulerStore(self.db, project_id, region, service_account)
-        self.runtime = LocalRuntime(self.home, self.db, self.templates, self.schedulers, project_path, self.ledger)
-        self._handlers = {
+        self.runtime = LocalRuntime(self.home, self.db, self.templates, self.schedulers, project_path)
+        self._handlers: dict[str, Any] = {
             "bucket": BucketHandler(self.storage),
             "dataset": DatasetHandler(self.warehouse),
             "table": TableHandler(self.warehouse),
@@ -52,12 +56,15 @@ class LocalBackend:
         }
 
     @classmethod
-    def for_project(cls, loaded, home: Path, *, reinit: bool = False) -> "LocalBackend":
+    def for_project(cls, loaded: Any, home: Path, *, reinit: bool = False) -> "LocalBackend":
         p = loaded.spec.project
         return cls(home, p.id, p.region, p.time_zone, p.service_account, loaded.path, reinit=reinit)
 
-    def handler(self, kind: str):
+    def handler(self, kind: str) -> Any:
         return self._handlers[kind]
+
+    def table_rows(self, name: str) -> int:
+        return self._handlers["table"].rows(name)
 
     @contextmanager
     def apply_lock(self) -> Iterator[None]:
@@ -91,7 +98,7 @@ class LocalBackend:
         with self.apply_lock(), self.warehouse.session():
             yield
 
-    def check_plan(self, plan) -> None:
+    def check_plan(self, plan: "Plan") -> None:
         """Refuse, before anything changes, a plan the warehouse would fail midway (see preflight)."""
         from funnelops.backends.local.preflight import check_plan
 

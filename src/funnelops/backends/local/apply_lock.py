@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 from funnelops.errors import BackendError
 from funnelops.backends.local import ledger_integrity as integrity
+from funnelops.backends.local.home import LocalHome
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("FUNNELOPS_APPLY_LOCK_TIMEOUT", "600"))
 
@@ -31,7 +32,7 @@ def apply_lock(home: Path, *, timeout: float | None = None,
                notify: Callable[[str], None] = _say) -> Iterator[None]:
     """Hold `<home>/locks/apply.lock` exclusively; says once that it waits, gives up after `timeout`."""
     home = Path(home)
-    path = home / "locks" / "apply.lock"
+    path = LocalHome(home).locks / "apply.lock"
     if not integrity.writable(path):
         raise integrity.read_only_error(home, "applying changes")
     timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout

@@ -23,6 +23,7 @@ from typing import Iterator
 from funnelops.errors import RunInProgress
 from funnelops.backends.local.leases import LeaseStore, default_expiry_s
 from funnelops.backends.local.renewal import LeaseKeeper
+from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.ledger_db import LedgerDB
 from funnelops.backends.local.ledger import LocalLedger, record_refusal
 
@@ -31,7 +32,7 @@ _OWN: tuple[str, str, LeaseKeeper] | None = None
 
 
 def _store(home: Path) -> LeaseStore:
-    return LeaseStore(LedgerDB(Path(home) / "ledger.sqlite"))
+    return LeaseStore(LedgerDB(LocalHome(home).ledger))
 
 
 @contextmanager

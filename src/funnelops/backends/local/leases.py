@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from funnelops.backends.local.ledger_db import LedgerDB
+from funnelops.backends.types import Holder, now_iso, refuse
 from funnelops.errors import RunInProgress
-from funnelops.runs.model import Holder
-from funnelops.backends.local.ledger_db import LedgerDB, now_iso
 
 DEFAULT_EXPIRY_S = float(os.environ.get("FUNNELOPS_LEASE_EXPIRY_S", "60"))
 
@@ -103,21 +103,14 @@ def holder_alive(row: sqlite3.Row, now: float | None = None) -> bool:
     return now - row["heartbeat_at"] <= row["expires_s"]  # another machine: trust the heartbeat
 
 
-def _holder(con: sqlite3.Connection, row: sqlite3.Row) -> Holder:
+def holder_from_row(con: sqlite3.Connection, row: sqlite3.Row) -> Holder:
+    """The Holder a lease row names, with its run's trigger and actor (the one way to build it here)."""
     run = None
     if row["run_id"] is not None:
         run = con.execute("SELECT trigger, actor FROM runs WHERE id = ?", (row["run_id"],)).fetchone()
     return Holder(workflow=row["workflow"], run_id=row["run_id"], owner=row["owner"],
                   acquired_at=row["acquired_at"], trigger=run["trigger"] if run else None,
                   actor=run["actor"] if run else None)
-
-
-def refuse(holder: Holder) -> RunInProgress:
-    return RunInProgress(
-        f"workflow '{holder.workflow}' is already running: {holder.describe()}",
-        f"wait for it to end (`funnelops logs {holder.run_id} --follow`) or cancel it "
-        f"(`funnelops cancel {holder.run_id}`); no second run was started",
-        holder=holder.to_dict())
 
 
 def take_in(con: sqlite3.Connection, workflow: str, owner: str, run_id: int | None, pid: int,
@@ -129,7 +122,7 @@ def take_in(con: sqlite3.Connection, workflow: str, owner: str, run_id: int | No
         if row["owner"] == owner:
             return Lease(workflow, owner, row["run_id"])
         if holder_alive(row):
-            raise refuse(_holder(con, row))
+            raise refuse(holder_from_row(con, row))
         if row["run_id"] is not None:  # the holder died: its run is lost, never resumed
             con.execute("UPDATE runs SET state = 'LOST', ended_at = ?, error = COALESCE(error, ?) "
                         "WHERE id = ? AND state IN ('PENDING', 'RUNNING')",
@@ -139,6 +132,13 @@ def take_in(con: sqlite3.Connection, workflow: str, owner: str, run_id: int | No
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (workflow, owner, run_id, pid, socket.gethostname(), now_iso(), time.time(), expiry_s))
     return Lease(workflow, owner, run_id)
+
+
+def local_holders(home: Path) -> list[Holder]:
+    """Live holders of a local home's leases (none when the home has no ledger yet)."""
+    from funnelops.backends.local.home import LocalHome
+
+    return LeaseStore(LedgerDB(LocalHome(home).ledger)).live_holders()
 
 
 class LeaseStore:
@@ -157,7 +157,7 @@ class LeaseStore:
             row = con.execute("SELECT * FROM leases WHERE workflow = ?", (workflow,)).fetchone()
             if row is None or not holder_alive(row):
                 return None
-            return _holder(con, row)
+            return holder_from_row(con, row)
 
     def owned_by(self, workflow: str, owner: str) -> bool:
         with self.db.read() as con:
@@ -207,6 +207,14 @@ class LeaseStore:
     def release(self, workflow: str, owner: str) -> None:
         with self.db.write() as con:
             con.execute("DELETE FROM leases WHERE workflow = ? AND owner = ?", (workflow, owner))
+
+    def live_holders(self) -> list[Holder]:
+        """Every live holder, across workflows (dead holders do not count)."""
+        if not self.db.exists():
+            return []
+        with self.db.read() as con:
+            rows = con.execute("SELECT * FROM leases ORDER BY workflow").fetchall()
+            return [holder_from_row(con, r) for r in rows if holder_alive(r)]
 
     def all(self) -> list[dict]:
         if not self.db.exists():

@@ -13,11 +13,11 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from funnelops.backends.local import ledger_integrity as integrity
+from funnelops.backends.types import now_iso  # noqa: F401 -- re-exported: the local modules' clock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,11 +48,6 @@ CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT,
   data TEXT NOT NULL DEFAULT '{}');
 """
-
-
-def now_iso() -> str:
-    """Now, as ISO 8601 with offset (UTC)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class LedgerDB:

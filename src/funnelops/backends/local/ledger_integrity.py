@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
+from funnelops.backends.local.home import LocalHome
 from funnelops.errors import CorruptState, ReadOnlyHome
 
 MARKER_KEY = "ledger"
@@ -32,15 +33,16 @@ def home_evidence(home: Path) -> list[str]:
     """What shows that `home` was used before (so a ledger must already exist there)."""
     home = Path(home)
     found: list[str] = []
-    wh = home / "warehouse.duckdb"
+    paths = LocalHome(home)
+    wh = paths.warehouse
     if wh.is_file() and wh.stat().st_size > 0:
         found.append(str(wh))
-    buckets = home / "buckets"
+    buckets = paths.buckets
     if buckets.is_dir():
         made = sorted(e.name for e in os.scandir(buckets) if (Path(e.path) / ".bucket.json").is_file())
         if made:
             found.append(f"{buckets} ({', '.join(made)})")
-    runs = home / "runs"
+    runs = paths.runs
     if runs.is_dir() and any(os.scandir(runs)):
         found.append(str(runs))
     return found

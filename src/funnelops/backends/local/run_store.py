@@ -8,8 +8,8 @@ import sqlite3
 from typing import Any
 
 from funnelops.backends.local.leases import pid_alive
-from funnelops.runs.model import RunRecord
-from funnelops.backends.local.ledger_db import LedgerDB, now_iso
+from funnelops.backends.local.ledger_db import LedgerDB
+from funnelops.backends.types import RunRecord, now_iso
 
 ACTIVE = ("PENDING", "RUNNING")
 

@@ -30,6 +30,7 @@ from typing import Any
 from funnelops.backends.local.leases import LeaseStore, default_expiry_s
 from funnelops.backends.local.renewal import LeaseKeeper
 from funnelops.backends.local.run_store import RunStore
+from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.ledger_db import LedgerDB, now_iso
 
 PR_SET_PDEATHSIG = 1
@@ -75,7 +76,7 @@ class Supervisor:
         self.home = Path(home)
         self.run_id = run_id
         self.project = project
-        db = LedgerDB(self.home / "ledger.sqlite")
+        db = LedgerDB(LocalHome(self.home).ledger)
         self.runs = RunStore(db)
         self.leases = LeaseStore(db)
         self.owner = f"run-{run_id}"
@@ -165,7 +166,7 @@ class Supervisor:
         if run is None or run.terminal:
             return 1
         signal.signal(signal.SIGTERM, lambda *_: (self.stop.set(), self.terminate_children()))
-        log_dir = Path(run.log_dir or self.home / "runs" / str(self.run_id))
+        log_dir = Path(run.log_dir) if run.log_dir else LocalHome(self.home).run_logs(self.run_id)
         log_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.leases.heartbeat(run.workflow, self.owner, os.getpid())

@@ -25,6 +25,7 @@ from typing import Iterator
 
 from funnelops.errors import BackendError
 from funnelops.backends.local import ledger_integrity as integrity
+from funnelops.backends.local.home import LocalHome
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("FUNNELOPS_WAREHOUSE_LOCK_TIMEOUT", "600"))
 
@@ -57,7 +58,8 @@ def file_lock(lock_path: Path, *, exclusive: bool, timeout: float = DEFAULT_TIME
 
 def home_dirs(home: Path) -> list[Path]:
     """The folders of a home that project SQL may read and write: its buckets and temp files."""
-    return [Path(home) / "buckets", Path(home) / "tmp"]
+    paths = LocalHome(home)
+    return [paths.buckets, paths.tmp]
 
 
 def confine(con, allowed: list[Path], time_zone: str | None = None) -> None:

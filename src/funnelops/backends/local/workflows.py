@@ -155,9 +155,9 @@ class SchedulerStore:
             if cur.rowcount == 0:
                 raise BackendError(f"scheduler '{sid}' does not exist", "run `funnelops job create-infra` first")
 
-    def mark_fired(self, sid: str, when: str) -> None:
+    def mark_fired(self, scheduler_id: str, when: str) -> None:
         with self.db.write() as con:
-            con.execute("UPDATE schedulers SET last_fire = ? WHERE id = ?", (when, sid))
+            con.execute("UPDATE schedulers SET last_fire = ? WHERE id = ?", (when, scheduler_id))
 
     def delete(self, sid: str) -> None:
         with self.db.write() as con:

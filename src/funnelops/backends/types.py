@@ -1,0 +1,186 @@
+"""The values that cross the backend contract: runs, lease holders, stages, scheduler states.
+
+They live here, below every backend, so that a backend returns them without importing the core
+(`runs`, `lifecycle`, `cli`): the arrows point one way (see docs/architecture.md). `backends.base`
+re-exports them with the Protocols; `runs.model` re-exports the run types for the core. Only
+`errors` is imported from above.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from funnelops.errors import RunInProgress
+
+STATES = ("PENDING", "RUNNING", "DONE", "FAILED", "CANCELLED", "LOST")
+TERMINAL = ("DONE", "FAILED", "CANCELLED", "LOST")
+TRIGGERS = ("initial-load", "forced", "scheduled", "manual")
+
+
+def now_iso() -> str:
+    """Now, as ISO 8601 with offset (UTC): the one clock every record is stamped with."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def default_actor() -> str:
+    """Who is acting: FUNNELOPS_ACTOR (pipelines set it), else user@host."""
+    env = os.environ.get("FUNNELOPS_ACTOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 -- no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class RunRecord:
+    """One workflow run, as every backend reports it (local ids are ints, gcp ids operation names)."""
+
+    id: int | str
+    workflow: str
+    state: str
+    trigger: str
+    actor: str
+    args: list[str] = field(default_factory=list)
+    created_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    rows: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    log_dir: str | None = None
+    pid: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("pid", None)
+        return out
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a workflow's lease: what a refusal tells the user."""
+
+    workflow: str
+    run_id: int | str | None
+    owner: str
+    acquired_at: str
+    trigger: str | None = None
+    actor: str | None = None
+
+    def describe(self) -> str:
+        by = {"scheduled": "the scheduler", "forced": "a forced run", "initial-load": "the initial load"}.get(
+            self.trigger or "", self.actor or self.owner)
+        when = _local_clock(self.acquired_at)
+        run = f"run {self.run_id}" if self.run_id is not None else f"owner {self.owner}"
+        actor = f" ({self.actor})" if self.actor and by != self.actor else ""
+        return f"{run}, started {when} by {by}{actor}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _local_clock(iso: str) -> str:
+    """'2026-11-27T13:37:44+00:00' -> '08:37:44' in this machine's time zone."""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
+    except (TypeError, ValueError):
+        return iso
+
+
+@dataclass(frozen=True)
+class RunLease:
+    """A workflow's lease, taken for one run about to start (what `Runtime.acquire` returns).
+
+    The coordinator hands it back to the same runtime's `launch` and `release`; `handle` is the
+    backend's own lease object (gcp: the GCS object's generation and body), opaque to the core.
+    """
+
+    workflow: str
+    owner: str
+    trigger: str
+    actor: str
+    extra_args: tuple[str, ...] = ()
+    run_id: int | str | None = None  # known at acquire time when the record is written with the lease
+    handle: Any = None
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """A completed lifecycle stage in the ledger."""
+
+    stage: str
+    completed_at: str
+    spec_hash: str
+    actor: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SchedulerState:
+    """A scheduler as operated (not as declared): the same fields on every backend.
+
+    `last_fire` is when it last fired (local: the daemon's or a force's slot; gcp: Cloud
+    Scheduler's lastAttemptTime); `reported_next` is the backend's own next fire when it keeps
+    one (gcp's scheduleTime; None locally, where `status` computes it from the cron).
+    """
+
+    id: str
+    paused: bool
+    last_fire: str | None = None
+    reported_next: str | None = None
+    state: str = ""
+    schedule: str = ""
+    time_zone: str = ""
+    workflow: str = ""
+    last_status: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def refuse(holder: Holder) -> RunInProgress:
+    """The refusal of a second run while `holder` runs: the same words on every backend."""
+    return RunInProgress(
+        f"workflow '{holder.workflow}' is already running: {holder.describe()}",
+        f"wait for it to end (`funnelops logs {holder.run_id} --follow`) or cancel it "
+        f"(`funnelops cancel {holder.run_id}`); no second run was started",
+        holder=holder.to_dict())
+
+
+class EventSink(Protocol):
+    """What `record_refusal` needs of a ledger."""
+
+    def record_event(self, kind: str, subject: str, data: dict[str, Any]) -> None: ...
+
+
+def record_refusal(ledger: EventSink | None, subject: str, exc: Exception, **data: Any) -> None:
+    """Audit a refusal (a run in progress, a stage or job order) as a `refused` event.
+
+    Best effort: the refusal itself is what the user must see, so a ledger that cannot be
+    written (or none at all) never replaces it with another error.
+    """
+    if ledger is None:
+        return
+    body = {"reason": getattr(exc, "kind", type(exc).__name__), "message": getattr(exc, "message", str(exc)),
+            "actor": data.pop("actor", None) or default_actor(), **data}
+    holder = getattr(exc, "details", {}).get("holder")
+    if holder is not None and "holder" not in body:
+        body["holder"] = holder
+    try:
+        ledger.record_event("refused", subject, body)
+    except Exception:  # noqa: BLE001 -- see the docstring
+        pass

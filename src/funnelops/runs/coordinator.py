@@ -1,0 +1,102 @@
+"""Starting, following and cancelling runs: the order written once, over each runtime's primitives.
+
+A start is refuse -> lease -> launch -> record on every backend: refuse (and audit) while the
+workflow has a live holder; take its lease (`Runtime.acquire`, which raises RunInProgress when
+another starter won the race, audited too); launch the run; and if the launch fails, give the
+lease back through `Runtime.release` (which keeps it when a run may exist). A backend says how
+each step is done (a SQLite transaction, a GCS object with a precondition, a Dataproc call),
+never in which order, so the overlap guarantee is reasoned about here once.
+
+`wait` is the one polling loop (the CLI's jobs, `cancel`, the tests), with the backend's poll
+backoff; `cancel` asks a run to stop, waits the backend's grace, then kills it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from funnelops.backends.types import RunRecord, now_iso, record_refusal, refuse
+from funnelops.errors import BackendError, RunInProgress, UsageError
+
+if TYPE_CHECKING:
+    from funnelops.backends.base import Backend, Runtime
+
+MAX_POLL_S = 2.0  # a backing-off wait polls at least this often (or every poll_s, if longer)
+
+
+def refuse_if_running(backend: "Backend", workflow: str, *, trigger: str | None = None,
+                      actor: str | None = None, **audit: Any) -> None:
+    """Raise RunInProgress (audited as a `refused` event) if `workflow` has a live holder."""
+    holder = backend.runtime.holder(workflow)
+    if holder is not None:
+        err = refuse(holder)
+        record_refusal(backend.ledger, workflow, err, trigger=trigger, actor=actor, **audit)
+        raise err
+
+
+def start(backend: "Backend", workflow: str, *, trigger: str, actor: str, extra_args: Sequence[str] = (),
+          scheduler: str | None = None) -> RunRecord:
+    """Start one run of `workflow` (firing `scheduler` when given); RunInProgress if one is running."""
+    runtime = backend.runtime
+    refuse_if_running(backend, workflow, trigger=trigger, actor=actor)
+    try:
+        lease = runtime.acquire(workflow, trigger=trigger, actor=actor, extra_args=tuple(extra_args))
+    except RunInProgress as exc:  # another starter won the race between our look and our take
+        record_refusal(backend.ledger, workflow, exc, trigger=trigger, actor=actor)
+        raise
+    try:
+        return runtime.launch(lease, scheduler=scheduler)
+    except BaseException as exc:
+        runtime.release(lease, exc)
+        raise
+
+
+def force_scheduler(backend: "Backend", scheduler_id: str, workflow: str, *, actor: str) -> RunRecord:
+    """Fire a scheduler now: a `forced` run of its workflow, recorded as the scheduler's last fire."""
+    run = start(backend, workflow, trigger="forced", actor=actor, scheduler=scheduler_id)
+    backend.schedulers.mark_fired(scheduler_id, now_iso())
+    return run
+
+
+def wait(runtime: "Runtime", run_ids: Sequence[int | str], poll_s: float = 0.2,
+         on_change: Callable[[RunRecord], None] | None = None, timeout: float | None = None) -> list[RunRecord]:
+    """Follow runs until all have ended (or `timeout` seconds); `on_change` sees each new state.
+
+    Returns the runs' last records in the order of `run_ids`. A run the backend does not know
+    is an error: waiting for it would never end.
+    """
+    ids = [str(r) for r in run_ids]
+    last: dict[str, RunRecord] = {}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = max(0.05, poll_s)
+    while True:
+        for rid in ids:
+            if rid in last and last[rid].terminal:
+                continue
+            rec = runtime.get(rid)
+            if rec is None:
+                raise BackendError(f"run {rid} is unknown here", "list runs with `funnelops runs`")
+            if on_change is not None and (rid not in last or last[rid].state != rec.state):
+                on_change(rec)
+            last[rid] = rec
+        if all(last[r].terminal for r in ids):
+            return [last[r] for r in ids]
+        if deadline is not None and time.monotonic() > deadline:
+            return [last[r] for r in ids]
+        time.sleep(delay)
+        delay = min(delay * runtime.poll_backoff, max(poll_s, MAX_POLL_S))
+
+
+def cancel(runtime: "Runtime", run_id: int | str) -> RunRecord:
+    """Stop a run in progress: ask it to stop, wait the backend's grace, then kill it."""
+    run = runtime.get(run_id)
+    if run is None:
+        raise UsageError(f"no run {run_id}", "see `funnelops runs`")
+    if run.terminal:
+        return run
+    if runtime.stop(run):
+        done = wait(runtime, [run.id], poll_s=0.1, timeout=runtime.stop_grace_s)
+        if done and done[0].terminal:
+            return done[0]
+    return runtime.kill(run)
