@@ -141,7 +141,7 @@ def baseline(home: Path) -> None:
 def pyspark_trusted(rows: int, work: Path) -> tuple[float, float]:
     from funnelops.flows import raw as rawmod
     from funnelops.flows.engine import SparkEngine, activate
-    from funnelops.flows.generate import generate_raw
+    from funnelops.lifecycle.sample_data import generate_raw
     from funnelops.flows.registry import load_trusted, trusted_names
     from funnelops.spec.loader import load_project
     import duckdb
@@ -178,7 +178,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.baseline_home:
         return baseline(Path(a.baseline_home))
-    from funnelops.flows.generate import generate_raw
+    from funnelops.lifecycle.sample_data import generate_raw
     from funnelops.backends.local import LocalBackend
     from funnelops.plan.apply import apply_plan
     from funnelops.plan.diff import build_plan

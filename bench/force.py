@@ -8,7 +8,7 @@
    moment the command is launched. Median of --rounds; each round waits for the run to end.
    Target <= 0.5 s.
 2. next_fire_10k_s: next fire time of 10,000 schedulers, cold caches (parsing included); median
-   of 5 of `funnelops.scheduler.bench.bench_next_fire` on the `distinct` population (almost every
+   of 5 of `bench/next_fire.py:bench_next_fire` on the `distinct` population (almost every
    scheduler has its own cron and time zone). Target <= 0.2 s.
 
 The last line printed is one JSON object with the keys `force_to_running_s` and `next_fire_10k_s`.
@@ -105,7 +105,7 @@ def force_once(project: Path, home: Path, timeout: float = 60.0) -> float:
 
 
 def next_fire_10k(repeat: int = 5) -> float:
-    from funnelops.scheduler.bench import bench_next_fire
+    from next_fire import bench_next_fire  # bench/next_fire.py (this script's folder is on sys.path)
 
     return statistics.median(bench_next_fire(10_000, kind="distinct", cold=True) for _ in range(repeat))
 

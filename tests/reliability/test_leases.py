@@ -224,7 +224,7 @@ def test_flows_commit_only_while_their_run_holds_a_fresh_lease(tmp_path, monkeyp
     from datetime import date
 
     from funnelops.flows.cli import main
-    from funnelops.flows.generate import generate_raw
+    from funnelops.lifecycle.sample_data import generate_raw
     from funnelops.plan.apply import apply_plan
     from funnelops.plan.diff import build_plan
     from funnelops.backends.local.leases import LeaseStore

@@ -331,7 +331,7 @@ def test_flow_file_names_must_be_identifiers(tmp_path, bad, capsys, monkeypatch)
 def test_home_path_with_a_quote_runs_trusted_and_refined(tmp_path, funnel, monkeypatch, capsys):
     from funnelops.backends.local import LocalBackend
     from funnelops.flows.cli import main
-    from funnelops.flows.generate import generate_raw
+    from funnelops.lifecycle.sample_data import generate_raw
     from funnelops.plan.apply import apply_plan
     from funnelops.plan.diff import build_plan
 

@@ -21,7 +21,7 @@ if shutil.which("java") is None:
 
 from funnelops.flows import raw as rawmod  # noqa: E402
 from funnelops.flows.engine import DuckEngine, SparkEngine, activate  # noqa: E402
-from funnelops.flows.generate import generate_raw  # noqa: E402
+from funnelops.lifecycle.sample_data import generate_raw  # noqa: E402
 from funnelops.flows.registry import load_trusted, trusted_names  # noqa: E402
 from funnelops.spec.loader import load_project  # noqa: E402
 

@@ -25,7 +25,7 @@ from funnelops.flows import spark_io, spark_trusted, trusted  # noqa: E402
 from funnelops.flows.args import resolve_period  # noqa: E402
 from funnelops.flows.context import RunContext  # noqa: E402
 from funnelops.flows.engine import SparkEngine  # noqa: E402
-from funnelops.flows.generate import generate_raw  # noqa: E402
+from funnelops.lifecycle.sample_data import generate_raw  # noqa: E402
 from funnelops.flows.registry import load_trusted, trusted_names  # noqa: E402
 from funnelops.spec.loader import load_project  # noqa: E402
 

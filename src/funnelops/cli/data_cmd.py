@@ -1,4 +1,4 @@
-"""`funnelops data generate`: realistic raw data for the Funnel in the project's raw bucket.
+"""`funnelops data generate`: sample raw data, made by the project's own generator, in its raw bucket.
 
 The typer part stays tiny; :func:`run_generate` does the work so the main CLI can register this
 sub-app and pass the project and home from its own global options.
@@ -31,29 +31,25 @@ def default_range(time_zone: str) -> tuple[date, date]:
 def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start: date | None = None,
                  end: date | None = None, seed: int = DEFAULT_SEED, as_json: bool = False,
                  replace: bool = False) -> dict:
-    """Generate the raw data and print a summary (or the JSON report); returns the report dict.
+    """Run the project's sample-data generator and print its summary (or the JSON report); returns
+    the report dict.
 
-    Refuses (exit 2) when the raw trees already hold files and `replace` is off, and (exit 3)
-    while any run holds a lease; either way nothing is written."""
-    from funnelops.flows.generate import generate_raw
-    from funnelops.spec.loader import load_project
-
+    Refuses (exit 2) when the project declares no generator, or when the raw trees already hold
+    files and `replace` is off, and (exit 3) while any run holds a lease; either way nothing is
+    written."""
     from funnelops.backends.local.home_perms import private_home
+    from funnelops.lifecycle.sample_data import generate_raw, summary_text
+    from funnelops.spec.loader import load_project
 
     loaded = load_project(project_path)
     private_home(Path(home))
     d_start, d_end = default_range(loaded.spec.project.time_zone)
-    report = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed,
-                          replace=replace).to_dict()
+    generated = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed, replace=replace)
+    report: dict = generated.to_dict()
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
     else:
-        dirty = ", ".join(f"{k}={v}" for k, v in report["dirty"].items())
-        print(f"generated {report['rows']:,} rows in {report['csv_files']:,} CSV extracts and "
-              f"{report['target_files']} target workbooks ({report['start']} .. {report['end']}, "
-              f"seed {report['seed']}) in {report['seconds']:.1f}s")
-        print(f"  into {report['bucket_dir']}")
-        print(f"  dirty rows: {dirty}; stray BOM in {', '.join(report['bom_files'])}")
+        print(summary_text(generated))
     return report
 
 
@@ -68,9 +64,10 @@ def generate(
                                  help="Delete what the raw bucket's extract folders hold and write the new data "
                                       "(without it, a folder that holds files is refused)."),
 ) -> None:
-    """Write daily CSV extracts and monthly target workbooks, with a known share of dirty rows.
+    """Write sample raw data with the project's generator (`data: {generator: ...}` in its file).
 
-    The files appear all at once (written aside, then renamed into place); refused while any
+    The example Funnel's writes daily CSV extracts and monthly target workbooks with a known share
+    of dirty rows. The files appear all at once (written aside, then renamed into place); refused while any
     workflow run is in progress."""
     from funnelops.cli.context import esc, get_ctx
 

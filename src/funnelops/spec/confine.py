@@ -2,7 +2,8 @@
 
 Three rules, each a small function over the loaded project that adds located problems:
 
-- `main`: a module name or a .py file inside the project folder (see :mod:`funnelops.spec.mains`).
+- `main`: a module name or a .py file inside the project folder (see :mod:`funnelops.spec.mains`);
+  `data.generator`, the sample-data generator, a .py file inside the project folder.
 - Reserved names: `home` and `project` say where a run's state and definition are; the runtime
   sets them (FUNNELOPS_HOME / FUNNELOPS_PROJECT, and `--home`/`--project` appended last to the
   flows program), so no variable or argument may set them (`variables: {home: /elsewhere}` made the
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 from funnelops.errors import ProblemCollector
 from funnelops.spec.mains import HINT as MAIN_HINT
-from funnelops.spec.mains import main_problem
+from funnelops.spec.mains import generator_problem, main_problem
 from funnelops.spec.models import arg_key, variable_args
 
 if TYPE_CHECKING:
@@ -50,6 +51,12 @@ def check_mains(loaded: "LoadedProject", file: str, c: ProblemCollector) -> None
             if problem:
                 c.add(file, loaded.line_of(("workflows", i, "jobs", k, "main")),
                       f"workflows[{w.name}].jobs[{job.step_id}].main", problem, MAIN_HINT)
+    data = loaded.spec.data
+    if data is not None:
+        problem = generator_problem(data.generator, loaded.base_dir)
+        if problem:
+            c.add(file, loaded.line_of(("data", "generator")), "data.generator", problem,
+                  "name a .py file inside the project folder, relative to the project file (generate.py)")
 
 
 def _arg_lists(loaded: "LoadedProject"):

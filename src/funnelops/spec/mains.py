@@ -28,22 +28,35 @@ def main_problem(main: str, project_dir: Path | None) -> str | None:
     """Why `main` may not run (None when it may). `project_dir` None: only modules are allowed."""
     if is_module(main):
         return None
-    if main.startswith("/") or main.startswith("~"):
-        return f"main '{main}' is an absolute path"
-    if not main.endswith(".py"):
-        return f"main '{main}' is neither a module name nor a .py file"
-    if ".." in main.split("/") or not REL_FILE.match(main):
-        return f"main '{main}' is not a plain relative path (letters, digits, _ . - and /, no '..')"
+    return file_problem(main, project_dir, "main")
+
+
+def generator_problem(generator: str, project_dir: Path | None) -> str | None:
+    """Why the project's sample-data generator (`data.generator`) may not run: the same rule as a
+    file main (a .py file inside the project folder); a module name is not allowed, since
+    funnelops loads the generator by path and never imports a project by name."""
+    return file_problem(generator, project_dir, "generator")
+
+
+def file_problem(rel: str, project_dir: Path | None, what: str) -> str | None:
+    """Why `rel` is not a .py file inside `project_dir` (None when it is); `what` names the field."""
+    if rel.startswith("/") or rel.startswith("~"):
+        return f"{what} '{rel}' is an absolute path"
+    if not rel.endswith(".py"):
+        return (f"{what} '{rel}' is neither a module name nor a .py file" if what == "main"
+                else f"{what} '{rel}' is not a .py file")
+    if ".." in rel.split("/") or not REL_FILE.match(rel):
+        return f"{what} '{rel}' is not a plain relative path (letters, digits, _ . - and /, no '..')"
     if project_dir is None:
-        return f"main '{main}' is a file, but the project folder is not known here"
+        return f"{what} '{rel}' is a file, but the project folder is not known here"
     base = Path(project_dir).resolve()
-    target = (base / main).resolve()
+    target = (base / rel).resolve()
     try:
         target.relative_to(base)
     except ValueError:
-        return f"main '{main}' leads outside the project folder (through a symlink)"
+        return f"{what} '{rel}' leads outside the project folder (through a symlink)"
     if not target.is_file():
-        return f"main '{main}' is not a file in the project folder ({target})"
+        return f"{what} '{rel}' is not a file in the project folder ({target})"
     return None
 
 

@@ -233,6 +233,13 @@ class Scheduler(Strict):
     paused: bool = False
 
 
+class SampleData(Strict):
+    """Where the project's sample raw data comes from (`funnelops data generate`, `funnelops demo`)."""
+
+    generator: str = Field(description="a .py file inside the project folder, relative to the project file, "
+                                       "that writes sample raw data (contract: funnelops.lifecycle.sample_data)")
+
+
 class ProjectSpec(Strict):
     """The whole project definition."""
 
@@ -246,6 +253,7 @@ class ProjectSpec(Strict):
     views: list[View] = []
     workflows: list[Workflow] = []
     schedulers: list[Scheduler] = []
+    data: SampleData | None = None
 
     def bucket_for(self, role: str) -> Bucket | None:
         return next((b for b in self.buckets if b.role == role), None)

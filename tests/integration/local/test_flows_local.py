@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from funnelops.flows.cli import main
-from funnelops.flows.generate import generate_raw
+from funnelops.lifecycle.sample_data import generate_raw
 from funnelops.backends.local import LocalBackend
 from funnelops.plan.apply import apply_plan
 from funnelops.plan.diff import build_plan

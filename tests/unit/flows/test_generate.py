@@ -1,11 +1,12 @@
-"""The raw data generator: deterministic, in the delivered layout, with the dirt it reports."""
+"""The example project's raw data generator (projects/funnel/generate.py, loaded by path as
+funnelops does): deterministic, in the delivered layout, with the dirt it reports."""
 
 import hashlib
 from datetime import date
 from pathlib import Path
 
 from funnelops.cli.data_cmd import run_generate
-from funnelops.flows.generate import EXPECTED_RULE, generate_raw
+from funnelops.lifecycle.sample_data import generate_raw, load_generator
 
 PROJECT = Path(__file__).resolve().parents[3] / "projects" / "funnel" / "funnel.yaml"
 
@@ -41,7 +42,7 @@ def test_same_seed_same_files_and_layout(tmp_path, funnel):
 
 def test_every_dirty_kind_is_present_and_mapped(tmp_path, funnel):
     r = generate_raw(funnel, tmp_path, 60000, date(2024, 1, 1), date(2024, 1, 31), seed=9)
-    assert set(r.dirty) == set(EXPECTED_RULE)
+    assert set(r.dirty) == set(load_generator(funnel).EXPECTED_RULE)
     assert all(n > 0 for n in r.dirty.values())
     assert 0.01 < sum(r.dirty.values()) / r.rows < 0.04
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from funnelops.scheduler.bench import bench_next_fire, population
+from bench.next_fire import bench_next_fire, population
 
 
 def test_shared_expressions_meet_the_budget_with_margin():

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from funnelops.procs import pid_alive  # re-exported: callers find it beside the leases
 from funnelops.backends.local.ledger_db import LedgerDB
 from funnelops.backends.types import Holder, now_iso, refuse
 from funnelops.errors import RunInProgress
@@ -52,23 +53,6 @@ def renew_budget(expiry_s: float) -> float:
 
 def heartbeat_interval(expiry_s: float) -> float:
     return max(0.2, expiry_s / 4)
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True if the process exists and is not a zombie (a zombie has already ended)."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""Fixtures for the gcp tier: the in-repo contract double and fake-gcs-server.
+"""Pytest plugin of the gcp tier: the contract double and fake-gcs-server, as fixtures.
 
-Both are started once per worker (session scope: starting costs ~0.05 s for the double and
+Registered for the whole suite by ``tests/conftest.py`` (``pytest_plugins``), so the integration
+tier (tests/integration/gcp) and the end-to-end tier (tests/e2e) share one set of fixtures.
+Both servers are started once per worker (session scope: starting costs ~0.05 s for the double and
 ~0.1 s for fake-gcs-server) and handed to each test in a clean state. Both skip, rather than
 error, when the ``gcp``/``dev`` extras are not installed, so ``pytest`` works on a slim install.
 """
@@ -29,7 +31,7 @@ def _gcp_double_session() -> Iterator[Any]:
     _need("googleapiclient", "dev")  # ships the discovery documents the double enforces
     _need("google.cloud.dataproc_v1", "gcp")
     _need("google.cloud.scheduler_v1", "gcp")
-    from funnelops.testing.gcp_double import GcpDouble
+    from tests.gcp_double import GcpDouble
 
     with GcpDouble(op_duration_s=0.3) as double:
         yield double

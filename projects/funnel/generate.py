@@ -8,20 +8,27 @@ seconds and the same seed gives byte-identical files.
 Dirty rows are *extra* rows next to the clean ones (a duplicate copy, or a corrupted copy with its
 own new id), so the clean data stays consistent and each dirty row maps to exactly one quarantine
 rule. The report counts every kind; `EXPECTED_RULE` says which rule each kind must trip.
+
+This is the project's sample-data generator (`data: {generator: generate.py}` in funnel.yaml).
+funnelops loads it by path for `funnelops data generate` and `funnelops demo` and keeps the safety
+on its side (no run in progress, no silent overwrite, files written aside then renamed into the
+raw bucket); this module only makes the data. Its contract, checked by
+:mod:`funnelops.lifecycle.sample_data`:
+
+- `TREES`: the folders inside the raw bucket this generator owns (each replaced whole);
+- `generate(dest, rows, start, end, seed)`: write every file under `dest` (a scratch folder laid
+  out like the raw bucket) and return a report with `to_dict()`, a `bucket_dir` attribute that
+  funnelops sets to where the files end up, and optionally `summary()` (the CLI's text).
+
+It needs only DuckDB and openpyxl (both funnelops dependencies), not funnelops itself.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-
-from funnelops.errors import UsageError
-from funnelops.flows.atomic import fault_point, replace_dir
 
 CHANNELS = ["Web", "Referido", "Llamada en frío", "Evento", "Aliado comercial"]
 SEGMENTS = ["Pyme", "Corporativo", "Gobierno", "Persona natural"]
@@ -105,6 +112,15 @@ class GenerateReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self) -> str:
+        """What `funnelops data generate` prints: volumes, where the files went, the dirt."""
+        dirty = ", ".join(f"{k}={v}" for k, v in self.dirty.items())
+        return (f"generated {self.rows:,} rows in {self.csv_files:,} CSV extracts and "
+                f"{self.target_files} target workbooks ({self.start} .. {self.end}, "
+                f"seed {self.seed}) in {self.seconds:.1f}s\n"
+                f"  into {self.bucket_dir}\n"
+                f"  dirty rows: {dirty}; stray BOM in {', '.join(self.bom_files)}")
 
 
 def _lit_list(values: list[str]) -> str:
@@ -248,92 +264,13 @@ def _write_days(con, raw_root: Path, ent: Entity, days: list[date]) -> int:
     return n
 
 
-# the trees the generator owns in the raw bucket; each is replaced whole, by rename
+# the folders the generator owns in the raw bucket; funnelops replaces each whole, by rename
 TREES = (("FUNNEL", "TERADATA"), ("FUNNEL", "EXCEL", "metas"))
-STAGE_PREFIX = "generate-"
 
 
-def generate_raw(loaded, home: Path, rows: int, start: date, end: date, seed: int, *,
-                 replace: bool = False) -> GenerateReport:
-    """Write ~`rows` raw rows (all CSV entities together) for days `start`..`end` inclusive.
-
-    The files are written into a scratch folder under `<home>/tmp`, then each tree is moved into
-    the raw bucket by rename: a reader sees the old tree or the new one, never a half-written
-    one, and a kill -9 midway leaves the bucket as it was. A tree that already holds files is
-    replaced only with `replace`; nothing is written while any run holds a lease.
-    """
-    if rows < 1:
-        raise UsageError("--rows must be at least 1")
-    if end < start:
-        raise UsageError(f"--end {end} is before --start {start}")
-    bucket = loaded.spec.bucket_for("raw")
-    if bucket is None:
-        raise UsageError("the project has no bucket with role `raw`", "add one to the project's buckets")
-    home = Path(home)
-    raw_root = home / "buckets" / bucket.name
-    _refuse_unless_free(home, raw_root, replace)
-    tmp_root = home / "tmp"
-    _sweep_stale_stages(tmp_root)
-    stage = tmp_root / f"{STAGE_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
-    stage.mkdir(parents=True)
-    try:
-        report = _generate(stage, rows, start, end, int(seed))
-        report.bucket_dir = str(raw_root)
-        _refuse_unless_free(home, raw_root, replace)  # again: a run may have started meanwhile
-        fault_point("generate-before-commit")
-        for tree in TREES:
-            dest = raw_root.joinpath(*tree)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            stage.joinpath(*tree).mkdir(parents=True, exist_ok=True)
-            replace_dir(stage.joinpath(*tree), dest, stage / f"old-{tree[-1]}")
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return report
-
-
-def _refuse_unless_free(home: Path, raw_root: Path, replace: bool) -> None:
-    """Refuse while any run holds a lease (exit 3), or when a tree holds files and not `replace` (exit 2)."""
-    from funnelops.backends.local.leases import local_holders
-    from funnelops.runs.busy import refuse_while_running
-
-    refuse_while_running(local_holders(home), "generate raw data")
-    if replace:
-        return
-    for tree in TREES:
-        found = _first_entry(raw_root.joinpath(*tree))
-        if found is not None:
-            folder = raw_root.joinpath(*tree)
-            raise UsageError(f"{folder} is not empty (it holds {found.relative_to(folder)}, maybe more): "
-                             "generating would replace what is there",
-                             "pass --replace to delete it and write the generated data, or move those files "
-                             "elsewhere first; nothing was written")
-
-
-def _first_entry(folder: Path) -> Path | None:
-    """The first file (or symlink) anywhere under `folder`; None if it holds only empty folders."""
-    if not folder.is_dir():
-        return None
-    for root, dirs, files in os.walk(folder):
-        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
-        for name in sorted(files) + links:
-            return Path(root) / name
-    return None
-
-
-def _sweep_stale_stages(tmp_root: Path) -> None:
-    """Delete scratch folders of generators that died (kill -9 leaves them behind)."""
-    from funnelops.backends.local.leases import pid_alive
-
-    if not tmp_root.is_dir():
-        return
-    for stale in tmp_root.glob(f"{STAGE_PREFIX}*"):
-        pid = stale.name[len(STAGE_PREFIX):].split("-", 1)[0]
-        if stale.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _generate(raw_root: Path, rows: int, start: date, end: date, seed: int) -> GenerateReport:
-    """Write every file under `raw_root` (the scratch folder); returns the report."""
+def generate(raw_root: Path, rows: int, start: date, end: date, seed: int) -> GenerateReport:
+    """Write ~`rows` raw rows (all CSV entities together) for days `start`..`end` inclusive under
+    `raw_root` (funnelops passes a scratch folder laid out like the raw bucket); returns the report."""
     import duckdb
 
     t0 = time.perf_counter()

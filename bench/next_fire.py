@@ -1,5 +1,7 @@
 """The `next_fire_10k_s` figure of bench/force.py: next fire of 10,000 schedulers.
 
+    python bench/next_fire.py      (prints the figures of both populations, cold and parsed)
+
 Two populations, because caching makes them cost very different amounts:
 * ``shared``: the project's 4 seed crons with a random minute (<= 240 distinct expressions), one
   time zone: what real projects look like;
@@ -13,16 +15,22 @@ parsing, as in a freshly started ``scheduler list``.
 from __future__ import annotations
 
 import random
+import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
-from . import cron
+if __name__ == "__main__":  # run as a script: import funnelops from this checkout's src
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from funnelops.scheduler import cron  # noqa: E402
 
 SEED_CRONS = ("{m} 6 * * *", "{m} 7 1 * *", "{m} 8 1 1 *", "{m} 9 2 * *")
 ZONES = ("America/Bogota", "America/New_York", "Europe/Riga", "Etc/UTC")
 
 
 def population(n: int, kind: str = "distinct", seed: int = 0) -> list[tuple[str, str]]:
+    """`n` (cron, time zone) pairs of the `kind` population, the same for the same seed."""
     rng = random.Random(seed)
     if kind == "shared":
         return [(rng.choice(SEED_CRONS).format(m=rng.randrange(60)), "America/Bogota") for _ in range(n)]
@@ -57,7 +65,7 @@ def bench_next_fire(n: int = 10_000, *, kind: str = "distinct", cold: bool = Tru
     return time.perf_counter() - start
 
 
-if __name__ == "__main__":  # python -m funnelops.scheduler.bench
+if __name__ == "__main__":
     import json
 
     figures = {}
