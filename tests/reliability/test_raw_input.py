@@ -13,10 +13,12 @@ import duckdb
 import pytest
 
 from funnelops.flows.args import resolve_period
+from funnelops.backends.local.flows_runtime import LocalFolders
 from funnelops.flows.context import RunContext
+from funnelops.flows.engines.duckdb_trusted import DuckTrusted
 from funnelops.flows.raw import FlowSourceError
 from funnelops.flows.registry import FlowDefinitionError, trusted_names
-from funnelops.flows.trusted import run_trusted
+from funnelops.flows.trusted_runner import run_trusted
 from funnelops.spec.loader import load_project
 
 pytestmark = pytest.mark.reliability
@@ -60,9 +62,9 @@ class Raw:
         return p
 
     def run(self, name: str, period: str = "2024-03-05", granularity: str = "DAY", execution_type: str = "delta"):
-        ctx = RunContext(self.loaded, self.home, granularity, execution_type,
-                         resolve_period(granularity, period, "America/Bogota"))
-        [result] = run_trusted(ctx, [name])
+        ctx = RunContext(self.loaded, granularity, execution_type, resolve_period(granularity, period, "America/Bogota"))
+        with DuckTrusted.open(ctx, LocalFolders(self.home)) as engine:
+            [result] = run_trusted(ctx, [name], engine)
         return result
 
     def rows(self, prefix: str, order_by: str) -> list[dict]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from funnelops.flows.atomic import exchange, exchange_supported
-from funnelops.flows.partitions import lock_path, recover_swaps, replace_partitions
+from funnelops.backends.local.partitions import lock_path, recover_swaps, replace_partitions
 
 pytestmark = pytest.mark.reliability
 
@@ -45,7 +45,7 @@ def _env(**extra: str) -> dict:
 SWAP_CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from funnelops.flows.partitions import lock_path, replace_partitions
+    from funnelops.backends.local.partitions import lock_path, replace_partitions
     home = Path(sys.argv[1])
     table = home / "buckets" / "trusted" / "funnel_leads"
     replace_partitions(table, home / "tmp" / "work-1" / "data", "d", lambda d: True,

@@ -21,10 +21,14 @@ pyspark = pytest.importorskip("pyspark")
 if shutil.which("java") is None:
     pytest.skip("Java is not installed", allow_module_level=True)
 
-from funnelops.flows import spark_io, spark_trusted, trusted  # noqa: E402
+from funnelops.backends.local.flows_runtime import LocalFolders  # noqa: E402
+from funnelops.flows import spark_io  # noqa: E402
 from funnelops.flows.args import resolve_period  # noqa: E402
 from funnelops.flows.context import RunContext  # noqa: E402
 from funnelops.flows.engine import SparkEngine  # noqa: E402
+from funnelops.flows.engines.duckdb_trusted import DuckTrusted  # noqa: E402
+from funnelops.flows.engines.spark_trusted import SparkTrusted  # noqa: E402
+from funnelops.flows.trusted_runner import QUARANTINE, run_trusted  # noqa: E402
 from funnelops.lifecycle.sample_data import generate_raw  # noqa: E402
 from funnelops.flows.registry import load_trusted, trusted_names  # noqa: E402
 from funnelops.spec.loader import load_project  # noqa: E402
@@ -45,12 +49,24 @@ def loaded():
     return load_project(PROJECT)
 
 
-def _ctx(loaded, home: Path, granularity: str, execution_type: str, period: str = "2024") -> RunContext:
+def _ctx(loaded, granularity: str, execution_type: str, period: str = "2024") -> RunContext:
     """A run's context; a `full` run ignores the period, so any valid one does."""
     if execution_type == "full":
         granularity, period = "YEAR", "2024"
-    return RunContext(loaded=loaded, home=home, granularity=granularity, execution_type=execution_type,
+    return RunContext(loaded=loaded, granularity=granularity, execution_type=execution_type,
                       period=resolve_period(granularity, period, TZ))
+
+
+def _duck_run(ctx: RunContext, home: Path, names: list[str]):
+    """The local path: DuckDB over the home's buckets."""
+    with DuckTrusted.open(ctx, LocalFolders(home)) as engine:
+        return run_trusted(ctx, names, engine)
+
+
+def _spark_run(ctx: RunContext, names: list[str], spark, raw_root: str, trusted_root: str):
+    """The gcp path's engine on the test's session, over file:// roots."""
+    with SparkTrusted.open(ctx, spark.session, raw_root=raw_root, trusted_root=trusted_root) as engine:
+        return run_trusted(ctx, names, engine)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +75,7 @@ def world(tmp_path_factory, loaded):
     home = tmp_path_factory.mktemp("spark-io")
     report = generate_raw(loaded, home, 8000, date(2024, 1, 20), date(2024, 2, 12), seed=17)
     names = trusted_names(loaded.base_dir)
-    duck = {r.flow: r for r in trusted.run_trusted(_ctx(loaded, home, "DAY", "full"), names)}
+    duck = {r.flow: r for r in _duck_run(_ctx(loaded, "DAY", "full"), home, names)}
     raw = home / "buckets" / loaded.spec.bucket_for("raw").name
     return {"home": home, "report": report, "names": names, "duck": duck,
             "duck_trusted": home / "buckets" / loaded.spec.bucket_for("trusted").name,
@@ -96,14 +112,13 @@ def _compare_all(loaded, world, spark_root: Path) -> None:
     for name in world["names"]:
         target = load_trusted(loaded.base_dir, name).TARGET
         assert _same_rows(_rel(spark_root, target), _rel(world["duck_trusted"], target), name) > 0
-        q = f"{trusted.QUARANTINE}/{name}"
+        q = f"{QUARANTINE}/{name}"
         assert _same_rows(_rel(spark_root, q), _rel(world["duck_trusted"], q), q) == world["duck"][name].quarantined
 
 
 def test_full_build_equals_the_duckdb_path(spark, loaded, world):
-    ctx = _ctx(loaded, world["home"], "DAY", "full")
-    results = spark_trusted.run_trusted(ctx, world["names"], spark, raw_root=world["raw_uri"],
-                                        trusted_root=world["spark_trusted"].as_uri())
+    ctx = _ctx(loaded, "DAY", "full")
+    results = _spark_run(ctx, world["names"], spark, world["raw_uri"], world["spark_trusted"].as_uri())
     expected = world["report"].expected_quarantine()
     for r in results:
         d = world["duck"][r.flow]
@@ -119,12 +134,10 @@ def test_full_build_equals_the_duckdb_path(spark, loaded, world):
 def test_rerunning_periods_replaces_exactly_their_partitions(spark, loaded, world):
     root = world["spark_trusted"]
     if not (root / "leads").is_dir():
-        spark_trusted.run_trusted(_ctx(loaded, world["home"], "DAY", "full"), world["names"], spark,
-                                  raw_root=world["raw_uri"], trusted_root=root.as_uri())
+        _spark_run(_ctx(loaded, "DAY", "full"), world["names"], spark, world["raw_uri"], root.as_uri())
     for gran, period in (("DAY", "2024-02-03"), ("MONTH", "2024-02"), ("DAY", "2024-02-03")):
-        ctx = _ctx(loaded, world["home"], gran, "delta", period)
-        got = spark_trusted.run_trusted(ctx, world["names"], spark, raw_root=world["raw_uri"],
-                                        trusted_root=root.as_uri())
+        ctx = _ctx(loaded, gran, "delta", period)
+        got = _spark_run(ctx, world["names"], spark, world["raw_uri"], root.as_uri())
         assert all(r.read == r.kept + r.quarantined for r in got) and sum(r.read for r in got) > 0, gran
     # A partition of the period that the new output lacks is removed; one outside it is kept.
     leads = root / "leads"
@@ -132,8 +145,7 @@ def test_rerunning_periods_replaces_exactly_their_partitions(spark, loaded, worl
     for planted in ("event_date=2024-02-20", "event_date=2024-03-01"):
         (leads / planted).mkdir()
         shutil.copy(some, leads / planted / some.name)
-    spark_trusted.run_trusted(_ctx(loaded, world["home"], "MONTH", "delta", "2024-02"), ["leads"], spark,
-                              raw_root=world["raw_uri"], trusted_root=root.as_uri())
+    _spark_run(_ctx(loaded, "MONTH", "delta", "2024-02"), ["leads"], spark, world["raw_uri"], root.as_uri())
     assert not (leads / "event_date=2024-02-20").exists()
     assert (leads / "event_date=2024-03-01").is_dir()
     shutil.rmtree(leads / "event_date=2024-03-01")
@@ -144,10 +156,9 @@ def test_rerunning_periods_replaces_exactly_their_partitions(spark, loaded, worl
 
 
 def test_period_counts_equal_the_duckdb_path(spark, loaded, world, tmp_path):
-    ctx = _ctx(loaded, world["home"], "DAY", "delta", "2024-02-01")
-    duck = {r.flow: r for r in trusted.run_trusted(ctx, world["names"])}
-    got = spark_trusted.run_trusted(ctx, world["names"], spark, raw_root=world["raw_uri"],
-                                    trusted_root=(tmp_path / "t").as_uri())
+    ctx = _ctx(loaded, "DAY", "delta", "2024-02-01")
+    duck = {r.flow: r for r in _duck_run(ctx, world["home"], world["names"])}
+    got = _spark_run(ctx, world["names"], spark, world["raw_uri"], (tmp_path / "t").as_uri())
     for r in got:
         d = duck[r.flow]
         assert (r.read, r.kept, r.quarantined, r.rules) == (d.read, d.kept, d.quarantined, d.rules), r.flow

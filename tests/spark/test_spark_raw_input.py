@@ -17,11 +17,12 @@ pyspark = pytest.importorskip("pyspark")
 if shutil.which("java") is None:
     pytest.skip("Java is not installed", allow_module_level=True)
 
-from funnelops.flows import spark_trusted  # noqa: E402
 from funnelops.flows.args import resolve_period  # noqa: E402
 from funnelops.flows.context import RunContext  # noqa: E402
 from funnelops.flows.engine import SparkEngine  # noqa: E402
+from funnelops.flows.engines.spark_trusted import SparkTrusted  # noqa: E402
 from funnelops.flows.raw import FlowSourceError  # noqa: E402
+from funnelops.flows.trusted_runner import run_trusted  # noqa: E402
 from funnelops.spec.loader import load_project  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[2] / "projects" / "funnel" / "funnel.yaml"
@@ -44,9 +45,9 @@ def run(spark, tmp_path):
     raw.mkdir()
 
     def go(name: str):
-        ctx = RunContext(loaded, tmp_path / "home", "DAY", "delta",
-                         resolve_period("DAY", "2024-03-05", "America/Bogota"))
-        [r] = spark_trusted.run_trusted(ctx, [name], engine=spark, raw_root=raw.as_uri(), trusted_root=trusted.as_uri())
+        ctx = RunContext(loaded, "DAY", "delta", resolve_period("DAY", "2024-03-05", "America/Bogota"))
+        with SparkTrusted.open(ctx, spark.session, raw_root=raw.as_uri(), trusted_root=trusted.as_uri()) as engine:
+            [r] = run_trusted(ctx, [name], engine)
         return r
 
     def write(rel: str, text: str) -> Path:

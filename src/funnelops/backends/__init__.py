@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from funnelops.backends.base import Backend
+    from funnelops.flows.engines.base import FlowsRuntime
+
+FLOWS_BACKENDS = ("local", "gcp")
 
 
 def open_backend(name: str, loaded: Any, home: Path, *, reinit: bool = False) -> "Backend":
@@ -25,3 +28,22 @@ def open_backend(name: str, loaded: Any, home: Path, *, reinit: bool = False) ->
 
         return GcpBackend.for_project(loaded, home)
     raise UsageError(f"unknown backend '{name}'", "use --backend local or --backend gcp")
+
+
+def flows_runtime(name: str, *, home: Path, loaded: Any) -> "FlowsRuntime":
+    """What the flows program runs on for backend `name`: its engines, clients and overlap guard.
+
+    The flows package imports no backend; this registry builds the composition lazily, so the
+    gcp one (Spark, google-cloud) is only imported where it runs.
+    """
+    from funnelops.errors import UsageError
+
+    if name == "local":
+        from funnelops.backends.local.flows_runtime import local_flows_runtime
+
+        return local_flows_runtime(home, loaded)
+    if name == "gcp":
+        from funnelops.backends.gcp.flows_runtime import gcp_flows_runtime
+
+        return gcp_flows_runtime(home, loaded)
+    raise UsageError(f"unknown backend '{name}'", f"use one of: {', '.join(FLOWS_BACKENDS)}")

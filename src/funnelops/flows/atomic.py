@@ -4,7 +4,7 @@ A partition (or a generated tree) is replaced by exchanging two paths in one sys
 every instant the final path holds either the old complete folder or the new one, so a kill -9
 can never leave it missing. Where the kernel, the C library or the filesystem does not support
 the exchange, :func:`exchange` returns False and the caller falls back to a journaled two-step
-rename (see :mod:`funnelops.flows.partitions`).
+rename (see :mod:`funnelops.backends.local.partitions`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ with $FUNNELOPS_METRICS_FILE set, the run's metrics are also written there as JS
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import traceback
@@ -18,13 +17,7 @@ from pathlib import Path
 from funnelops.errors import EXIT_FAILURE, EXIT_OK, FunnelopsError, UsageError
 from funnelops.flows.args import parse_args, resolve_period
 from funnelops.flows.context import RunContext, write_metrics
-
-
-def _guard(ctx: RunContext):
-    """The workflow's overlap guard around the whole run: the same lease as the runner and the scheduler."""
-    from funnelops.backends.local.guard import workflow_lease
-
-    return workflow_lease(ctx.home)
+from funnelops.flows.engines.base import FlowsRuntime
 
 
 def _fail(message: str, hint: str | None = None) -> None:
@@ -33,8 +26,9 @@ def _fail(message: str, hint: str | None = None) -> None:
         print(f"hint: {hint}", file=sys.stderr)
 
 
-def build_context(argv: list[str]) -> tuple[RunContext, list[str], list[str]]:
-    """Parse arguments, load the project and select the flows; raises FunnelopsError."""
+def build_context(argv: list[str]) -> tuple[RunContext, list[str], list[str], Path]:
+    """Parse arguments, load the project and select the flows; returns the run's context, the
+    trusted and refined flows and the home folder. Raises FunnelopsError."""
     from funnelops.flows import registry
     from funnelops.spec.loader import load_project
 
@@ -43,42 +37,52 @@ def build_context(argv: list[str]) -> tuple[RunContext, list[str], list[str]]:
     if not project:
         raise UsageError("no project file", "pass --project=PATH or set FUNNELOPS_PROJECT")
     home = Path(args.home or os.environ.get("FUNNELOPS_HOME") or ".funnelops").resolve()
-    from funnelops.backends.local.home_perms import private_home
-
-    private_home(home)  # a run started by hand writes private files too (0700 / 0600)
     loaded = load_project(project)
     period = resolve_period(args.granularity, args.period, loaded.spec.project.time_zone)
     trusted = registry.select(args.trusted_flows, registry.trusted_names(loaded.base_dir), "trusted")
     refined = registry.select(args.refined_flows, registry.refined_names(loaded.base_dir), "refined")
-    ctx = RunContext(loaded=loaded, home=home, granularity=args.granularity,
-                     execution_type=args.execution_type, period=period, env=args.env)
-    return ctx, trusted, refined
+    ctx = RunContext(loaded=loaded, granularity=args.granularity, execution_type=args.execution_type,
+                     period=period, env=args.env)
+    return ctx, trusted, refined, home
 
 
-def run(ctx: RunContext, trusted: list[str], refined: list[str]) -> None:
-    from funnelops.flows.runtime import backend, layer_runners
+def open_runtime(ctx: RunContext, home: Path) -> FlowsRuntime:
+    """The runtime of the backend FUNNELOPS_BACKEND names (default `local`; the gcp launcher on
+    Dataproc sets `gcp`): its engines, its overlap guard."""
+    from funnelops.backends import FLOWS_BACKENDS, flows_runtime
 
-    run_trusted, run_refined = layer_runners()
+    name = (os.environ.get("FUNNELOPS_BACKEND") or "local").strip().lower()
+    if name not in FLOWS_BACKENDS:
+        raise UsageError(f"FUNNELOPS_BACKEND={name} is not valid", f"use one of: {', '.join(FLOWS_BACKENDS)}")
+    return flows_runtime(name, home=home, loaded=ctx.loaded)
+
+
+def run(ctx: RunContext, runtime: FlowsRuntime, trusted: list[str], refined: list[str]) -> None:
     what = "all periods" if ctx.full else f"{ctx.period.start} .. {ctx.period.end} (exclusive)"
-    where = "" if backend() == "local" else f" backend={backend()}"
-    print(f"flows: granularity={ctx.granularity} execution_type={ctx.execution_type} period={what}{where}",
+    print(f"flows: granularity={ctx.granularity} execution_type={ctx.execution_type} period={what}{runtime.label}",
           flush=True)
-    if backend() == "local":  # a swap cut short by kill -9 is settled before anything reads or writes
-        from funnelops.flows.partitions import recover_swaps
+    for part in runtime.recover():  # a swap cut short by kill -9 is settled before anything reads or writes
+        print(f"flows: put back partition {part} (a swap was cut short)", flush=True)
+    if trusted:
+        from funnelops.flows.trusted_runner import run_trusted
 
-        for part in recover_swaps(ctx.tmp_root):
-            print(f"flows: put back partition {part} (a swap was cut short)", flush=True)
-    ctx.results.extend(run_trusted(ctx, trusted))
-    ctx.results.extend(run_refined(ctx, refined))
+        with runtime.trusted(ctx) as engine:
+            ctx.results.extend(run_trusted(ctx, trusted, engine, runtime.guard.verify))
+    if refined:
+        from funnelops.flows.refined_runner import run_refined
+
+        with runtime.refined(ctx) as engine:
+            ctx.results.extend(run_refined(ctx, refined, engine, runtime.guard.verify))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ctx = None
     try:
-        ctx, trusted, refined = build_context(argv)
-        with _guard(ctx):
-            run(ctx, trusted, refined)
+        ctx, trusted, refined, home = build_context(argv)
+        runtime = open_runtime(ctx, home)
+        with runtime.guard.hold():
+            run(ctx, runtime, trusted, refined)
     except FunnelopsError as exc:
         _fail(exc.message, exc.hint)
         if ctx is not None:

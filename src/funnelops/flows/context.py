@@ -1,4 +1,8 @@
-"""What one run of the flows program knows: project, local layout, period, and what it measured."""
+"""What one run of the flows program knows: project, period, and what it measured.
+
+Where the data lives (folders, URIs, a warehouse) is not here: the backend's flows runtime
+(:class:`funnelops.flows.engines.base.FlowsRuntime`) gives each engine its locations.
+"""
 
 from __future__ import annotations
 
@@ -35,10 +39,9 @@ class FlowResult:
 
 @dataclass
 class RunContext:
-    """Local layout: a bucket is `<home>/buckets/<name>`, the warehouse is `<home>/warehouse.duckdb`."""
+    """One run's selection: which project, granularity, execution type and period."""
 
     loaded: object                 # funnelops.spec.project.LoadedProject
-    home: Path
     granularity: str
     execution_type: str
     period: Period                 # the selected period; `full` runs ignore it for selection
@@ -57,22 +60,12 @@ class RunContext:
     def time_zone(self) -> str:
         return self.loaded.spec.project.time_zone
 
-    def bucket_dir(self, role: str) -> Path:
+    def bucket_name(self, role: str) -> str:
+        """The name of the project's bucket with `role` (raw, trusted...)."""
         bucket = self.loaded.spec.bucket_for(role)
         if bucket is None:
             raise UsageError(f"the project has no bucket with role `{role}`", "add one to the project's buckets")
-        return self.home / "buckets" / bucket.name
-
-    @property
-    def warehouse_path(self) -> Path:
-        return self.home / "warehouse.duckdb"
-
-    @property
-    def tmp_root(self) -> Path:
-        """Scratch space on the same filesystem as the buckets, so finished output moves by rename."""
-        p = self.home / "tmp"
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+        return bucket.name
 
     def bounds(self) -> tuple[str, str]:
         if self.full:

@@ -53,6 +53,14 @@ def __getattr__(name: str) -> ModuleType | type:
     raise AttributeError(name)
 
 
+def tz_literal(tz: str) -> str:
+    """`tz` as a SQL string body, after checking it is a real zone name (it is spliced into SET)."""
+    from zoneinfo import ZoneInfo
+
+    ZoneInfo(tz)  # raises on anything that is not a real zone name
+    return tz.replace("'", "")
+
+
 class DuckEngine:
     """SQLFrame on a private in-memory DuckDB connection (never the warehouse file)."""
 
@@ -66,9 +74,7 @@ class DuckEngine:
 
         self.con = duckdb.connect(":memory:")
         if time_zone:
-            from funnelops.backends.local.warehouse_conn import _tz_literal
-
-            self.con.execute(f"SET TimeZone = '{_tz_literal(time_zone)}'")
+            self.con.execute(f"SET TimeZone = '{tz_literal(time_zone)}'")
         threads = threads or int(os.environ.get("FUNNELOPS_DUCKDB_THREADS", "0") or 0)
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")

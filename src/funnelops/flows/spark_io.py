@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 from funnelops.flows import raw as rawmod
 from funnelops.flows import source_checks as checks
@@ -196,29 +197,29 @@ def stage_csv(session, raw_root: str, files: list[tuple[date, str]], columns: tu
 
 
 # -- Excel -------------------------------------------------------------------------------------
-def read_bytes(uri: str, project: str | None = None) -> bytes:
-    """A whole object: gs:// through google-cloud-storage (honouring FUNNELOPS_STORAGE_ENDPOINT
-    via the gcp backend's clients), anything else as a local file."""
-    if uri.startswith("gs://"):
-        from funnelops.backends.gcp.clients import Clients
+def read_local(uri: str) -> bytes:
+    """A whole local file (`file://` URI or plain path); the default of the Excel staging.
 
-        bucket, _, name = uri[len("gs://"):].partition("/")
-        client = Clients(project or "", "").storage
-        return client.bucket(bucket).blob(name).download_as_bytes()
+    Other filesystems (``gs://``) are read by a function the backend injects (see the gcp flows
+    runtime), so this module imports no client library.
+    """
+    if re.match(r"^[a-z][a-z0-9+.-]*://", uri) and not uri.startswith("file://"):
+        raise FlowSourceError(f"cannot read {uri}: no reader for this filesystem was given",
+                              "run the gcp path through its flows runtime (FUNNELOPS_BACKEND=gcp)")
     path = uri[len("file://"):] if uri.startswith("file://") else uri
     with open(path, "rb") as f:
         return f.read()
 
 
 def stage_xlsx(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...],
-               project: str | None = None, allow_empty: bool = False) -> SparkStaged:
+               read_bytes: Callable[[str], bytes] | None = None, allow_empty: bool = False) -> SparkStaged:
     from pyspark.sql import types as T
     from python_calamine import CalamineWorkbook
 
     rows, rejects = [], []
     for i, (_, rel) in enumerate(files):
         try:
-            data = read_bytes(join_uri(raw_root, rel), project)
+            data = (read_bytes or read_local)(join_uri(raw_root, rel))
             sheet = (CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
                      .to_python(skip_empty_area=False))
         except Exception as exc:  # a missing object, a corrupt workbook: name the file
@@ -238,9 +239,10 @@ def stage_xlsx(session, raw_root: str, files: list[tuple[date, str]], columns: t
 
 
 def stage(session, raw_root: str, files: list[tuple[date, str]], columns: tuple[str, ...],
-          project: str | None = None, allow_empty: bool = False) -> SparkStaged:
+          allow_empty: bool = False, read_bytes: Callable[[str], bytes] | None = None) -> SparkStaged:
+    """Stage all-CSV or all-Excel `files`; `read_bytes` reads a whole workbook (default: local)."""
     if all(rel.lower().endswith(".csv") for _, rel in files):
         return stage_csv(session, raw_root, files, columns, allow_empty)
     if all(rel.lower().endswith(".xlsx") for _, rel in files):
-        return stage_xlsx(session, raw_root, files, columns, project, allow_empty)
+        return stage_xlsx(session, raw_root, files, columns, read_bytes, allow_empty)
     raise FlowSourceError("source files must be all .csv or all .xlsx")

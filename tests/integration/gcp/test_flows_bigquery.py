@@ -161,12 +161,12 @@ def test_excel_sources_are_downloaded_from_gcs(fake_gcs, monkeypatch):
     """On gcp the Spark path reads targets workbooks on the driver: bytes come from GCS through
     the backend's storage client (FUNNELOPS_STORAGE_ENDPOINT honoured), and a missing object
     fails naming the file."""
-    from funnelops.flows import spark_io
+    from funnelops.backends.gcp.flows_runtime import read_object
 
     monkeypatch.setenv("FUNNELOPS_STORAGE_ENDPOINT", fake_gcs.url)
     bucket = fake_gcs.new_bucket("raw")
     data = bytes(range(256)) * 4
     bucket.blob("FUNNEL/EXCEL/metas/2024/metas_202402.xlsx").upload_from_string(data)
-    assert spark_io.read_bytes(f"gs://{bucket.name}/FUNNEL/EXCEL/metas/2024/metas_202402.xlsx", "p") == data
+    assert read_object(f"gs://{bucket.name}/FUNNEL/EXCEL/metas/2024/metas_202402.xlsx", "p") == data
     with pytest.raises(Exception, match="metas_202403"):
-        spark_io.read_bytes(f"gs://{bucket.name}/FUNNEL/EXCEL/metas/2024/metas_202403.xlsx", "p")
+        read_object(f"gs://{bucket.name}/FUNNEL/EXCEL/metas/2024/metas_202403.xlsx", "p")

@@ -8,8 +8,10 @@ import duckdb
 import pytest
 
 from funnelops.flows.args import resolve_period
+from funnelops.backends.local.flows_runtime import LocalFolders
 from funnelops.flows.context import RunContext
-from funnelops.flows.trusted import run_trusted
+from funnelops.flows.engines.duckdb_trusted import DuckTrusted
+from funnelops.flows.trusted_runner import run_trusted
 from funnelops.spec.loader import load_project
 
 PROJECT = Path(__file__).resolve().parents[3] / "projects" / "funnel" / "funnel.yaml"
@@ -32,9 +34,10 @@ def flow_runner(tmp_path, funnel):
         return p
 
     def run(name: str, granularity: str = "DAY", period: str | None = None, execution_type: str = "delta"):
-        ctx = RunContext(funnel, tmp_path, granularity, execution_type,
+        ctx = RunContext(funnel, granularity, execution_type,
                          resolve_period(granularity, period or "2024-03-05", "America/Bogota"))
-        [result] = run_trusted(ctx, [name])
+        with DuckTrusted.open(ctx, LocalFolders(tmp_path)) as engine:
+            [result] = run_trusted(ctx, [name], engine)
         return result
 
     def rows(prefix: str, order_by: str) -> list[dict]:

@@ -48,7 +48,7 @@ def _unpack_project():
 
 _unpack_project()
 # On Dataproc the flows take the gcp path: Spark over gs:// for trusted, BigQuery for refined
-# (funnelops.flows.runtime); set here, not in the templates, so every template gets it.
+# (funnelops.backends.gcp.flows_runtime); set here, not in the templates, so every template gets it.
 os.environ.setdefault("FUNNELOPS_BACKEND", "gcp")
 os.environ.setdefault("FUNNELOPS_ENGINE", "spark")
 MAIN = {main!r}
