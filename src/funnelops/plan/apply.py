@@ -12,12 +12,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
-
 from funnelops.errors import BackendError, DataLossRefused, FunnelopsError
 from funnelops.plan.model import Change, Plan
-
-ProgressFn = Callable[[Change, str, float, str | None], None]
+from funnelops.reporting import QUIET, ApplyFinished, ApplyStarted, Reporter, ResourceFinished, ResourceStarted
 
 
 @dataclass
@@ -95,7 +92,7 @@ def _run_change(backend, c: Change) -> None:
         h.delete(c.name, c.observed)
 
 
-def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: ProgressFn | None = None,
+def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, reporter: Reporter = QUIET,
                max_parallel: int | None = None) -> ApplyResult:
     check_guards(plan, backend, allow_data_loss)
     preflight(plan, backend)
@@ -107,11 +104,11 @@ def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: 
     others = [c for c in todo if c.action != "delete"]
     workers = max(1, max_parallel or getattr(backend, "max_parallel", 4))
     session = backend.apply_session() if hasattr(backend, "apply_session") else nullcontext()
+    reporter.emit(ApplyStarted(plan.stage, len(todo), workers))
 
     def run(c: Change) -> float:
         t0 = time.perf_counter()
-        if progress:
-            progress(c, "start", 0.0, None)
+        reporter.emit(ResourceStarted(c.address, c.kind, c.action))
         _run_change(backend, c)
         return time.perf_counter() - t0
 
@@ -121,7 +118,7 @@ def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: 
             if result.failed:
                 result.skipped.append(c)
                 continue
-            _execute(pool.submit(run, c), c, result, progress)
+            _execute(pool.submit(run, c), c, result, reporter)
             pending_addrs.discard(c.address)
         running: dict[Future, Change] = {}
         queue = list(others)
@@ -152,33 +149,31 @@ def apply_plan(plan: Plan, backend, *, allow_data_loss: bool = False, progress: 
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
                 c = running.pop(f)
-                if not _execute(f, c, result, progress):
+                if not _execute(f, c, result, reporter):
                     blocked.add(c.address)
                 pending_addrs.discard(c.address)
     if hasattr(backend, "refresh"):
         backend.refresh()
     result.seconds = time.perf_counter() - started
+    reporter.emit(ApplyFinished(len(result.done), len(result.failed), len(result.skipped), result.seconds))
     return result
 
 
-def _execute(f: Future, c: Change, result: ApplyResult, progress: ProgressFn | None) -> bool:
+def _execute(f: Future, c: Change, result: ApplyResult, reporter: Reporter) -> bool:
     """Record how a change ended; True if it succeeded."""
     try:
         secs = f.result()
     except FunnelopsError as exc:
         result.failed.append((c, exc.message))
-        if progress:
-            progress(c, "failed", 0.0, exc.message)
+        reporter.emit(ResourceFinished(c.address, c.kind, c.action, error=exc.message))
         return False
     except Exception as exc:  # a backend error we did not foresee: keep it, name the resource
         msg = f"{type(exc).__name__}: {exc}"
         result.failed.append((c, msg))
-        if progress:
-            progress(c, "failed", 0.0, msg)
+        reporter.emit(ResourceFinished(c.address, c.kind, c.action, error=msg))
         return False
     result.done.append((c, secs))
-    if progress:
-        progress(c, "done", secs, None)
+    reporter.emit(ResourceFinished(c.address, c.kind, c.action, secs))
     return True
 
 
