@@ -51,7 +51,8 @@ def demo(
     seed: int = typer.Option(42, "--seed", help="Same seed, same data."),
 ) -> None:
     """Run the whole lifecycle on the local backend from an empty directory, then summarize the funnel."""
-    from funnelops.cli.lifecycle_cmd import ConsoleReporter, _hooks, _summary
+    from funnelops.cli.lifecycle_cmd import _summary
+    from funnelops.cli.reporter import ConsoleReporter
     from funnelops.cli.data_cmd import run_generate
     from funnelops.lifecycle.demo import funnel_summary, prepare_demo_dir
     from funnelops.lifecycle.pipelines import run_funnel_pipeline, run_workflow_pipeline
@@ -80,13 +81,12 @@ def demo(
         # the demo's home is its own: a re-run regenerates the data it wrote the first time
         run_generate(app.project_path, app.home, rows, None, None, seed, as_json=False, replace=True)
     loaded, backend, actor = app.project, app.backend, default_actor()
-    reporter, hooks = ConsoleReporter(app), _hooks(app)
+    reporter = ConsoleReporter(app)
     results = []
     for stage in ("IaC", "Initial data"):
-        results.append(run_funnel_pipeline(loaded, backend, stage, actor=actor, reporter=reporter, hooks=hooks))
+        results.append(run_funnel_pipeline(loaded, backend, stage, actor=actor, reporter=reporter))
         _summary(app, results[-1])
-    results.append(run_workflow_pipeline(loaded, backend, "Día", actor=actor, reporter=reporter, hooks=hooks,
-                                         wait=True))
+    results.append(run_workflow_pipeline(loaded, backend, "Día", actor=actor, reporter=reporter, wait=True))
     _summary(app, results[-1])
     summary = funnel_summary(app.home, loaded.spec.project.time_zone)
     render_summary(app, summary)

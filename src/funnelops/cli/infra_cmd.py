@@ -42,19 +42,6 @@ def spec_schema(ctx: typer.Context) -> None:
     typer.echo(json.dumps(project_json_schema(), indent=2, ensure_ascii=False))
 
 
-def _progress(console):
-    def show(change, status, secs, error):
-        from rich.markup import escape
-
-        if status == "start":
-            return
-        if status == "done":
-            console.print(f"  [green]✓[/] {change.action:<8} {escape(change.address)} [dim]({secs:.2f}s)[/]")
-        else:
-            console.print(f"  [red]✗[/] {change.action:<8} {escape(change.address)}: {escape(error or '')}")
-    return show
-
-
 def plan(
     ctx: typer.Context,
     stage: Optional[str] = typer.Option(
@@ -99,6 +86,7 @@ def create_infra(
                                          help="Allow replacing or deleting tables that hold rows."),
 ) -> None:
     """GCP create infra: apply the plan for a stage, in dependency order, and converge."""
+    from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle.infra import create_infra as do_create
     from funnelops.plan.render import summary_line
     from funnelops.resources import STAGE_TITLES, normalize_stage
@@ -115,7 +103,8 @@ def create_infra(
         return
     app.console.print(f"[bold]GCP create infra[/] — stage {STAGE_TITLES[stage_key]} on {app.backend_kind}")
     the_plan, result = do_create(loaded, app.backend, stage_key, actor=default_actor(),
-                                 allow_data_loss=allow_data_loss, progress=_progress(app.console))
+                                 allow_data_loss=allow_data_loss,
+                                 reporter=ConsoleReporter(app, show_resources=True))
     app.console.print(summary_line(the_plan).replace("Plan:", "Planned:"),
                       f"[bold green]Applied[/] {len(result.done)} change(s) in {result.seconds:.2f}s.")
     app.console.emit({"stage": stage_key, "plan": the_plan.to_dict(), "apply": result.to_dict()})
@@ -126,6 +115,7 @@ def destroy(
     yes: bool = typer.Option(False, "--yes", "-y", help="Really delete everything funnelops manages."),
 ) -> None:
     """Delete every managed resource except those under deletion protection."""
+    from funnelops.cli.reporter import ConsoleReporter
     from funnelops.errors import UsageError
     from funnelops.lifecycle.infra import destroy as do_destroy, destroy_plan
     from funnelops.plan.render import plan_lines
@@ -140,7 +130,8 @@ def destroy(
     if not yes:
         app.console.print("\n".join(plan_lines(destroy_plan(loaded, app.backend), show_unchanged=True)))
         raise UsageError("destroy needs --yes", "review the list above, then run `funnelops destroy --yes`")
-    the_plan, result = do_destroy(loaded, app.backend, actor=default_actor(), progress=_progress(app.console))
+    the_plan, result = do_destroy(loaded, app.backend, actor=default_actor(),
+                                  reporter=ConsoleReporter(app, show_resources=True))
     kept = [c.address for c in the_plan.changes if c.action == "unchanged"]
     app.console.print(f"[bold]Destroyed[/] {len(result.done)} resource(s); kept {len(kept)} under deletion protection.")
     app.console.emit({"destroyed": [c.address for c, _ in result.done], "kept": kept})

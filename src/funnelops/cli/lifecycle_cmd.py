@@ -19,23 +19,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pipeline_app, name="pipeline")
 
 
-class ConsoleReporter:
-    def __init__(self, app: AppContext) -> None:
-        self.console = app.console
-
-    def info(self, text: str) -> None:
-        self.console.print(f"    {esc(text)}")
-
-    def run_changed(self, run) -> None:
-        color = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow"}.get(run.state, "cyan")
-        rows = run.rows or {}
-        extra = ""
-        if run.terminal and rows:
-            extra = f" — rows read {rows.get('read', 0):,}, kept {rows.get('kept', 0):,}, " \
-                    f"quarantined {rows.get('quarantined', 0):,}"
-        self.console.print(f"    run {esc(run.id)} ({esc(run.workflow)}): [{color}]{esc(run.state)}[/]{extra}")
-
-
 def _actor() -> str:
     from funnelops.backends.types import default_actor
 
@@ -48,6 +31,7 @@ def _dry(app: AppContext, what: str, data: dict) -> None:
 
 
 def _runs_job(ctx: typer.Context, title: str, rerun: bool) -> None:
+    from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle import jobs
 
     app = get_ctx(ctx)
@@ -79,6 +63,7 @@ def force_scheduler(
     scheduler: str = typer.Option(..., "--scheduler", "-s", help=SCHEDULER_HELP),
 ) -> None:
     """Initialize the templates, check the scheduler's workflow is not running, and force it."""
+    from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle import jobs
 
     app = get_ctx(ctx)
@@ -90,17 +75,6 @@ def force_scheduler(
                     {"command": "job force-scheduler", "scheduler": s.name, "workflow": s.workflow})
     run = jobs.force_scheduler(loaded, app.backend, s.id, actor=_actor(), reporter=ConsoleReporter(app))
     app.console.emit({"scheduler": s.name, "workflow": s.workflow, "run": run.to_dict()})
-
-
-def _hooks(app: AppContext):
-    def hook(event: str, name: str, result) -> None:
-        if event == "start":
-            app.console.print(f"[bold]▶ {esc(name)}[/]")
-        elif result.ok:
-            app.console.print(f"[green]✓ {esc(name)}[/] [dim]({result.seconds:.1f}s)[/]")
-        else:
-            app.console.print(f"[red]✗ {esc(name)}[/] [dim]({result.seconds:.1f}s)[/]")
-    return hook
 
 
 def _summary(app: AppContext, result) -> None:
@@ -119,6 +93,7 @@ def pipeline_funnel(
     allow_data_loss: bool = typer.Option(False, "--allow-data-loss", help="Allow replacing tables that hold rows."),
 ) -> None:
     """Datos_GCP_Funnel: IaC = create infra; Initial data = run, create infra, re-run."""
+    from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle.pipelines import funnel_jobs, run_funnel_pipeline
     from funnelops.resources import normalize_stage
 
@@ -126,11 +101,11 @@ def pipeline_funnel(
     loaded = app.project
     stage = normalize_stage(data_stage)
     if app.dry_run:
-        names = [n for n, _ in funnel_jobs(loaded, None, stage, actor="", reporter=ConsoleReporter(app))]
+        names = [n for n, _ in funnel_jobs(loaded, None, stage, actor="")]
         return _dry(app, f"run Datos_GCP_Funnel (dataStage={data_stage}) on {app.backend_kind}: "
                          + " -> ".join(names), {"pipeline": "Datos_GCP_Funnel", "dataStage": stage, "jobs": names})
     result = run_funnel_pipeline(loaded, app.backend, stage, actor=_actor(), reporter=ConsoleReporter(app),
-                                 hooks=_hooks(app), allow_data_loss=allow_data_loss)
+                                 allow_data_loss=allow_data_loss)
     _summary(app, result)
     app.console.emit(result.to_dict())
 
@@ -141,6 +116,7 @@ def pipeline_workflow(
     wait: bool = typer.Option(False, "--wait", help="Follow the forced run to its end."),
 ) -> None:
     """Datos_GCP_Funnel_Workflow: initialize the templates, check for a run in progress, force the scheduler."""
+    from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle import jobs
     from funnelops.lifecycle.pipelines import run_workflow_pipeline
 
@@ -152,6 +128,6 @@ def pipeline_workflow(
                          f"initialize templates, check {s.workflow} is not running, force {s.name}",
                     {"pipeline": "Datos_GCP_Funnel_Workflow", "scheduler": s.name, "workflow": s.workflow})
     result = run_workflow_pipeline(loaded, app.backend, s.id, actor=_actor(), reporter=ConsoleReporter(app),
-                                   hooks=_hooks(app), wait=wait)
+                                   wait=wait)
     _summary(app, result)
     app.console.emit(result.to_dict())

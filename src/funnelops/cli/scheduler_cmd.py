@@ -75,6 +75,7 @@ def serve(
     import signal
     from datetime import timedelta
 
+    from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle.serve import make_daemon
 
     app = get_ctx(ctx)
@@ -82,18 +83,7 @@ def serve(
         app.console.print("dry run: would start the local scheduler daemon")
         return
 
-    def show(ev) -> None:
-        when = ev.scheduled_for.isoformat() if ev.scheduled_for else ""
-        app.console.print(esc(f"{ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value:<16} {ev.scheduler_name or ev.scheduler_id} "
-                              f"{when} {ev.detail}".rstrip()))
-        if app.as_json:
-            import json
-            import sys
-
-            sys.stdout.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-
-    daemon = make_daemon(app.project, app.backend, on_event=show, grace=timedelta(seconds=grace_s),
+    daemon = make_daemon(app.project, app.backend, reporter=ConsoleReporter(app), grace=timedelta(seconds=grace_s),
                          poll_interval_s=poll_s)
     if once:
         daemon.run_once()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from funnelops.lifecycle.order import job_completed, require_before
-from funnelops.plan.apply import ApplyResult, ProgressFn, apply_plan, raise_if_failed
+from funnelops.plan.apply import ApplyResult, apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
 from funnelops.plan.model import Change, Plan
+from funnelops.reporting import QUIET, Reporter
 from funnelops.resources import desired_resources, normalize_stage
 
 if TYPE_CHECKING:
@@ -16,13 +17,13 @@ if TYPE_CHECKING:
 
 
 def create_infra(loaded: "LoadedProject", backend: "Backend", stage: str, *, actor: str, allow_data_loss: bool = False,
-                 progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
+                 reporter: Reporter = QUIET) -> tuple[Plan, ApplyResult]:
     """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done."""
     stage = normalize_stage(stage)
     with backend.apply_lock():  # plan under the lock: a second apply plans against the first's result
         require_before(backend.ledger, stage, "create-infra")
         plan = build_plan(loaded, backend, stage)
-        result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, progress=progress)
+        result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, reporter=reporter)
         raise_if_failed(result)
         job_completed(backend.ledger, "create-infra", stage, loaded.spec_hash, actor)
     return plan, result
@@ -50,7 +51,7 @@ def destroy_plan(loaded: "LoadedProject", backend: "Backend") -> Plan:
     return Plan(stage="destroy", backend=backend.name, changes=tuple(changes), spec_hash=loaded.spec_hash)
 
 
-def destroy(loaded: "LoadedProject", backend: "Backend", *, actor: str, progress: ProgressFn | None = None) -> tuple[Plan, ApplyResult]:
+def destroy(loaded: "LoadedProject", backend: "Backend", *, actor: str, reporter: Reporter = QUIET) -> tuple[Plan, ApplyResult]:
     """Delete every unprotected resource; refused (exit 3, nothing touched) while any run is in
     progress, since its steps read and write the buckets and tables being deleted."""
     from funnelops.runs.busy import backend_holders, refuse_while_running
@@ -58,7 +59,7 @@ def destroy(loaded: "LoadedProject", backend: "Backend", *, actor: str, progress
     refuse_while_running(backend_holders(backend, [w.name for w in loaded.spec.workflows]), "destroy")
     with backend.apply_lock():
         plan = destroy_plan(loaded, backend)
-        result = apply_plan(plan, backend, allow_data_loss=True, progress=progress, max_parallel=1)
+        result = apply_plan(plan, backend, allow_data_loss=True, reporter=reporter, max_parallel=1)
         raise_if_failed(result)
         backend.ledger.reset_stages(actor)
     return plan, result

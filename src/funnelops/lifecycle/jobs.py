@@ -1,20 +1,22 @@
 """The seed's jobs: run / re-run the initial-load workflow templates, and force a scheduler.
 
-Each job is a small composition of the backend's Runtime and the plan, reporting through a
-`Reporter` (the CLI prints it; tests collect it). Nothing here imports a backend or the CLI.
+Each job is a small composition of the backend's Runtime and the plan, reporting typed events
+to a `funnelops.reporting.Reporter` (the CLI prints them; tests record them).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from funnelops.errors import RunFailed, UsageError, did_you_mean
+from funnelops.errors import RunFailed, RunInProgress, UsageError, did_you_mean
 from funnelops.lifecycle.order import job_completed, require_before
 from funnelops.plan.apply import apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
 from funnelops.runs import coordinator
 from funnelops.runs.model import RunRecord
+from funnelops.reporting import (QUIET, Notice, Refused, Reporter, RunChanged, RunsFinished, RunStarted,
+                                 RunsWaiting, SchedulerForced, TemplatesInitialized)
 
 if TYPE_CHECKING:
     from funnelops.backends.base import Backend
@@ -23,20 +25,6 @@ if TYPE_CHECKING:
 
 # The initial load reprocesses everything, whatever the template's own execution type.
 INITIAL_LOAD_ARGS = ["--execution_type=full"]
-
-
-class Reporter(Protocol):
-    def info(self, text: str) -> None: ...
-
-    def run_changed(self, run: RunRecord) -> None: ...
-
-
-class SilentReporter:
-    def info(self, text: str) -> None:
-        pass
-
-    def run_changed(self, run: RunRecord) -> None:
-        pass
 
 
 def _fold(text: str) -> str:
@@ -69,17 +57,20 @@ def _run_all_and_wait(loaded: "LoadedProject", backend: "Backend", actor: str, r
     require_before(backend.ledger, None, step)
     names = initial_load_workflows(loaded)
     if not names:
-        reporter.info("no initial-load workflows in the project: nothing to run")
+        reporter.emit(Notice("no initial-load workflows in the project: nothing to run"))
         return []
     for name in names:  # refuse before starting any, so a refusal never leaves half the load running
-        coordinator.refuse_if_running(backend, name, trigger="initial-load", actor=actor, job=step)
+        _refuse_if_running(backend, name, reporter, trigger="initial-load", actor=actor, job=step)
     started = []
     for name in names:
         run = coordinator.start(backend, name, trigger="initial-load", actor=actor, extra_args=INITIAL_LOAD_ARGS)
-        reporter.info(f"started run {run.id} of {name}")
+        reporter.emit(RunStarted(run.id, name, "initial-load"))
         started.append(run)
-    finished = coordinator.wait(backend.runtime, [r.id for r in started], on_change=reporter.run_changed)
+    reporter.emit(RunsWaiting(tuple(r.id for r in started)))
+    finished = coordinator.wait(backend.runtime, [r.id for r in started],
+                                on_change=lambda r: reporter.emit(RunChanged.of(r)))
     bad = [r for r in finished if r.state != "DONE"]
+    reporter.emit(RunsFinished(tuple(r.id for r in finished), tuple(r.id for r in bad)))
     if bad:
         detail = "; ".join(f"run {r.id} of {r.workflow} ended {r.state}" + (f": {r.error}" if r.error else "")
                            for r in bad)
@@ -92,52 +83,59 @@ def _run_all_and_wait(loaded: "LoadedProject", backend: "Backend", actor: str, r
 def _finish_job(loaded: "LoadedProject", backend: "Backend", step: str, actor: str, reporter: Reporter) -> None:
     stage = job_completed(backend.ledger, step, None, loaded.spec_hash, actor)
     if stage is None and step == "rerun-workflow-templates":
-        reporter.info("the 'Initial data' stage stays as it was: its jobs did not all complete in order "
-                      "since the last reset (run `funnelops pipeline funnel --data-stage \"Initial data\"`)")
+        reporter.emit(Notice("the 'Initial data' stage stays as it was: its jobs did not all complete in order "
+                             "since the last reset (run `funnelops pipeline funnel --data-stage \"Initial data\"`)",
+                             level="warning"))
 
 
 def run_workflow_templates(loaded: "LoadedProject", backend: "Backend", *, actor: str,
-                           reporter: Reporter | None = None) -> list[RunRecord]:
+                           reporter: Reporter = QUIET) -> list[RunRecord]:
     """GCP run workflow template: every initial-load workflow, in parallel, waiting for all."""
-    reporter = reporter or SilentReporter()
     runs = _run_all_and_wait(loaded, backend, actor, reporter, "run-workflow-templates")
     _finish_job(loaded, backend, "run-workflow-templates", actor, reporter)
     return runs
 
 
 def rerun_workflow_templates(loaded: "LoadedProject", backend: "Backend", *, actor: str,
-                             reporter: Reporter | None = None) -> list[RunRecord]:
+                             reporter: Reporter = QUIET) -> list[RunRecord]:
     """GCP re run workflow template: the same runs again; success completes 'Initial data'
     when the stage's earlier jobs completed before it, in order (see lifecycle/order.py)."""
-    reporter = reporter or SilentReporter()
     runs = _run_all_and_wait(loaded, backend, actor, reporter, "rerun-workflow-templates")
     _finish_job(loaded, backend, "rerun-workflow-templates", actor, reporter)
     return runs
 
 
-def initialize_templates(loaded: "LoadedProject", backend: "Backend", reporter: Reporter | None = None) -> int:
+def initialize_templates(loaded: "LoadedProject", backend: "Backend", reporter: Reporter = QUIET) -> int:
     """Set every workflow template to the workflow stage's arguments; returns how many changed."""
     plan = build_plan(loaded, backend, "workflow", kinds={"workflow_template"})
     if not plan.mutating():
         # Nothing to change: skip the apply, which would open the warehouse for writing and so wait
         # behind any run that is writing it (a force must answer at once, not after that run).
         return 0
-    result = apply_plan(plan, backend)
+    result = apply_plan(plan, backend, reporter=reporter)
     raise_if_failed(result)
-    if reporter and result.done:
-        reporter.info(f"initialized {len(result.done)} workflow template(s) to the workflow stage's arguments")
+    if result.done:
+        reporter.emit(TemplatesInitialized(len(result.done)))
     return len(result.done)
 
 
 def force_scheduler(loaded: "LoadedProject", backend: "Backend", scheduler: str, *, actor: str,
-                    reporter: Reporter | None = None) -> RunRecord:
+                    reporter: Reporter = QUIET) -> RunRecord:
     """Initialize the templates, check the workflow is not running, and force the scheduler."""
-    reporter = reporter or SilentReporter()
     s = resolve_scheduler(loaded, scheduler)
     require_before(backend.ledger, None, "force-scheduler")
     initialize_templates(loaded, backend, reporter)
-    coordinator.refuse_if_running(backend, s.workflow, trigger="forced", actor=actor, scheduler=s.id)
+    _refuse_if_running(backend, s.workflow, reporter, trigger="forced", actor=actor, scheduler=s.id)
     run = coordinator.force_scheduler(backend, s.id, s.workflow, actor=actor)
-    reporter.info(f"forced scheduler {s.name} ({s.id}): run {run.id} of {s.workflow} is {run.state}")
+    reporter.emit(SchedulerForced(s.id, s.name, s.workflow, run.id, run.state))
     backend.ledger.record_stage("workflow", loaded.spec_hash, actor)
     return run
+
+
+def _refuse_if_running(backend: "Backend", workflow: str, reporter: Reporter, **audit: str) -> None:
+    """The coordinator's refusal (audited in the ledger), also reported as a `Refused` event."""
+    try:
+        coordinator.refuse_if_running(backend, workflow, **audit)
+    except RunInProgress as err:
+        reporter.emit(Refused(workflow, err.kind, err.message))
+        raise

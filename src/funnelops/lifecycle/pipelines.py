@@ -2,7 +2,8 @@
 
 `Datos_GCP_Funnel` (dataStage IaC | Initial data) and `Datos_GCP_Funnel_Workflow` (Select a
 Scheduler). A pipeline runs its jobs in the seed's order, stops at the first failure, and returns
-one result per job with its timing, for the summary.
+one result per job with its timing, for the summary. Progress (pipeline, job and everything the
+jobs report) goes to one `funnelops.reporting.Reporter`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from funnelops.errors import FunnelopsError, UsageError
 from funnelops.lifecycle import jobs
 from funnelops.lifecycle.infra import create_infra
+from funnelops.reporting import (QUIET, JobFinished, JobStarted, PipelineFinished, PipelineStarted, Reporter,
+                                 RunChanged, RunsFinished, RunsWaiting)
 from funnelops.resources import normalize_stage
 from funnelops.runs import coordinator
 
@@ -54,37 +57,41 @@ class PipelineResult:
 
 
 Job = tuple[str, Callable[[], dict[str, Any]]]
-Hooks = Callable[[str, str, JobResult | None], None]  # (event "start"|"end", job name, result)
 
 
-def _run_jobs(result: PipelineResult, job_list: list[Job], hooks: Hooks | None) -> PipelineResult:
+def _finished(result: PipelineResult, jr: JobResult) -> JobFinished:
+    return JobFinished(result.pipeline, jr.name, jr.ok, jr.seconds, jr.error)
+
+
+def _run_jobs(result: PipelineResult, job_list: list[Job], reporter: Reporter) -> PipelineResult:
+    reporter.emit(PipelineStarted(result.pipeline, dict(result.parameter), tuple(n for n, _ in job_list)))
     for name, fn in job_list:
-        if hooks:
-            hooks("start", name, None)
+        reporter.emit(JobStarted(result.pipeline, name))
         t0 = time.perf_counter()
         try:
             detail = fn()
         except FunnelopsError as exc:
             jr = JobResult(name, False, time.perf_counter() - t0, error=exc.message)
             result.jobs.append(jr)
-            if hooks:
-                hooks("end", name, jr)
+            reporter.emit(_finished(result, jr))
+            reporter.emit(PipelineFinished(result.pipeline, False, sum(j.seconds for j in result.jobs)))
             exc.details.setdefault("pipeline", result.to_dict())
             raise
         jr = JobResult(name, True, time.perf_counter() - t0, detail)
         result.jobs.append(jr)
-        if hooks:
-            hooks("end", name, jr)
+        reporter.emit(_finished(result, jr))
+    reporter.emit(PipelineFinished(result.pipeline, result.ok, sum(j.seconds for j in result.jobs)))
     return result
 
 
 def funnel_jobs(loaded: "LoadedProject", backend: "Backend", data_stage: str, *, actor: str,
-                reporter: jobs.Reporter, allow_data_loss: bool = False) -> list[Job]:
+                reporter: Reporter = QUIET, allow_data_loss: bool = False) -> list[Job]:
     stage = normalize_stage(data_stage)
 
     def infra(st: str) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
-            plan, res = create_infra(loaded, backend, st, actor=actor, allow_data_loss=allow_data_loss)
+            plan, res = create_infra(loaded, backend, st, actor=actor, allow_data_loss=allow_data_loss,
+                                     reporter=reporter)
             return {"stage": st, "summary": plan.summary(), "applied": res.to_dict()["applied"]}
         return run
 
@@ -104,18 +111,17 @@ def funnel_jobs(loaded: "LoadedProject", backend: "Backend", data_stage: str, *,
 
 
 def run_funnel_pipeline(loaded: "LoadedProject", backend: "Backend", data_stage: str, *, actor: str,
-                        reporter: jobs.Reporter, hooks: Hooks | None = None,
-                        allow_data_loss: bool = False) -> PipelineResult:
+                        reporter: Reporter = QUIET, allow_data_loss: bool = False) -> PipelineResult:
     job_list = funnel_jobs(loaded, backend, data_stage, actor=actor, reporter=reporter,
                            allow_data_loss=allow_data_loss)
     from funnelops.resources import STAGE_TITLES
 
     result = PipelineResult(FUNNEL_PIPELINE, {"dataStage": STAGE_TITLES[normalize_stage(data_stage)]})
-    return _run_jobs(result, job_list, hooks)
+    return _run_jobs(result, job_list, reporter)
 
 
 def run_workflow_pipeline(loaded: "LoadedProject", backend: "Backend", scheduler: str, *, actor: str,
-                          reporter: jobs.Reporter, hooks: Hooks | None = None, wait: bool = False) -> PipelineResult:
+                          reporter: Reporter = QUIET, wait: bool = False) -> PipelineResult:
     s = jobs.resolve_scheduler(loaded, scheduler)
     state: dict[str, Any] = {}
 
@@ -129,11 +135,14 @@ def run_workflow_pipeline(loaded: "LoadedProject", backend: "Backend", scheduler
         def follow() -> dict[str, Any]:
             from funnelops.errors import RunFailed
 
-            run = coordinator.wait(backend.runtime, [state["run"].id], on_change=reporter.run_changed)[0]
+            reporter.emit(RunsWaiting((state["run"].id,)))
+            run = coordinator.wait(backend.runtime, [state["run"].id],
+                                   on_change=lambda r: reporter.emit(RunChanged.of(r)))[0]
+            reporter.emit(RunsFinished((run.id,), () if run.state == "DONE" else (run.id,)))
             if run.state != "DONE":
                 raise RunFailed(f"run {run.id} of {run.workflow} ended {run.state}" + (f": {run.error}" if run.error else ""),
                                 f"read its logs: funnelops logs {run.id}")
             return {"run": run.to_dict()}
         job_list.append(("Follow the forced run", follow))
     result = PipelineResult(WORKFLOW_PIPELINE, {"Select a Scheduler": s.name})
-    return _run_jobs(result, job_list, hooks)
+    return _run_jobs(result, job_list, reporter)

@@ -7,10 +7,11 @@ start is retried per the scheduler's retry config; every event lands in the ledg
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from funnelops.errors import FunnelopsError, RunInProgress, UsageError
 from funnelops.lifecycle.order import require_before
+from funnelops.reporting import QUIET, Reporter
 from funnelops.runs import coordinator
 
 if TYPE_CHECKING:
@@ -19,8 +20,9 @@ if TYPE_CHECKING:
     from funnelops.spec.project import LoadedProject
 
 
-def make_daemon(loaded: "LoadedProject", backend: "Backend", *, on_event: Callable[["SchedulerEvent"], None] | None = None,
+def make_daemon(loaded: "LoadedProject", backend: "Backend", *, reporter: Reporter = QUIET,
                 **daemon_kw: Any) -> "SchedulerDaemon":
+    """The daemon; each of its events is recorded in the ledger, then emitted to `reporter`."""
     from funnelops.scheduler.daemon import FireOutcome, SchedulerDaemon
 
     if not backend.scheduler_daemon:
@@ -56,8 +58,7 @@ def make_daemon(loaded: "LoadedProject", backend: "Backend", *, on_event: Callab
 
     def record(ev: "SchedulerEvent") -> None:
         backend.ledger.record_event(f"scheduler.{ev.kind.value}", ev.scheduler_id, ev.to_dict())
-        if on_event:
-            on_event(ev)
+        reporter.emit(ev)
 
     def resume_from(sid: str) -> datetime | None:
         state = runtime.scheduler_states().get(sid)

@@ -11,15 +11,14 @@ from __future__ import annotations
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from funnelops.errors import BackendError, DataLossRefused, FunnelopsError
 from funnelops.plan.model import Change, Plan
+from funnelops.reporting import QUIET, ApplyFinished, ApplyStarted, Reporter, ResourceFinished, ResourceStarted
 
 if TYPE_CHECKING:
     from funnelops.backends.base import Backend
-
-ProgressFn = Callable[[Change, str, float, str | None], None]
 
 
 @dataclass
@@ -92,7 +91,7 @@ def _run_change(backend: "Backend", c: Change) -> None:
         h.delete(c.name, c.observed)
 
 
-def apply_plan(plan: Plan, backend: "Backend", *, allow_data_loss: bool = False, progress: ProgressFn | None = None,
+def apply_plan(plan: Plan, backend: "Backend", *, allow_data_loss: bool = False, reporter: Reporter = QUIET,
                max_parallel: int | None = None) -> ApplyResult:
     check_guards(plan, backend, allow_data_loss)
     preflight(plan, backend)
@@ -104,11 +103,11 @@ def apply_plan(plan: Plan, backend: "Backend", *, allow_data_loss: bool = False,
     others = [c for c in todo if c.action != "delete"]
     workers = max(1, max_parallel or backend.max_parallel)
     session = backend.apply_session()
+    reporter.emit(ApplyStarted(plan.stage, len(todo), workers))
 
     def run(c: Change) -> float:
         t0 = time.perf_counter()
-        if progress:
-            progress(c, "start", 0.0, None)
+        reporter.emit(ResourceStarted(c.address, c.kind, c.action))
         _run_change(backend, c)
         return time.perf_counter() - t0
 
@@ -118,7 +117,7 @@ def apply_plan(plan: Plan, backend: "Backend", *, allow_data_loss: bool = False,
             if result.failed:
                 result.skipped.append(c)
                 continue
-            _execute(pool.submit(run, c), c, result, progress)
+            _execute(pool.submit(run, c), c, result, reporter)
             pending_addrs.discard(c.address)
         running: dict[Future, Change] = {}
         queue = list(others)
@@ -149,32 +148,30 @@ def apply_plan(plan: Plan, backend: "Backend", *, allow_data_loss: bool = False,
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
                 c = running.pop(f)
-                if not _execute(f, c, result, progress):
+                if not _execute(f, c, result, reporter):
                     blocked.add(c.address)
                 pending_addrs.discard(c.address)
     backend.refresh()
     result.seconds = time.perf_counter() - started
+    reporter.emit(ApplyFinished(len(result.done), len(result.failed), len(result.skipped), result.seconds))
     return result
 
 
-def _execute(f: Future, c: Change, result: ApplyResult, progress: ProgressFn | None) -> bool:
+def _execute(f: Future, c: Change, result: ApplyResult, reporter: Reporter) -> bool:
     """Record how a change ended; True if it succeeded."""
     try:
         secs = f.result()
     except FunnelopsError as exc:
         result.failed.append((c, exc.message))
-        if progress:
-            progress(c, "failed", 0.0, exc.message)
+        reporter.emit(ResourceFinished(c.address, c.kind, c.action, error=exc.message))
         return False
     except Exception as exc:  # a backend error we did not foresee: keep it, name the resource
         msg = f"{type(exc).__name__}: {exc}"
         result.failed.append((c, msg))
-        if progress:
-            progress(c, "failed", 0.0, msg)
+        reporter.emit(ResourceFinished(c.address, c.kind, c.action, error=msg))
         return False
     result.done.append((c, secs))
-    if progress:
-        progress(c, "done", secs, None)
+    reporter.emit(ResourceFinished(c.address, c.kind, c.action, secs))
     return True
 
 

@@ -31,6 +31,8 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Callable, Iterable, Mapping
 
+from funnelops.reporting import Event
+
 from .cron import CronError, fires_between, next_fire
 from .retry import RetryPolicy
 
@@ -59,7 +61,9 @@ class EventKind(str, Enum):
 
 
 @dataclass(frozen=True)
-class SchedulerEvent:
+class SchedulerEvent(Event):
+    """What the daemon did for one scheduler (also a reporting event: the CLI prints it, the ledger keeps it)."""
+
     kind: EventKind
     scheduler_id: str
     at: datetime

@@ -389,8 +389,11 @@ def test_flows_by_hand_and_a_scheduler_fire_are_refused_while_the_workflow_runs(
         loaded, backend = open_local(project, home)
         last = datetime.fromisoformat(backend.runtime.scheduler_states()["dia"].last_fire)
         fake_now = next_fire("0 6 * * *", "America/Bogota", last) + __import__("datetime").timedelta(seconds=30)
-        events = []
-        daemon = make_daemon(loaded, backend, on_event=events.append, executor=InlineExecutor(),
+        from funnelops.reporting import RecordingReporter
+
+        recorder = RecordingReporter()
+        events = recorder.events
+        daemon = make_daemon(loaded, backend, reporter=recorder, executor=InlineExecutor(),
                              now=lambda: fake_now)
         daemon.run_once(fake_now)
         kinds = [e.kind for e in events if e.scheduler_id == "dia"]

@@ -348,23 +348,17 @@ def test_failure_skips_dependents_independent_ones_finish_next_apply_finishes(lo
 
 
 def test_progress_reports_start_done_failed(loaded) -> None:
+    from funnelops.reporting import RecordingReporter, ResourceFinished, ResourceStarted
+
     b = FakeBackend()
     b.fail = {("create", "bucket.demo-keep")}
-    seen: list[tuple[str, str]] = []
-    lock = threading.Lock()
-
-    def progress(change, status, secs, error):
-        with lock:
-            seen.append((change.address, status))
-        if status == "failed":
-            assert "injected failure" in error
-
-    apply_plan(build_plan(loaded, b, "iac"), b, progress=progress)
-    assert ("bucket.demo-keep", "failed") in seen
-    assert ("bucket.demo-trusted", "done") in seen
-    starts = {a for a, s in seen if s == "start"}
-    ends = {a for a, s in seen if s in ("done", "failed")}
-    assert starts == ends
+    rec = RecordingReporter()
+    apply_plan(build_plan(loaded, b, "iac"), b, reporter=rec)
+    finished = {e.address: e for e in rec.of(ResourceFinished)}
+    assert not finished["bucket.demo-keep"].ok and "injected failure" in finished["bucket.demo-keep"].error
+    assert finished["bucket.demo-trusted"].ok
+    starts = {e.address for e in rec.of(ResourceStarted)}
+    assert starts == set(finished)
 
 
 def test_failed_delete_stops_before_creates(loaded) -> None:

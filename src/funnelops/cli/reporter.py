@@ -1,0 +1,100 @@
+"""The terminal reporter: the core's events printed as the CLI has always printed them.
+
+One `emit` dispatches on the event's type to a small printer; events without a printer (apply
+started/finished, runs waiting/finished, refusals, pipeline started/finished) print nothing, so
+the output stays what it was before the core reported through one interface. With `--json`,
+people's text goes to stderr (the Console decides) and stdout keeps the command's one JSON
+document; the scheduler daemon also writes each of its events to stdout as a JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Callable
+
+from funnelops.cli.context import AppContext, esc
+from funnelops.reporting import (Event, JobFinished, JobStarted, Notice, ResourceFinished, RunChanged, RunStarted,
+                                 SchedulerForced, TemplatesInitialized)
+from funnelops.scheduler.daemon import SchedulerEvent
+
+_STATE_COLOR = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow"}
+
+
+class ConsoleReporter:
+    """Prints events on the app's console.
+
+    `show_resources` prints one line per applied change (`job create-infra`, `destroy`); the
+    pipelines and the demo keep it off, as they always printed their jobs, not their changes.
+    """
+
+    def __init__(self, app: AppContext, *, show_resources: bool = False) -> None:
+        self.app = app
+        self.console = app.console
+        self.show_resources = show_resources
+        self._printers: dict[type, Callable] = {
+            ResourceFinished: self._resource_finished,
+            RunStarted: self._run_started,
+            RunChanged: self._run_changed,
+            TemplatesInitialized: self._templates_initialized,
+            SchedulerForced: self._scheduler_forced,
+            Notice: self._notice,
+            JobStarted: self._job_started,
+            JobFinished: self._job_finished,
+            SchedulerEvent: self._scheduler_event,
+        }
+
+    def emit(self, event: Event) -> None:
+        printer = self._printers.get(type(event))
+        if printer is not None:
+            printer(event)
+
+    def _info(self, text: str) -> None:
+        self.console.print(f"    {esc(text)}")
+
+    def _resource_finished(self, ev: ResourceFinished) -> None:
+        if not self.show_resources:
+            return
+        if ev.ok:
+            self.console.print(f"  [green]✓[/] {ev.action:<8} {esc(ev.address)} [dim]({ev.seconds:.2f}s)[/]")
+        else:
+            self.console.print(f"  [red]✗[/] {ev.action:<8} {esc(ev.address)}: {esc(ev.error or '')}")
+
+    def _run_started(self, ev: RunStarted) -> None:
+        self._info(f"started run {ev.run_id} of {ev.workflow}")
+
+    def _run_changed(self, ev: RunChanged) -> None:
+        color = _STATE_COLOR.get(ev.state, "cyan")
+        rows = ev.rows or {}
+        extra = ""
+        if ev.terminal and rows:
+            extra = f" — rows read {rows.get('read', 0):,}, kept {rows.get('kept', 0):,}, " \
+                    f"quarantined {rows.get('quarantined', 0):,}"
+        self.console.print(f"    run {esc(ev.run_id)} ({esc(ev.workflow)}): [{color}]{esc(ev.state)}[/]{extra}")
+
+    def _templates_initialized(self, ev: TemplatesInitialized) -> None:
+        self._info(f"initialized {ev.count} workflow template(s) to the workflow stage's arguments")
+
+    def _scheduler_forced(self, ev: SchedulerForced) -> None:
+        self._info(f"forced scheduler {ev.scheduler_name} ({ev.scheduler_id}): run {ev.run_id} of "
+                   f"{ev.workflow} is {ev.state}")
+
+    def _notice(self, ev: Notice) -> None:
+        self._info(ev.text)
+
+    def _job_started(self, ev: JobStarted) -> None:
+        self.console.print(f"[bold]▶ {esc(ev.job)}[/]")
+
+    def _job_finished(self, ev: JobFinished) -> None:
+        if ev.ok:
+            self.console.print(f"[green]✓ {esc(ev.job)}[/] [dim]({ev.seconds:.1f}s)[/]")
+        else:
+            self.console.print(f"[red]✗ {esc(ev.job)}[/] [dim]({ev.seconds:.1f}s)[/]")
+
+    def _scheduler_event(self, ev: SchedulerEvent) -> None:
+        when = ev.scheduled_for.isoformat() if ev.scheduled_for else ""
+        self.console.print(esc(f"{ev.at:%Y-%m-%d %H:%M:%S} {ev.kind.value:<16} {ev.scheduler_name or ev.scheduler_id} "
+                               f"{when} {ev.detail}".rstrip()))
+        if self.app.as_json:
+            sys.stdout.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
