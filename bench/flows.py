@@ -90,7 +90,7 @@ def baseline(home: Path) -> None:
                  f"'opportunity' WHEN 'ganado' THEN 'won' WHEN 'perdido' THEN 'lost' END") if scol else "NULL"
         rule = (f"CASE WHEN {' OR '.join(f'nullif(trim({i}), {chr(39)}{chr(39)}) IS NULL' for i in ids)} THEN 'id_not_null' "
                 f"WHEN ts IS NULL THEN 'parsable_date' "
-                + (f"WHEN amount IS NULL THEN 'amount_numeric' WHEN amount < 0 THEN 'amount_non_negative' " if acol else "")
+                + ("WHEN amount IS NULL THEN 'amount_numeric' WHEN amount < 0 THEN 'amount_non_negative' " if acol else "")
                 + ("WHEN stage IS NULL THEN 'known_stage' " if scol else "") + "END")
         con.execute(f"""CREATE OR REPLACE TABLE t AS
             WITH s AS (SELECT *, file_index AS fi, row_number() OVER () AS rn FROM read_csv({paths},

@@ -17,13 +17,13 @@ from __future__ import annotations
 import random
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 if __name__ == "__main__":  # run as a script: import funnelops from this checkout's src
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from funnelops.scheduler import cron  # noqa: E402
+from funnelops.scheduler import cron
 
 SEED_CRONS = ("{m} 6 * * *", "{m} 7 1 * *", "{m} 8 1 1 *", "{m} 9 2 * *")
 ZONES = ("America/Bogota", "America/New_York", "Europe/Riga", "Etc/UTC")
@@ -54,7 +54,7 @@ def bench_next_fire(n: int = 10_000, *, kind: str = "distinct", cold: bool = Tru
                     after: datetime | None = None) -> float:
     """Seconds to compute ``next_fire`` for ``n`` schedulers (population built outside the timing)."""
     items = population(n, kind, seed)
-    after = after or datetime.now(timezone.utc)
+    after = after or datetime.now(UTC)
     if cold:
         cron.compile_cron.cache_clear()
         cron._parse_field.cache_clear()

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class RunChanged(Event):
     error: str | None = None
 
     @classmethod
-    def of(cls, run: _RunLike) -> "RunChanged":
+    def of(cls, run: _RunLike) -> RunChanged:
         return cls(run.id, run.workflow, run.state, run.terminal, dict(run.rows or {}), run.error)
 
 
@@ -273,7 +274,7 @@ class FanOutReporter:
         for s in subscribers:
             try:
                 s.emit(event)
-            except Exception:  # noqa: BLE001 - one broken subscriber must not silence the others
+            except Exception:
                 import logging
 
                 logging.getLogger(__name__).exception("reporter %r failed on %s", s, event.name)

@@ -60,7 +60,7 @@ class Resource:
         return f"{self.kind}.{self.name}"
 
 
-def template_args(loaded: "LoadedProject", workflow_name: str, stage: str, job_args: list[str] | None = None) -> list[str]:
+def template_args(loaded: LoadedProject, workflow_name: str, stage: str, job_args: list[str] | None = None) -> list[str]:
     """The full argument list of a template's job at `stage`."""
     from funnelops.spec.models import variable_args
 
@@ -82,7 +82,7 @@ def _bucket(b) -> Resource:
     return Resource("bucket", b.name, cfg, (), b.deletion_protection)
 
 
-def desired_resources(loaded: "LoadedProject", stage: str) -> list[Resource]:
+def desired_resources(loaded: LoadedProject, stage: str) -> list[Resource]:
     """Everything the project should have once `stage` has been applied."""
     if stage not in STAGES:
         stage = normalize_stage(stage)

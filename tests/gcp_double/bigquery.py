@@ -15,7 +15,8 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from .bigquery_jobs import QueryJobs
 from .bigquery_rules import (check_evolution, check_fields, label_filter, merge, norm,
@@ -32,7 +33,7 @@ _DS_IMMUTABLE = ("datasetReference", "id", "selfLink", "creationTime", "kind")
 
 
 class BigQueryService:
-    def __init__(self, double: "GcpDouble") -> None:
+    def __init__(self, double: GcpDouble) -> None:
         self.double = double
         self.jobs = QueryJobs(self)
         self.reset()

@@ -36,7 +36,7 @@ class Answer:
 
 
 class QueryJobs:
-    def __init__(self, bq: "BigQueryService") -> None:
+    def __init__(self, bq: BigQueryService) -> None:
         self.bq = bq
         self.reset()
 

@@ -87,7 +87,7 @@ class Request:
 
 def now_rfc3339() -> str:
     """Wall-clock time in the RFC 3339 'Zulu' form the proto3 JSON mapping uses."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def now_millis() -> str:

@@ -64,7 +64,7 @@ class _Op:
 
 
 class DataprocService:
-    def __init__(self, double: "GcpDouble", op_duration_s: float = 0.5) -> None:
+    def __init__(self, double: GcpDouble, op_duration_s: float = 0.5) -> None:
         self.double = double
         self._initial_duration = op_duration_s
         self.reset()

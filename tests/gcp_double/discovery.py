@@ -27,7 +27,7 @@ import importlib.util
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def documents_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "discovery_cache" / "documents"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_document(service: str) -> dict[str, Any]:
     return json.loads((documents_dir() / SERVICES[service][0]).read_text(encoding="utf-8"))
 

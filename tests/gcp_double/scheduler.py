@@ -41,7 +41,7 @@ _RETRY_DEFAULTS = {"maxRetryDuration": "0s", "minBackoffDuration": "5s",
 
 
 class SchedulerService:
-    def __init__(self, double: "GcpDouble") -> None:
+    def __init__(self, double: GcpDouble) -> None:
         self.double = double
         self.reset()
 
@@ -120,7 +120,7 @@ class SchedulerService:
             from croniter import croniter
 
             nxt = croniter(job["schedule"], _dt.datetime.now(zone)).get_next(_dt.datetime)
-            job["scheduleTime"] = nxt.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            job["scheduleTime"] = nxt.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         except ImportError:
             pass
         return job

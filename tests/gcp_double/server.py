@@ -20,7 +20,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from .common import ApiError, Request
@@ -50,7 +51,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr: tuple[str, int], double: "GcpDouble", router: Router) -> None:
+    def __init__(self, addr: tuple[str, int], double: GcpDouble, router: Router) -> None:
         super().__init__(addr, _RequestHandler)
         self.double = double
         self.router = router
@@ -80,7 +81,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -130,7 +131,7 @@ class GcpDouble:
             self._handlers.update(svc.handlers())
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> "GcpDouble":
+    def start(self) -> GcpDouble:
         if "all" not in self._servers:
             self._listen("all", SERVICE_ORDER)
         return self
@@ -144,7 +145,7 @@ class GcpDouble:
         self._servers.clear()
         self._threads.clear()
 
-    def __enter__(self) -> "GcpDouble":
+    def __enter__(self) -> GcpDouble:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,8 @@ import json
 import sqlite3
 import textwrap
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -41,17 +42,17 @@ STEP = textwrap.dedent("""
 def tiny(tmp_path, monkeypatch, capsys):
     """A one-workflow project with a trivial step, IaC done; `run(*args)` -> (exit code, JSON answer)."""
     (tmp_path / "step.py").write_text(STEP)
-    (tmp_path / "funnel.yaml").write_text(textwrap.dedent(f"""
-        project: {{id: tiny-order, time_zone: America/Bogota, backend: local}}
-        datasets: [{{id: tiny_ds}}]
+    (tmp_path / "funnel.yaml").write_text(textwrap.dedent("""
+        project: {id: tiny-order, time_zone: America/Bogota, backend: local}
+        datasets: [{id: tiny_ds}]
         workflows:
           - name: tiny-dia
             granularity: DAY
             initial_load: true
             args: ["--granularity=DAY"]
-            jobs: [{{step_id: the-step, main: step.py}}]
+            jobs: [{step_id: the-step, main: step.py}]
         schedulers:
-          - {{name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}}
+          - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
     """))
     monkeypatch.setenv("NO_COLOR", "1")
     home = tmp_path / "home"
@@ -191,7 +192,6 @@ def test_the_chain_on_either_ledger(any_ledger):
 
 def test_every_overlap_refusal_is_audited(tiny, tmp_path, monkeypatch):
     """Before: only a refusal inside the runtime's start() was recorded; the jobs' own checks were not."""
-    from funnelops.backends.local.leases import pid_alive
 
     assert tiny("pipeline", "funnel", "--data-stage", "Initial data")[0] == 0
     gate = tmp_path / "gate"

@@ -11,13 +11,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
-from datetime import date
 from pathlib import Path
 
 import pytest

@@ -101,13 +101,13 @@ needs_schemas = pytest.mark.skipif(
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema(name: str) -> dict:
     assert SHARED is not None
     return json.loads((SHARED / "schemas" / name).read_text(encoding="utf-8"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(name: str, definition: str | None = None):
     import jsonschema
 
@@ -137,7 +137,7 @@ def _assert_valid(doc: Any, schema: str, definition: str | None, what: str) -> N
 def load_azure(path: Path) -> Any:
     """Every scalar a string, as Azure's schema expects."""
     with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds only str/list/dict
+        return yaml.load(fh, Loader=yaml.BaseLoader)
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -155,7 +155,7 @@ Yaml12Loader.add_implicit_resolver(
 
 def load_github(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(fh, Loader=Yaml12Loader)
 
 
 def test_yaml12_loader_keeps_on_as_a_key() -> None:
@@ -303,7 +303,7 @@ def _case_id(case: tuple[str, dict[str, str]]) -> str:
     return f"{case[0]}-{'-'.join(case[1].values())}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expanded(name: str, values_key: tuple[tuple[str, str], ...]) -> dict:
     return expand_pipeline(AZURE_PIPELINES[name], dict(values_key))
 
@@ -396,7 +396,7 @@ def azure_scripts(job: dict) -> list[str]:
 
 def azure_calls(name: str, values: dict[str, str]) -> list[list[str]]:
     calls = []
-    for stage, jobs in azure_active(expanded(name, values)):
+    for _stage, jobs in azure_active(expanded(name, values)):
         for job in jobs:
             for script in azure_scripts(job):
                 calls += funnelops_calls(script, where=f"azure {name} {values} {job.get('displayName')}")

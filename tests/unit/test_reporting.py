@@ -7,7 +7,7 @@ Applies run on the real local backend (folders, DuckDB, SQLite) in tmp_path.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import pytest
@@ -175,7 +175,7 @@ def test_console_reporter_lines_are_the_cli_lines(app, capsys) -> None:
 
 
 def test_console_reporter_prints_scheduler_events_and_their_json_lines(app, capsys) -> None:
-    at = datetime(2026, 3, 1, 11, 0, 5, tzinfo=timezone.utc)
+    at = datetime(2026, 3, 1, 11, 0, 5, tzinfo=UTC)
     ev = SchedulerEvent(EventKind.SKIPPED_RUNNING, "dia", at, scheduled_for=at.replace(second=0),
                         detail="still running", scheduler_name="Día")
     assert _printed(app, capsys, ev) == [

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 FLOWS_BACKENDS = ("local", "gcp")
 
 
-def open_backend(name: str, loaded: Any, home: Path, *, reinit: bool = False) -> "Backend":
+def open_backend(name: str, loaded: Any, home: Path, *, reinit: bool = False) -> Backend:
     """The backend `name` ('local' or 'gcp') for a loaded project.
 
     `reinit` lets the local backend start a new ledger beside existing state (`--reinit`).
@@ -30,7 +30,7 @@ def open_backend(name: str, loaded: Any, home: Path, *, reinit: bool = False) ->
     raise UsageError(f"unknown backend '{name}'", "use --backend local or --backend gcp")
 
 
-def flows_runtime(name: str, *, home: Path, loaded: Any) -> "FlowsRuntime":
+def flows_runtime(name: str, *, home: Path, loaded: Any) -> FlowsRuntime:
     """What the flows program runs on for backend `name`: its engines, clients and overlap guard.
 
     The flows package imports no backend; this registry builds the composition lazily, so the

@@ -12,7 +12,8 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Iterable, Sequence
 
 from funnelops.backends.types import (STATES, TERMINAL, TRIGGERS, Holder, RunLease, RunRecord, SchedulerState,
                                       StageRecord, default_actor, now_iso, record_refusal, refuse)
@@ -178,7 +179,7 @@ class Backend(Protocol):
     def apply_lock(self) -> AbstractContextManager[None]:
         """One apply at a time (local: a lock file in the home; gcp: nothing to hold)."""
 
-    def check_plan(self, plan: "Plan") -> None:
+    def check_plan(self, plan: Plan) -> None:
         """Refuse, before anything changes, a plan the backend would fail midway."""
 
     def refresh(self) -> None:

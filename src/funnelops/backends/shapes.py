@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from funnelops.backends.types import SchedulerState
 

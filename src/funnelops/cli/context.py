@@ -103,7 +103,7 @@ class AppContext:
         return name
 
     @property
-    def backend(self) -> "Backend":
+    def backend(self) -> Backend:
         if self.dry_run:
             raise UsageError("internal: a dry run must not open the backend")
         if self._backend is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -57,8 +56,8 @@ def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start
 def generate(
     ctx: typer.Context,
     rows: int = typer.Option(DEFAULT_ROWS, "--rows", min=1, help="Raw rows to write, all CSV entities together."),
-    start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%d"], help="First day (default: a year ago)."),
-    end: Optional[datetime] = typer.Option(None, "--end", formats=["%Y-%m-%d"], help="Last day (default: today)."),
+    start: datetime | None = typer.Option(None, "--start", formats=["%Y-%m-%d"], help="First day (default: a year ago)."),
+    end: datetime | None = typer.Option(None, "--end", formats=["%Y-%m-%d"], help="Last day (default: today)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Same seed, same files."),
     replace: bool = typer.Option(False, "--replace",
                                  help="Delete what the raw bucket's extract folders hold and write the new data "

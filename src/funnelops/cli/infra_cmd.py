@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
 import typer
 
@@ -44,7 +43,7 @@ def spec_schema(ctx: typer.Context) -> None:
 
 def plan(
     ctx: typer.Context,
-    stage: Optional[str] = typer.Option(
+    stage: str | None = typer.Option(
         None, "--stage", "-s",
         help=STAGE_HELP + ". Default: the last stage the lifecycle completed (IaC on a new project), "
              "so a plan after the lifecycle never proposes to roll the templates' arguments back."),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -44,7 +43,7 @@ def root(
                                  help="The project definition file.", show_default=True),
     home: Path = typer.Option(Path(".funnelops"), "--home", envvar="FUNNELOPS_HOME",
                               help="Local state: buckets, warehouse, ledger, run logs."),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", envvar="FUNNELOPS_BACKEND",
+    backend: str | None = typer.Option(None, "--backend", "-b", envvar="FUNNELOPS_BACKEND",
                                           help="local or gcp (default: the project's `backend`, else local)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (text goes to stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),

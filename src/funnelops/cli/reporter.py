@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from funnelops.cli.context import AppContext, esc
 from funnelops.reporting import (Event, JobFinished, JobStarted, Notice, ResourceFinished, RunChanged, RunStarted,

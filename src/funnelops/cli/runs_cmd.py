@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import datetime, UTC
 
 import typer
 
@@ -32,13 +31,13 @@ def _duration(run) -> str:
     if not run.started_at:
         return "-"
     start = datetime.fromisoformat(run.started_at)
-    end = datetime.fromisoformat(run.ended_at) if run.ended_at else datetime.now(timezone.utc)
+    end = datetime.fromisoformat(run.ended_at) if run.ended_at else datetime.now(UTC)
     return f"{(end - start).total_seconds():.1f}s"
 
 
 def runs(
     ctx: typer.Context,
-    workflow: Optional[str] = typer.Option(None, "--workflow", "-w", help="Only runs of this workflow."),
+    workflow: str | None = typer.Option(None, "--workflow", "-w", help="Only runs of this workflow."),
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
 ) -> None:

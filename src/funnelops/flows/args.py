@@ -32,7 +32,7 @@ class Period:
     def days(self) -> list[date]:
         return [self.start + timedelta(days=k) for k in range((self.end - self.start).days)]
 
-    def widen_to_months(self) -> "Period":
+    def widen_to_months(self) -> Period:
         """The whole months that cover this period (sources delivered monthly)."""
         start = self.start.replace(day=1)
         last = self.end - timedelta(days=1)

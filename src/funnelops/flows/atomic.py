@@ -42,13 +42,13 @@ def _resolve():
     if fn is not None:
         fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
         fn.restype = ctypes.c_int
-        _call = lambda a, b: (fn(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE), ctypes.get_errno())  # noqa: E731
+        _call = lambda a, b: (fn(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE), ctypes.get_errno())
         return _call
     nr = SYS_RENAMEAT2.get(platform.machine())
     if nr is not None and hasattr(libc, "syscall"):
         sc = libc.syscall
         sc.restype = ctypes.c_long
-        _call = lambda a, b: (sc(ctypes.c_long(nr), ctypes.c_int(AT_FDCWD), ctypes.c_char_p(a),  # noqa: E731
+        _call = lambda a, b: (sc(ctypes.c_long(nr), ctypes.c_int(AT_FDCWD), ctypes.c_char_p(a),
                                  ctypes.c_int(AT_FDCWD), ctypes.c_char_p(b), ctypes.c_uint(RENAME_EXCHANGE)),
                               ctypes.get_errno())
     return _call

@@ -10,7 +10,7 @@ the row in the input, which makes "first occurrence wins" deterministic) and `_r
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from funnelops.flows.engine import api
 

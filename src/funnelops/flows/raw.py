@@ -101,7 +101,8 @@ def expected_files(template: str, period: Period | None) -> str:
     if period is None:
         return re.sub(r"\{[a-z]+\}", "*", template)
     first = _fill(template, period.start)
-    return first if period.end == period.start or len(period.days()) == 1 else f"{first} ... (one per {'day' if _is_daily(template) else 'month'})"
+    unit = 'day' if _is_daily(template) else 'month'
+    return first if period.end == period.start or len(period.days()) == 1 else f"{first} ... (one per {unit})"
 
 
 def _check_readable(raw_root: Path, files: list[tuple[date, Path]]) -> None:

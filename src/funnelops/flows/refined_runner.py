@@ -17,7 +17,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Collection
+from typing import Any
+from collections.abc import Collection
 
 from funnelops.errors import BackendError
 from funnelops.flows.context import FlowResult, RunContext

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from funnelops.flows import raw as rawmod
 from funnelops.flows import source_checks as checks

@@ -57,6 +57,6 @@ def funnel_summary(home: Path, time_zone: str | None = None) -> dict[str, Any]:
                            "conversion_from_previous": (volume / prev) if prev else None})
         prev = volume or None
     return {"stages": out_stages,
-            "channels": [{"channel": c, "leads": int(l or 0), "won": int(w or 0),
-                          "lead_to_won": (int(w or 0) / int(l)) if l else None} for c, l, w in channels],
+            "channels": [{"channel": c, "leads": int(n or 0), "won": int(w or 0),
+                          "lead_to_won": (int(w or 0) / int(n)) if n else None} for c, n, w in channels],
             "attainment_status": {k: int(v) for k, v in status.items()}}

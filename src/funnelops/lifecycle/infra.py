@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from funnelops.spec.project import LoadedProject
 
 
-def create_infra(loaded: "LoadedProject", backend: "Backend", stage: str, *, actor: str, allow_data_loss: bool = False,
+def create_infra(loaded: LoadedProject, backend: Backend, stage: str, *, actor: str, allow_data_loss: bool = False,
                  reporter: Reporter = QUIET) -> tuple[Plan, ApplyResult]:
     """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done."""
     stage = normalize_stage(stage)
@@ -29,7 +29,7 @@ def create_infra(loaded: "LoadedProject", backend: "Backend", stage: str, *, act
     return plan, result
 
 
-def destroy_plan(loaded: "LoadedProject", backend: "Backend") -> Plan:
+def destroy_plan(loaded: LoadedProject, backend: Backend) -> Plan:
     """Every managed resource, deleted in reverse dependency order; protected ones kept."""
     full = build_plan(loaded, backend, "workflow")
     wanted = desired_resources(loaded, "workflow")
@@ -51,7 +51,7 @@ def destroy_plan(loaded: "LoadedProject", backend: "Backend") -> Plan:
     return Plan(stage="destroy", backend=backend.name, changes=tuple(changes), spec_hash=loaded.spec_hash)
 
 
-def destroy(loaded: "LoadedProject", backend: "Backend", *, actor: str, reporter: Reporter = QUIET) -> tuple[Plan, ApplyResult]:
+def destroy(loaded: LoadedProject, backend: Backend, *, actor: str, reporter: Reporter = QUIET) -> tuple[Plan, ApplyResult]:
     """Delete every unprotected resource; refused (exit 3, nothing touched) while any run is in
     progress, since its steps read and write the buckets and tables being deleted."""
     from funnelops.runs.busy import backend_holders, refuse_while_running

@@ -33,7 +33,7 @@ def _fold(text: str) -> str:
     return "-".join(stripped.lower().replace("_", " ").split())
 
 
-def resolve_scheduler(loaded: "LoadedProject", word: str) -> "Scheduler":
+def resolve_scheduler(loaded: LoadedProject, word: str) -> Scheduler:
     """A scheduler by its seed name (`Día`), its id (`dia`), or an ASCII spelling (`anio`, `duplicado-mes`)."""
     key = _fold(word)
     for s in loaded.spec.schedulers:
@@ -48,11 +48,11 @@ def resolve_scheduler(loaded: "LoadedProject", word: str) -> "Scheduler":
                      or "known: " + ", ".join(s.name for s in loaded.spec.schedulers))
 
 
-def initial_load_workflows(loaded: "LoadedProject") -> list[str]:
+def initial_load_workflows(loaded: LoadedProject) -> list[str]:
     return [w.name for w in loaded.spec.workflows if w.initial_load]
 
 
-def _run_all_and_wait(loaded: "LoadedProject", backend: "Backend", actor: str, reporter: Reporter,
+def _run_all_and_wait(loaded: LoadedProject, backend: Backend, actor: str, reporter: Reporter,
                       step: str) -> list[RunRecord]:
     require_before(backend.ledger, None, step)
     names = initial_load_workflows(loaded)
@@ -80,7 +80,7 @@ def _run_all_and_wait(loaded: "LoadedProject", backend: "Backend", actor: str, r
     return finished
 
 
-def _finish_job(loaded: "LoadedProject", backend: "Backend", step: str, actor: str, reporter: Reporter) -> None:
+def _finish_job(loaded: LoadedProject, backend: Backend, step: str, actor: str, reporter: Reporter) -> None:
     stage = job_completed(backend.ledger, step, None, loaded.spec_hash, actor)
     if stage is None and step == "rerun-workflow-templates":
         reporter.emit(Notice("the 'Initial data' stage stays as it was: its jobs did not all complete in order "
@@ -88,7 +88,7 @@ def _finish_job(loaded: "LoadedProject", backend: "Backend", step: str, actor: s
                              level="warning"))
 
 
-def run_workflow_templates(loaded: "LoadedProject", backend: "Backend", *, actor: str,
+def run_workflow_templates(loaded: LoadedProject, backend: Backend, *, actor: str,
                            reporter: Reporter = QUIET) -> list[RunRecord]:
     """GCP run workflow template: every initial-load workflow, in parallel, waiting for all."""
     runs = _run_all_and_wait(loaded, backend, actor, reporter, "run-workflow-templates")
@@ -96,7 +96,7 @@ def run_workflow_templates(loaded: "LoadedProject", backend: "Backend", *, actor
     return runs
 
 
-def rerun_workflow_templates(loaded: "LoadedProject", backend: "Backend", *, actor: str,
+def rerun_workflow_templates(loaded: LoadedProject, backend: Backend, *, actor: str,
                              reporter: Reporter = QUIET) -> list[RunRecord]:
     """GCP re run workflow template: the same runs again; success completes 'Initial data'
     when the stage's earlier jobs completed before it, in order (see lifecycle/order.py)."""
@@ -105,7 +105,7 @@ def rerun_workflow_templates(loaded: "LoadedProject", backend: "Backend", *, act
     return runs
 
 
-def initialize_templates(loaded: "LoadedProject", backend: "Backend", reporter: Reporter = QUIET) -> int:
+def initialize_templates(loaded: LoadedProject, backend: Backend, reporter: Reporter = QUIET) -> int:
     """Set every workflow template to the workflow stage's arguments; returns how many changed."""
     plan = build_plan(loaded, backend, "workflow", kinds={"workflow_template"})
     if not plan.mutating():
@@ -119,7 +119,7 @@ def initialize_templates(loaded: "LoadedProject", backend: "Backend", reporter: 
     return len(result.done)
 
 
-def force_scheduler(loaded: "LoadedProject", backend: "Backend", scheduler: str, *, actor: str,
+def force_scheduler(loaded: LoadedProject, backend: Backend, scheduler: str, *, actor: str,
                     reporter: Reporter = QUIET) -> RunRecord:
     """Initialize the templates, check the workflow is not running, and force the scheduler."""
     s = resolve_scheduler(loaded, scheduler)
@@ -132,7 +132,7 @@ def force_scheduler(loaded: "LoadedProject", backend: "Backend", scheduler: str,
     return run
 
 
-def _refuse_if_running(backend: "Backend", workflow: str, reporter: Reporter, **audit: str) -> None:
+def _refuse_if_running(backend: Backend, workflow: str, reporter: Reporter, **audit: str) -> None:
     """The coordinator's refusal (audited in the ledger), also reported as a `Refused` event."""
     try:
         coordinator.refuse_if_running(backend, workflow, **audit)

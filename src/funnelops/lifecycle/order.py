@@ -73,12 +73,12 @@ def first_missing(chain: tuple[str, ...] | list[str], done: list[dict]) -> str |
     return chain[i] if i < len(chain) else None
 
 
-def _refuse(ledger: "Ledger", step: str, err: StageOrderError) -> StageOrderError:
+def _refuse(ledger: Ledger, step: str, err: StageOrderError) -> StageOrderError:
     record_refusal(ledger, step, err, needed=err.details.get("needed"))
     return err
 
 
-def require_before(ledger: "Ledger", stage: str | None, step: str) -> None:
+def require_before(ledger: Ledger, stage: str | None, step: str) -> None:
     """Raise StageOrderError (exit 4) if the stage `step` needs, or a job before it, has not completed."""
     needed = PREREQUISITE.get((step, stage), PREREQUISITE.get((step, None)))
     what = f"{step} --stage {STAGE_TITLES.get(stage, '')}".strip() if stage else step
@@ -102,7 +102,7 @@ def require_before(ledger: "Ledger", stage: str | None, step: str) -> None:
             f"run it first: {JOB_COMMANDS[missing]} (or the whole stage: {HOW_TO[own]})", needed=missing))
 
 
-def job_completed(ledger: "Ledger", step: str, stage: str | None, spec_hash: str, actor: str) -> str | None:
+def job_completed(ledger: Ledger, step: str, stage: str | None, spec_hash: str, actor: str) -> str | None:
     """Record that a job succeeded; if it ends its stage's chain, in order, record the stage too.
 
     Returns the stage recorded, if any. The chain is checked again here (not only before the
@@ -121,7 +121,7 @@ def job_completed(ledger: "Ledger", step: str, stage: str | None, spec_hash: str
     return own
 
 
-def current_stage(ledger: "Ledger") -> str:
+def current_stage(ledger: Ledger) -> str:
     """The last stage the lifecycle completed ('iac' when none has): what infra should match now."""
     from funnelops.resources import STAGES
 

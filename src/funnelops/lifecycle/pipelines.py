@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from funnelops.errors import FunnelopsError, UsageError
 from funnelops.lifecycle import jobs
@@ -84,7 +85,7 @@ def _run_jobs(result: PipelineResult, job_list: list[Job], reporter: Reporter) -
     return result
 
 
-def funnel_jobs(loaded: "LoadedProject", backend: "Backend", data_stage: str, *, actor: str,
+def funnel_jobs(loaded: LoadedProject, backend: Backend, data_stage: str, *, actor: str,
                 reporter: Reporter = QUIET, allow_data_loss: bool = False) -> list[Job]:
     stage = normalize_stage(data_stage)
 
@@ -110,7 +111,7 @@ def funnel_jobs(loaded: "LoadedProject", backend: "Backend", data_stage: str, *,
                      "for the workflow stage use `funnelops pipeline workflow --scheduler ...`")
 
 
-def run_funnel_pipeline(loaded: "LoadedProject", backend: "Backend", data_stage: str, *, actor: str,
+def run_funnel_pipeline(loaded: LoadedProject, backend: Backend, data_stage: str, *, actor: str,
                         reporter: Reporter = QUIET, allow_data_loss: bool = False) -> PipelineResult:
     job_list = funnel_jobs(loaded, backend, data_stage, actor=actor, reporter=reporter,
                            allow_data_loss=allow_data_loss)
@@ -120,7 +121,7 @@ def run_funnel_pipeline(loaded: "LoadedProject", backend: "Backend", data_stage:
     return _run_jobs(result, job_list, reporter)
 
 
-def run_workflow_pipeline(loaded: "LoadedProject", backend: "Backend", scheduler: str, *, actor: str,
+def run_workflow_pipeline(loaded: LoadedProject, backend: Backend, scheduler: str, *, actor: str,
                           reporter: Reporter = QUIET, wait: bool = False) -> PipelineResult:
     s = jobs.resolve_scheduler(loaded, scheduler)
     state: dict[str, Any] = {}

@@ -47,7 +47,7 @@ NO_GENERATOR_HINT = ("declare one in the project file: `data: {generator: genera
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]*$")
 
 
-def load_generator(loaded: "LoadedProject") -> ModuleType:
+def load_generator(loaded: LoadedProject) -> ModuleType:
     """Load the project's sample-data generator afresh, by path, and check its contract.
 
     Raises UsageError (exit 2) when the project declares none, names a file it may not run, or
@@ -93,7 +93,7 @@ def owned_trees(module: ModuleType, path: Path | str = "") -> list[tuple[str, ..
     return out
 
 
-def generate_raw(loaded: "LoadedProject", home: Path, rows: int, start: date, end: date, seed: int, *,
+def generate_raw(loaded: LoadedProject, home: Path, rows: int, start: date, end: date, seed: int, *,
                  replace: bool = False) -> Any:
     """Run the project's generator for ~`rows` rows over days `start`..`end` and move its folders
     into the local raw bucket atomically; returns the generator's report."""
@@ -136,7 +136,7 @@ def summary_text(report: Any) -> str:
     return f"generated sample data into {getattr(report, 'bucket_dir', 'the raw bucket')}"
 
 
-def _refuse_unless_free(loaded: "LoadedProject", home: Path, raw_root: Path, trees: list[tuple[str, ...]], replace: bool) -> None:
+def _refuse_unless_free(loaded: LoadedProject, home: Path, raw_root: Path, trees: list[tuple[str, ...]], replace: bool) -> None:
     """Refuse while any run holds a lease (exit 3), or when a tree holds files and not `replace` (exit 2)."""
     from funnelops.backends import open_backend
     from funnelops.runs.busy import refuse_while_running

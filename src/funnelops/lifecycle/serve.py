@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from funnelops.spec.project import LoadedProject
 
 
-def make_daemon(loaded: "LoadedProject", backend: "Backend", *, reporter: Reporter = QUIET,
-                **daemon_kw: Any) -> "SchedulerDaemon":
+def make_daemon(loaded: LoadedProject, backend: Backend, *, reporter: Reporter = QUIET,
+                **daemon_kw: Any) -> SchedulerDaemon:
     """The daemon; each of its events is recorded in the ledger, then emitted to `reporter`."""
     from funnelops.scheduler.daemon import FireOutcome, SchedulerDaemon
 
@@ -56,7 +56,7 @@ def make_daemon(loaded: "LoadedProject", backend: "Backend", *, reporter: Report
         backend.schedulers.mark_fired(sid, scheduled_for.isoformat())
         return FireOutcome.STARTED
 
-    def record(ev: "SchedulerEvent") -> None:
+    def record(ev: SchedulerEvent) -> None:
         backend.ledger.record_event(f"scheduler.{ev.kind.value}", ev.scheduler_id, ev.to_dict())
         reporter.emit(ev)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
 
 from funnelops.resources import STAGE_TITLES, STAGES
@@ -19,7 +19,7 @@ NEXT_STEP = {
 }
 
 
-def collect_status(loaded: "LoadedProject", backend: "Backend") -> dict[str, Any]:
+def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
     from funnelops.scheduler.cron import next_fire
 
     spec = loaded.spec
@@ -42,7 +42,7 @@ def collect_status(loaded: "LoadedProject", backend: "Backend") -> dict[str, Any
         templates.append({"name": w.name, "exists": obs is not None, "version": obs.extra.get("version") if obs else None,
                           "args": args, "dynamic_args": [a for a in args if a in dynamic]})
     states = backend.runtime.scheduler_states()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     schedulers = []
     for s in spec.schedulers:
         tz = s.time_zone or spec.project.time_zone

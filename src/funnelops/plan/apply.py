@@ -41,7 +41,7 @@ class ApplyResult:
                 "skipped": [c.address for c in self.skipped]}
 
 
-def check_guards(plan: Plan, backend: "Backend", allow_data_loss: bool) -> None:
+def check_guards(plan: Plan, backend: Backend, allow_data_loss: bool) -> None:
     """Refuse before touching anything if a change would lose data or break protection."""
     protected = [c for c in plan.mutating() if c.protected and c.action in ("replace", "delete")]
     if protected:
@@ -72,13 +72,13 @@ def check_guards(plan: Plan, backend: "Backend", allow_data_loss: bool) -> None:
                               "back the data up, then re-run with --allow-data-loss")
 
 
-def preflight(plan: Plan, backend: "Backend") -> None:
+def preflight(plan: Plan, backend: Backend) -> None:
     """The backend's own checks against live state (a local view binding, a name already taken),
     so that a change that would fail midway is refused before the first one is made."""
     backend.check_plan(plan)
 
 
-def _run_change(backend: "Backend", c: Change) -> None:
+def _run_change(backend: Backend, c: Change) -> None:
     h = backend.handler(c.kind)
     if c.action == "create":
         h.create(c.resource)
@@ -91,7 +91,7 @@ def _run_change(backend: "Backend", c: Change) -> None:
         h.delete(c.name, c.observed)
 
 
-def apply_plan(plan: Plan, backend: "Backend", *, allow_data_loss: bool = False, reporter: Reporter = QUIET,
+def apply_plan(plan: Plan, backend: Backend, *, allow_data_loss: bool = False, reporter: Reporter = QUIET,
                max_parallel: int | None = None) -> ApplyResult:
     check_guards(plan, backend, allow_data_loss)
     preflight(plan, backend)

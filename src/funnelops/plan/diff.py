@@ -106,7 +106,7 @@ def topo_order(resources: list[Resource]) -> list[Resource]:
     return out
 
 
-def observe_all(backend: "Backend", names_by_kind: dict[str, list[str]],
+def observe_all(backend: Backend, names_by_kind: dict[str, list[str]],
                 kinds: set[str] | None = None) -> dict[str, dict[str, Observed]]:
     """Every kind observed concurrently (bounded by the backend's parallelism)."""
     wanted = [k for k in KINDS if kinds is None or k in kinds]
@@ -116,7 +116,7 @@ def observe_all(backend: "Backend", names_by_kind: dict[str, list[str]],
         return {k: f.result() for k, f in futures.items()}
 
 
-def build_plan(loaded: "LoadedProject", backend: "Backend", stage: str, kinds: set[str] | None = None) -> Plan:
+def build_plan(loaded: LoadedProject, backend: Backend, stage: str, kinds: set[str] | None = None) -> Plan:
     """The plan for `stage`; `kinds` restricts it to some resource kinds (e.g. templates only)."""
     stage = normalize_stage(stage) if stage not in ("iac", "initial_data", "workflow") else stage
     desired = topo_order([r for r in desired_resources(loaded, stage) if kinds is None or r.kind in kinds])
@@ -136,7 +136,8 @@ def build_plan(loaded: "LoadedProject", backend: "Backend", stage: str, kinds: s
         blocked = [d for d in r.depends_on if d in waiting or (d in later and d not in present)]
         if obs is None and blocked:
             waiting.add(r.address)
-            changes.append(Change(r.kind, r.name, "waiting", r, reason=f"reads {', '.join(blocked)}, which waits for data or a later stage"))
+            why = f"reads {', '.join(blocked)}, which waits for data or a later stage"
+            changes.append(Change(r.kind, r.name, "waiting", r, reason=why))
             continue
         if obs is None and r.waits_for:
             bucket, prefix = r.waits_for

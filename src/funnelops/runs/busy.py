@@ -8,7 +8,8 @@ deletes the bucket under a running step. They refuse (exit 3) naming each run in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from funnelops.backends.types import Holder
 from funnelops.errors import RunInProgress
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from funnelops.backends.base import Backend
 
 
-def backend_holders(backend: "Backend", workflows: Iterable[str]) -> list[Holder]:
+def backend_holders(backend: Backend, workflows: Iterable[str]) -> list[Holder]:
     """Live runs on `backend` (its runtime's `holders`: every local lease; on gcp, each workflow's)."""
     return backend.runtime.holders(workflows)
 

@@ -14,7 +14,8 @@ backoff; `cancel` asks a run to stop, waits the backend's grace, then kills it.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 from funnelops.backends.types import RunRecord, now_iso, record_refusal, refuse
 from funnelops.errors import BackendError, RunInProgress, UsageError
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 MAX_POLL_S = 2.0  # a backing-off wait polls at least this often (or every poll_s, if longer)
 
 
-def refuse_if_running(backend: "Backend", workflow: str, *, trigger: str | None = None,
+def refuse_if_running(backend: Backend, workflow: str, *, trigger: str | None = None,
                       actor: str | None = None, **audit: Any) -> None:
     """Raise RunInProgress (audited as a `refused` event) if `workflow` has a live holder."""
     holder = backend.runtime.holder(workflow)
@@ -35,7 +36,7 @@ def refuse_if_running(backend: "Backend", workflow: str, *, trigger: str | None 
         raise err
 
 
-def start(backend: "Backend", workflow: str, *, trigger: str, actor: str, extra_args: Sequence[str] = (),
+def start(backend: Backend, workflow: str, *, trigger: str, actor: str, extra_args: Sequence[str] = (),
           scheduler: str | None = None) -> RunRecord:
     """Start one run of `workflow` (firing `scheduler` when given); RunInProgress if one is running."""
     runtime = backend.runtime
@@ -52,14 +53,14 @@ def start(backend: "Backend", workflow: str, *, trigger: str, actor: str, extra_
         raise
 
 
-def force_scheduler(backend: "Backend", scheduler_id: str, workflow: str, *, actor: str) -> RunRecord:
+def force_scheduler(backend: Backend, scheduler_id: str, workflow: str, *, actor: str) -> RunRecord:
     """Fire a scheduler now: a `forced` run of its workflow, recorded as the scheduler's last fire."""
     run = start(backend, workflow, trigger="forced", actor=actor, scheduler=scheduler_id)
     backend.schedulers.mark_fired(scheduler_id, now_iso())
     return run
 
 
-def wait(runtime: "Runtime", run_ids: Sequence[int | str], poll_s: float = 0.2,
+def wait(runtime: Runtime, run_ids: Sequence[int | str], poll_s: float = 0.2,
          on_change: Callable[[RunRecord], None] | None = None, timeout: float | None = None) -> list[RunRecord]:
     """Follow runs until all have ended (or `timeout` seconds); `on_change` sees each new state.
 
@@ -88,7 +89,7 @@ def wait(runtime: "Runtime", run_ids: Sequence[int | str], poll_s: float = 0.2,
         delay = min(delay * runtime.poll_backoff, max(poll_s, MAX_POLL_S))
 
 
-def cancel(runtime: "Runtime", run_id: int | str) -> RunRecord:
+def cancel(runtime: Runtime, run_id: int | str) -> RunRecord:
     """Stop a run in progress: ask it to stop, wait the backend's grace, then kill it."""
     run = runtime.get(run_id)
     if run is None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import bisect
 import calendar
 import re
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, tzinfo, UTC
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,7 +40,7 @@ from funnelops.errors import EXIT_USAGE, FunnelopsError
 __all__ = ["CronError", "CronExpr", "compile_cron", "zone", "next_fire", "next_fires",
            "fires_between", "next_fire_many"]
 
-_UTC = timezone.utc
+_UTC = UTC
 _MINUTE = timedelta(minutes=1)
 _DAY = timedelta(days=1)
 # Longest run without a match a valid expression can have: Feb 29 skips 2100 (8 years).

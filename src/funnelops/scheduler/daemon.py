@@ -27,9 +27,10 @@ import logging
 import threading
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from enum import Enum
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 from funnelops.reporting import Event
 
@@ -40,7 +41,7 @@ __all__ = ["FireOutcome", "EventKind", "SchedulerEvent", "ScheduledJob", "Schedu
            "InlineExecutor"]
 
 log = logging.getLogger(__name__)
-_UTC = timezone.utc
+_UTC = UTC
 _MISSED_SCAN_LIMIT = 10_000  # a long outage of an every-minute cron is reported, not enumerated
 
 
@@ -75,7 +76,7 @@ class SchedulerEvent(Event):
     scheduler_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        iso = lambda d: d.isoformat() if d else None  # noqa: E731
+        iso = lambda d: d.isoformat() if d else None
         return {"kind": self.kind.value, "scheduler_id": self.scheduler_id,
                 "scheduler_name": self.scheduler_name, "at": iso(self.at),
                 "scheduled_for": iso(self.scheduled_for), "attempt": self.attempt,
@@ -94,14 +95,14 @@ class ScheduledJob:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
-    def from_any(cls, obj: Any, default_time_zone: str) -> "ScheduledJob":
+    def from_any(cls, obj: Any, default_time_zone: str) -> ScheduledJob:
         """Accepts a spec Scheduler, a scheduler resource's attrs dict (with ``id``), or a mapping."""
         if isinstance(obj, ScheduledJob):
             return obj
         if isinstance(obj, Mapping):
             get = obj.get
         else:
-            get = lambda k, d=None: getattr(obj, k, d)  # noqa: E731
+            get = lambda k, d=None: getattr(obj, k, d)
         sid = get("id")
         cron = get("cron") or get("schedule")
         if not sid or not cron:
@@ -133,7 +134,7 @@ class InlineExecutor(Executor):
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the future like a pool would
+        except BaseException as exc:
             future.set_exception(exc)
         return future
 
@@ -285,7 +286,7 @@ class SchedulerDaemon:
         detail = ""
         try:
             outcome = FireOutcome(self._fire(job.id, slot, attempt))
-        except Exception as exc:  # noqa: BLE001 - a crashing fire is a failed attempt
+        except Exception as exc:
             log.exception("fire of scheduler %s failed", job.id)
             outcome, detail = FireOutcome.FAILED, f"{type(exc).__name__}: {exc}"
         at = self._now()
@@ -309,7 +310,7 @@ class SchedulerDaemon:
             for ev in events:
                 try:
                     self._record_cb(ev)
-                except Exception:  # noqa: BLE001 - a broken recorder must not stop the scheduler
+                except Exception:
                     log.exception("recording scheduler event %s failed", ev.kind.value)
 
     # -- loop -----------------------------------------------------------------------------------
@@ -324,7 +325,7 @@ class SchedulerDaemon:
             while not self._stop.is_set():
                 try:
                     wake = self.run_once()
-                except Exception as exc:  # noqa: BLE001 - e.g. the ledger briefly unreadable
+                except Exception as exc:
                     log.exception("scheduler tick failed")
                     self._emit([SchedulerEvent(EventKind.ERROR, "", self._now(), detail=f"{type(exc).__name__}: {exc}")])
                     wake = None

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 __all__ = ["RetryPolicy", "retry_delay_s"]
 
@@ -45,7 +46,7 @@ class RetryPolicy:
     max_doublings: int = 5
 
     @classmethod
-    def from_config(cls, config: Any) -> "RetryPolicy":
+    def from_config(cls, config: Any) -> RetryPolicy:
         """From a spec RetryConfig, a mapping with the same keys, a RetryPolicy, or None."""
         if config is None:
             return cls()

@@ -18,7 +18,8 @@ Three rules, each a small function over the loaded project that adds located pro
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from funnelops.errors import ProblemCollector
 from funnelops.spec.mains import HINT as MAIN_HINT
@@ -37,14 +38,14 @@ MAX_JOB_ARGS_BYTES = 64 * 1024
 Ln = Callable[[tuple], "int | None"]
 
 
-def check_confinement(loaded: "LoadedProject", file: str, c: ProblemCollector) -> None:
+def check_confinement(loaded: LoadedProject, file: str, c: ProblemCollector) -> None:
     """Every check of this module (one call from `validate.resolve_and_check`)."""
     check_mains(loaded, file, c)
     check_reserved_names(loaded, file, c)
     check_arg_sizes(loaded, file, c)
 
 
-def check_mains(loaded: "LoadedProject", file: str, c: ProblemCollector) -> None:
+def check_mains(loaded: LoadedProject, file: str, c: ProblemCollector) -> None:
     for i, w in enumerate(loaded.spec.workflows):
         for k, job in enumerate(w.jobs):
             problem = main_problem(job.main, loaded.base_dir)
@@ -59,7 +60,7 @@ def check_mains(loaded: "LoadedProject", file: str, c: ProblemCollector) -> None
                   "name a .py file inside the project folder, relative to the project file (generate.py)")
 
 
-def _arg_lists(loaded: "LoadedProject"):
+def _arg_lists(loaded: LoadedProject):
     """(path, field label, args) of every argument list a project gives."""
     spec = loaded.spec
     for stage in ("iac", "initial_data", "workflow"):
@@ -70,7 +71,7 @@ def _arg_lists(loaded: "LoadedProject"):
             yield ("workflows", i, "jobs", k, "args"), f"workflows[{w.name}].jobs[{job.step_id}].args", list(job.args)
 
 
-def check_reserved_names(loaded: "LoadedProject", file: str, c: ProblemCollector) -> None:
+def check_reserved_names(loaded: LoadedProject, file: str, c: ProblemCollector) -> None:
     for key in loaded.spec.variables:
         if key.lower() in RESERVED_VARIABLES:
             why = ("the runtime sets it" if key.lower() in RUNTIME_ONLY
@@ -91,7 +92,7 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def check_arg_sizes(loaded: "LoadedProject", file: str, c: ProblemCollector) -> None:
+def check_arg_sizes(loaded: LoadedProject, file: str, c: ProblemCollector) -> None:
     spec = loaded.spec
     limit = f"{MAX_ARG_BYTES // 1024} KiB"
     for key, arg in zip(spec.variables, variable_args(spec.variables)):
@@ -108,7 +109,7 @@ def check_arg_sizes(loaded: "LoadedProject", file: str, c: ProblemCollector) -> 
     _check_job_totals(loaded, file, c)
 
 
-def _check_job_totals(loaded: "LoadedProject", file: str, c: ProblemCollector) -> None:
+def _check_job_totals(loaded: LoadedProject, file: str, c: ProblemCollector) -> None:
     from funnelops.resources import template_args
 
     for i, w in enumerate(loaded.spec.workflows):

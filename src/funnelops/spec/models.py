@@ -64,7 +64,7 @@ class LifecycleRule(Strict):
     storage_class: Literal["NEARLINE", "COLDLINE", "ARCHIVE"] | None = None
 
     @model_validator(mode="after")
-    def _class_for_set(self) -> "LifecycleRule":
+    def _class_for_set(self) -> LifecycleRule:
         if self.action == "SetStorageClass" and self.storage_class is None:
             raise ValueError("action SetStorageClass needs storage_class")
         return self
@@ -123,7 +123,7 @@ class Table(Strict):
     deletion_protection: bool = False
 
     @model_validator(mode="after")
-    def _one_schema(self) -> "Table":
+    def _one_schema(self) -> Table:
         if (self.schema_ is None) == (self.schema_file is None):
             raise ValueError("give exactly one of `schema` (inline fields) or `schema_file`")
         return self
@@ -164,7 +164,7 @@ class View(Strict):
     labels: Labels = {}
 
     @model_validator(mode="after")
-    def _one_query(self) -> "View":
+    def _one_query(self) -> View:
         if (self.query is None) == (self.query_file is None):
             raise ValueError("give exactly one of `query` (inline SQL) or `query_file`")
         return self

@@ -67,7 +67,7 @@ def _statement_lines(sql: str, dialect: str) -> list[int]:
 
     try:
         tokens = Dialect.get_or_raise(dialect).tokenize(sql)
-    except Exception:  # noqa: BLE001 - a token error is reported by the parser
+    except Exception:
         return []
     starts, new = [], True
     for tok in tokens:
@@ -149,13 +149,13 @@ def problem_message(exc: SqlError, source: str | None = None, *, with_line: bool
 
 
 # -- the validate hook ---------------------------------------------------------------------------
-def check_project(loaded: "LoadedProject", file: str, c: "ProblemCollector") -> None:
+def check_project(loaded: LoadedProject, file: str, c: ProblemCollector) -> None:
     """Validate's hook: case-insensitive name collisions, reserved datasets, refined SQL files."""
     check_name_collisions(loaded, file, c)
     check_refined_sql(loaded.base_dir, c)
 
 
-def check_name_collisions(loaded: "LoadedProject", file: str, c: "ProblemCollector") -> None:
+def check_name_collisions(loaded: LoadedProject, file: str, c: ProblemCollector) -> None:
     """Names equal but for case are one object in DuckDB: a create of one would hit the other."""
     spec, ln = loaded.spec, loaded.line_of
     seen: dict[str, tuple[str, tuple]] = {}
@@ -184,7 +184,7 @@ def check_name_collisions(loaded: "LoadedProject", file: str, c: "ProblemCollect
             relations.setdefault(key, (item.address, path))
 
 
-def check_refined_sql(base: Path, c: "ProblemCollector") -> None:
+def check_refined_sql(base: Path, c: ProblemCollector) -> None:
     """Every refined SQL file is one query (the flow inserts its rows; it may not do more)."""
     from funnelops.spec.sqlrefs import table_refs
 

@@ -11,7 +11,7 @@ Every problem is collected and raised at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from funnelops.errors import ProblemCollector, did_you_mean
 from funnelops.spec import confine, sql_safety

@@ -259,7 +259,6 @@ def test_cli_create_infra_and_plan_against_the_emulators(gcp_env, gcp_double, tm
     summary = json.loads(planned.stdout)["summary"]
     assert summary["unchanged"] == 23 and summary["create"] == summary["update"] == summary["replace"] == 0
     # The ledger lives in GCS: a separate process (another pipeline agent) sees the IaC stage.
-    from funnelops.spec.loader import load_project
 
     _, backend = open_gcp(path, tmp_path)
     assert "iac" in backend.ledger.stages()

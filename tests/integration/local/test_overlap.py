@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import multiprocessing
 import os
@@ -54,17 +53,17 @@ STEP = textwrap.dedent('''
 
 def tiny_project(tmp: Path) -> Path:
     (tmp / "step.py").write_text(STEP)
-    (tmp / "funnel.yaml").write_text(textwrap.dedent(f"""
-        project: {{id: tiny-overlap, time_zone: America/Bogota, backend: local}}
-        datasets: [{{id: tiny_ds}}]
+    (tmp / "funnel.yaml").write_text(textwrap.dedent("""
+        project: {id: tiny-overlap, time_zone: America/Bogota, backend: local}
+        datasets: [{id: tiny_ds}]
         workflows:
           - name: tiny-dia
             granularity: DAY
             initial_load: true
             args: ["--granularity=DAY"]
-            jobs: [{{step_id: the-step, main: step.py}}]
+            jobs: [{step_id: the-step, main: step.py}]
         schedulers:
-          - {{name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}}
+          - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
     """))
     return tmp / "funnel.yaml"
 

@@ -1,6 +1,6 @@
 """Argument parsing and period selection of the flows program."""
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 
 import pytest
 
@@ -52,12 +52,12 @@ def test_explicit_periods():
 
 def test_current_and_previous_use_the_project_time_zone():
     # 2024-03-01 03:00 UTC is still 2024-02-29 22:00 in Bogotá (UTC-5)
-    now = datetime(2024, 3, 1, 3, 0, tzinfo=timezone.utc)
+    now = datetime(2024, 3, 1, 3, 0, tzinfo=UTC)
     assert resolve_period("DAY", None, "America/Bogota", now).start == date(2024, 2, 29)
     assert resolve_period("DAY", None, "UTC", now).start == date(2024, 3, 1)
     p = resolve_period("MONTH", "previous", "America/Bogota", now)
     assert (p.start, p.end) == (date(2024, 1, 1), date(2024, 2, 1))
-    jan = datetime(2024, 1, 15, 12, tzinfo=timezone.utc)
+    jan = datetime(2024, 1, 15, 12, tzinfo=UTC)
     p = resolve_period("MONTH", "previous", "America/Bogota", jan)
     assert (p.start, p.end) == (date(2023, 12, 1), date(2024, 1, 1))
     assert resolve_period("YEAR", "previous", "UTC", jan).start == date(2023, 1, 1)

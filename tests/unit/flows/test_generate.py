@@ -21,7 +21,7 @@ def _digest(root):
 def test_same_seed_same_files_and_layout(tmp_path, funnel):
     a = generate_raw(funnel, tmp_path / "a", 20000, date(2024, 1, 30), date(2024, 2, 2), seed=3)
     b = generate_raw(funnel, tmp_path / "b", 20000, date(2024, 1, 30), date(2024, 2, 2), seed=3)
-    c = generate_raw(funnel, tmp_path / "c", 20000, date(2024, 1, 30), date(2024, 2, 2), seed=4)
+    generate_raw(funnel, tmp_path / "c", 20000, date(2024, 1, 30), date(2024, 2, 2), seed=4)
     root = tmp_path / "a" / "buckets" / "analitica-funnel-raw"
     assert _digest(root) == _digest(tmp_path / "b" / "buckets" / "analitica-funnel-raw")
     assert _digest(root) != _digest(tmp_path / "c" / "buckets" / "analitica-funnel-raw")

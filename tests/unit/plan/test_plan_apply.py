@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 import pytest
 
@@ -69,7 +69,7 @@ class FakeStorage:
 
 
 class FakeHandler:
-    def __init__(self, kind: str, backend: "FakeBackend") -> None:
+    def __init__(self, kind: str, backend: FakeBackend) -> None:
         self.kind = kind
         self.b = backend
 

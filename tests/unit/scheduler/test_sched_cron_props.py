@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -92,9 +92,9 @@ def test_wall_search_agrees_with_croniter_on_naive_time(text, start):
 
 ZONES = ["America/New_York", "Europe/Riga", "Australia/Sydney", "Australia/Lord_Howe", "Europe/Dublin",
          "America/Bogota", "Asia/Kolkata"]
-TRANSITIONS = [datetime(2021, 3, 28, 1, tzinfo=timezone.utc), datetime(2021, 10, 31, 1, tzinfo=timezone.utc),
-               datetime(2024, 3, 10, 7, tzinfo=timezone.utc), datetime(2024, 11, 3, 6, tzinfo=timezone.utc),
-               datetime(2024, 4, 6, 15, tzinfo=timezone.utc), datetime(2024, 10, 5, 15, tzinfo=timezone.utc)]
+TRANSITIONS = [datetime(2021, 3, 28, 1, tzinfo=UTC), datetime(2021, 10, 31, 1, tzinfo=UTC),
+               datetime(2024, 3, 10, 7, tzinfo=UTC), datetime(2024, 11, 3, 6, tzinfo=UTC),
+               datetime(2024, 4, 6, 15, tzinfo=UTC), datetime(2024, 10, 5, 15, tzinfo=UTC)]
 
 
 def brute_force(text: str, tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
@@ -133,5 +133,5 @@ def test_dst_placement_agrees_with_brute_force(text, zone_name, transition, offs
     tz = ZoneInfo(zone_name)
     start = transition + timedelta(minutes=offset_min, seconds=17)
     end = start + timedelta(hours=8)
-    got = [d.astimezone(timezone.utc) for d in fires_between(text, tz, start, end)]
+    got = [d.astimezone(UTC) for d in fires_between(text, tz, start, end)]
     assert got == brute_force(text, tz, start, end), (text, zone_name, start)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -270,4 +270,4 @@ def test_spec_retry_config_objects_drive_retries():
                   retry=RetryConfig(retry_count=1, min_backoff_s=60))
     h = Harness([s], datetime(2024, 5, 1, 6, 0, tzinfo=BOG), outcomes=lambda *a: FireOutcome.FAILED)
     h.run_until(datetime(2024, 5, 1, 8, 0, tzinfo=BOG))
-    assert [(f[2], f[3].astimezone(timezone.utc).strftime("%H:%M")) for f in h.fires] == [(1, "12:00"), (2, "12:01")]
+    assert [(f[2], f[3].astimezone(UTC).strftime("%H:%M")) for f in h.fires] == [(1, "12:00"), (2, "12:01")]

@@ -13,7 +13,8 @@ import os
 import threading
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
 
 from funnelops.backends.gcp.artifacts import Artifacts
 from funnelops.backends.gcp.bigquery import (DatasetHandler, ExternalTableHandler, Snapshot, TableHandler,
@@ -91,7 +92,7 @@ class GcpBackend:
         self.runtime = GcpRuntime(self.clients, self.ledger, self.leases, self.schedulers, loaded)
 
     @classmethod
-    def for_project(cls, loaded: Any, home: Path) -> "GcpBackend":
+    def for_project(cls, loaded: Any, home: Path) -> GcpBackend:
         p = loaded.spec.project
         return cls(p.id, p.region, artifacts_bucket=artifacts_bucket_of(loaded.spec), loaded=loaded,
                    service_account=p.service_account, home=Path(home))
@@ -122,7 +123,7 @@ class GcpBackend:
                                      "lifecycle_rules": []})
                 self._artifacts_ready = True  # the handler records into it once it is made
                 self._handlers["bucket"].create(res)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise retry.describe(exc, f"bucket {name}", "storage.buckets.get") from None
             self._artifacts_ready = True
 
@@ -142,7 +143,7 @@ class GcpBackend:
         """Nothing to hold: every GCS write is guarded by its own generation precondition."""
         return nullcontext()
 
-    def check_plan(self, plan: "Plan") -> None:
+    def check_plan(self, plan: Plan) -> None:
         """No pre-flight on gcp: BigQuery checks each change as it is made."""
 
     def refresh(self) -> None:

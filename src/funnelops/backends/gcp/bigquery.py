@@ -18,7 +18,8 @@ from abc import ABC, abstractmethod
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from funnelops.backends.base import Observed
 from funnelops.backends.gcp import retry
@@ -166,7 +167,7 @@ class DatasetHandler(_BigQueryHandler):
                               f"dataset {name}", permission="bigquery.datasets.get", raw=True)
         except exceptions.NotFound:
             return None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, f"dataset {name}", "bigquery.datasets.get") from None
 
     def config_of(self, full: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +188,7 @@ class DatasetHandler(_BigQueryHandler):
                        f"dataset {res.name}", permission="bigquery.datasets.create", raw=True)
         except exceptions.Conflict:
             self.update(res, None, ["description", "labels"])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, f"dataset {res.name}", "bigquery.datasets.create") from None
 
     def update(self, res: Resource, observed: Observed | None, changed: list[str]) -> None:
@@ -224,7 +225,7 @@ class _TableLike(_BigQueryHandler):
                               f"table {address}", permission="bigquery.tables.get", raw=True)
         except exceptions.NotFound:
             return None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, f"table {address}", "bigquery.tables.get") from None
 
     def body(self, res: Resource, observed: Observed | None = None) -> dict[str, Any]:
@@ -249,7 +250,7 @@ class _TableLike(_BigQueryHandler):
         except exceptions.Conflict:
             full = self._get(res.name)
             self.update(res, Observed(self.config_of(full)) if full else None, list(res.config))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, what, "bigquery.tables.create") from None
 
     def update(self, res: Resource, observed: Observed | None, changed: list[str]) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from funnelops.backends.base import Observed
 from funnelops.backends.gcp import retry
@@ -108,7 +109,7 @@ class TemplateHandler:
                 what, permission="dataproc.workflowTemplates.create", raw=True)
         except exceptions.Conflict:  # made meanwhile (or by an interrupted apply): converge it
             self.update(res, None, [])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, what, "dataproc.workflowTemplates.create") from None
 
     def update(self, res: Resource, observed: Observed | None, changed: list[str]) -> None:
@@ -123,14 +124,14 @@ class TemplateHandler:
             body = self.body(res)
             body.update(name=name, version=int(current.version))
             try:
-                retry.call(lambda: self.api.update_workflow_template(template=self._message(body), retry=None),
+                retry.call(lambda: self.api.update_workflow_template(template=self._message(body), retry=None),  # noqa: B023 (called in this iteration)
                            what, permission="dataproc.workflowTemplates.update", raw=True)
                 return
             except (exceptions.Conflict, exceptions.FailedPrecondition) as exc:
                 if retry.api_status(exc) in ("ABORTED", "FAILED_PRECONDITION") or "version" in str(exc):
                     continue  # someone updated it since we read it: read again
                 raise retry.describe(exc, what, "dataproc.workflowTemplates.update") from None
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise retry.describe(exc, what, "dataproc.workflowTemplates.update") from None
         raise BackendError(f"{what} kept changing while we updated it ({MAX_RMW} attempts)",
                            "something else is updating it in a loop; stop it and run again")
@@ -144,5 +145,5 @@ class TemplateHandler:
                        what, permission="dataproc.workflowTemplates.delete", raw=True)
         except exceptions.NotFound:
             pass
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, what, "dataproc.workflowTemplates.delete") from None

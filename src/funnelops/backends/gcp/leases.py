@@ -15,8 +15,9 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Callable
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
@@ -69,7 +70,7 @@ class Leases:
             raw = retry.call(lambda: blob.download_as_bytes(retry=None), self._uri(workflow), raw=True)
         except exceptions.NotFound:
             return None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, self._uri(workflow), "storage.objects.get") from None
         try:
             data = json.loads(raw)
@@ -98,7 +99,7 @@ class Leases:
                 return None
             except exceptions.NotFound:
                 self.ensure_bucket()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise retry.describe(exc, self._uri(workflow), "storage.objects.create") from None
         raise BackendError(f"cannot write {self._uri(workflow)}", "check the artifacts bucket exists")
 
@@ -155,4 +156,4 @@ class Leases:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")

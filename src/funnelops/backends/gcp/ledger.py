@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
@@ -48,7 +49,7 @@ class GcsJson:
             data = retry.call(lambda: blob.download_as_bytes(retry=None), self.uri, raw=True)
         except exceptions.NotFound:
             return {}, 0
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, self.uri, "storage.objects.get") from None
         try:
             return json.loads(data or b"{}"), int(blob.generation or 0)
@@ -65,15 +66,15 @@ class GcsJson:
             blob = self.clients.storage.bucket(self.bucket).blob(self.name)
             body = json.dumps(doc, ensure_ascii=False, sort_keys=True)
             try:
-                retry.call(lambda: blob.upload_from_string(body, content_type="application/json",
-                                                           if_generation_match=gen, retry=None),
+                retry.call(lambda: blob.upload_from_string(body, content_type="application/json",  # noqa: B023 (called in this iteration)
+                                                           if_generation_match=gen, retry=None),  # noqa: B023 (called in this iteration)
                            self.uri, raw=True)
                 return result
             except exceptions.PreconditionFailed:
                 time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** i)))  # lost the race: re-read
             except exceptions.NotFound:
                 self.ensure_bucket()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise retry.describe(exc, self.uri, "storage.objects.create") from None
         raise BackendError(f"{self.uri} kept changing while we wrote it ({attempts} attempts)", "run again")
 

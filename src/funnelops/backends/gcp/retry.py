@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import random
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from funnelops.errors import BackendError
 
@@ -105,7 +106,7 @@ def call(fn: Callable[[], T], what: str, *, permission: str | None = None, polic
     while True:
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             if isinstance(exc, BackendError):
                 raise
             transient = _transient(exc) or (retry_on is not None and retry_on(exc))

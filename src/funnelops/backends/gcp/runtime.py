@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
@@ -25,6 +26,7 @@ from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.shapes import scheduler_state
 from funnelops.backends.types import TERMINAL, Holder, RunLease, RunRecord, SchedulerState, now_iso
 from funnelops.errors import BackendError, UsageError
+from datetime import UTC
 
 CANCELLED_CODE = 1
 
@@ -323,6 +325,6 @@ def _from_dict(d: dict[str, Any]) -> RunRecord:
 
 
 def _iso_utc(epoch: float) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S")

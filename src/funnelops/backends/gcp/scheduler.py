@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from funnelops.backends.base import Observed
 from funnelops.backends.gcp import retry
@@ -82,7 +83,7 @@ class SchedulerHandler:
                        what, permission="cloudscheduler.jobs.create", raw=True)
         except exceptions.Conflict:
             return self.update(res, None, list(MASK))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, what, "cloudscheduler.jobs.create") from None
         if res.config.get("paused"):
             self.set_paused(res.name, True)
@@ -106,7 +107,7 @@ class SchedulerHandler:
                        permission="cloudscheduler.jobs.delete", raw=True)
         except exceptions.NotFound:
             pass
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, what, "cloudscheduler.jobs.delete") from None
 
     def set_paused(self, sid: str, paused: bool) -> dict[str, Any]:
@@ -124,5 +125,5 @@ class SchedulerHandler:
             if retry.api_status(exc) == "FAILED_PRECONDITION":
                 return to_dict(retry.call(lambda: self.api.get_job(name=name, retry=None), what))
             raise retry.describe(exc, what) from None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, what, "cloudscheduler.jobs.update") from None

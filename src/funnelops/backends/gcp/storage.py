@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from funnelops.backends.base import Observed
 from funnelops.backends.gcp import retry
@@ -56,7 +57,7 @@ class GcsStorage:
                               raw=True)
         except exceptions.NotFound:
             return False
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, f"gs://{bucket}/{self._prefix(prefix)}", "storage.objects.list") from None
 
     def list_objects(self, bucket: str, prefix: str) -> list[str]:
@@ -68,7 +69,7 @@ class GcsStorage:
                 f"gs://{bucket}/{self._prefix(prefix)}", raw=True)
         except exceptions.NotFound:
             return []
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, f"gs://{bucket}", "storage.objects.list") from None
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
@@ -208,7 +209,7 @@ class BucketHandler:
             # Made meanwhile (the artifacts bucket by the first template upload, or by hand in
             # this project): converge its settings instead of failing.
             return self.update(res, Observed(res.config), list(FIELDS))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, what, "storage.buckets.create") from None
         self._record(res, bucket._properties)
 
@@ -233,6 +234,6 @@ class BucketHandler:
                        permission="storage.buckets.delete", raw=True)
         except exceptions.NotFound:
             pass
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise retry.describe(exc, what, "storage.buckets.delete") from None
         self.records.delete(name)

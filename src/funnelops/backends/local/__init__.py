@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
 
 from funnelops.backends.local.apply_lock import apply_lock
 from funnelops.backends.local.home import LocalHome
@@ -56,7 +57,7 @@ class LocalBackend:
         }
 
     @classmethod
-    def for_project(cls, loaded: Any, home: Path, *, reinit: bool = False) -> "LocalBackend":
+    def for_project(cls, loaded: Any, home: Path, *, reinit: bool = False) -> LocalBackend:
         p = loaded.spec.project
         return cls(home, p.id, p.region, p.time_zone, p.service_account, loaded.path, reinit=reinit)
 
@@ -98,7 +99,7 @@ class LocalBackend:
         with self.apply_lock(), self.warehouse.session():
             yield
 
-    def check_plan(self, plan: "Plan") -> None:
+    def check_plan(self, plan: Plan) -> None:
         """Refuse, before anything changes, a plan the warehouse would fail midway (see preflight)."""
         from funnelops.backends.local.preflight import check_plan
 

@@ -13,7 +13,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from funnelops.errors import BackendError
 from funnelops.backends.local import ledger_integrity as integrity

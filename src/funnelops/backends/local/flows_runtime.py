@@ -11,7 +11,8 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from funnelops.backends.local import partitions
 from funnelops.backends.local.guard import verify_lease_held, workflow_lease

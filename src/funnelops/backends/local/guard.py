@@ -18,7 +18,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from funnelops.errors import RunInProgress
 from funnelops.backends.local.leases import LeaseStore, default_expiry_s

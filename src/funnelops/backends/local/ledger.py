@@ -1,7 +1,8 @@
 """The lifecycle ledger: which stages are done, when, by whom, with which spec.
 
 `LocalLedger` implements `backends.base.Ledger` in the SQLite file under the home dir (on gcp
-the same records live in a GCS object; see `backends/gcp`). Besides the stages it keeps every lifecycle job's completion since the last reset, in order, so a stage is
+the same records live in a GCS object; see `backends/gcp`). Besides the stages it keeps every
+lifecycle job's completion since the last reset, in order, so a stage is
 recorded only after its jobs ran in their order (lifecycle/order.py), and the events (audit).
 """
 

@@ -14,10 +14,10 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from funnelops.backends.local import ledger_integrity as integrity
-from funnelops.backends.types import now_iso  # noqa: F401 -- re-exported: the local modules' clock
+from funnelops.backends.types import now_iso
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from urllib.parse import quote
 
@@ -144,7 +144,7 @@ def ledger_error(path: Path, state: str, detail: str, evidence: list[str]) -> Co
 def move_aside(path: Path) -> Path | None:
     """Rename the ledger (and its sidecars) to `<name>.damaged-<time>`; never deletes anything."""
     path = Path(path)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = path.with_name(f"{path.name}.damaged-{stamp}")
     moved = None
     if path.exists():

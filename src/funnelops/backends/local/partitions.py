@@ -24,7 +24,7 @@ import uuid
 from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from funnelops.backends.local.warehouse_conn import file_lock
 from funnelops.errors import BackendError

@@ -29,7 +29,7 @@ RELATIONS = ("table", "external_table", "view")
 WAREHOUSE_KINDS = ("dataset",) + RELATIONS
 
 
-def check_plan(wh: "LocalWarehouse", plan: "Plan") -> None:
+def check_plan(wh: LocalWarehouse, plan: Plan) -> None:
     """Raise BackendError naming every create or view the warehouse would refuse; else nothing."""
     todo = [c for c in plan.mutating() if c.kind in WAREHOUSE_KINDS and c.action != "delete"]
     if not todo:
@@ -43,7 +43,7 @@ def check_plan(wh: "LocalWarehouse", plan: "Plan") -> None:
                            "fix the project (or the warehouse object named) and plan again")
 
 
-def name_collisions(snap: dict[str, Any], plan: "Plan") -> list[str]:
+def name_collisions(snap: dict[str, Any], plan: Plan) -> list[str]:
     """Creates whose name DuckDB already holds (compared without case), unless the plan drops it first."""
     dropped = {c.name.lower() for c in plan.mutating() if c.action == "delete" and c.kind in WAREHOUSE_KINDS}
     live = {a.lower(): (a, "table") for a in snap["tables"]}
@@ -66,7 +66,7 @@ def name_collisions(snap: dict[str, Any], plan: "Plan") -> list[str]:
     return out
 
 
-def bind_views(wh: "LocalWarehouse", snap: dict[str, Any], plan: "Plan") -> list[str]:
+def bind_views(wh: LocalWarehouse, snap: dict[str, Any], plan: Plan) -> list[str]:
     """Play the plan on a mirror of the catalog; the problems of the views that do not bind."""
     import duckdb
 
@@ -106,7 +106,7 @@ def _mirror(con, snap: dict[str, Any]) -> None:
         typed = ", ".join(f"{q(c['name'])} {c['type']}" for c in cols)
         try:
             con.execute(f"CREATE TABLE {rel(address)} ({typed})")
-        except Exception:  # noqa: BLE001 - a type this DuckDB cannot spell back: bind by name only
+        except Exception:
             con.execute(f"CREATE TABLE {rel(address)} ({', '.join(q(c['name']) + ' VARCHAR' for c in cols)})")
 
 
@@ -120,7 +120,7 @@ def _drop_any(con, address: str) -> None:
         con.execute(f"DROP {row[0]} {rel(address)}")
 
 
-def _play(con, wh: "LocalWarehouse", c: "Change") -> None:
+def _play(con, wh: LocalWarehouse, c: Change) -> None:
     """One change, as the handlers would make it, on the mirror."""
     from funnelops.backends.local.warehouse import ViewHandler
 

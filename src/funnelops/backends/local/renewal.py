@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from funnelops.backends.local.leases import LeaseStore, heartbeat_interval, renew_budget
 from funnelops.backends.local.ledger_db import now_iso
@@ -48,7 +48,7 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._last_ok = time.monotonic() - renewed_ago  # when the lease was last taken or renewed
 
-    def start(self) -> "LeaseKeeper":
+    def start(self) -> LeaseKeeper:
         for target, name in ((self._renew_loop, "lease-renew"), (self._watchdog, "lease-watchdog")):
             threading.Thread(target=target, name=name, daemon=True).start()
         return self
@@ -68,7 +68,7 @@ class LeaseKeeper:
             t0 = time.monotonic()
             try:
                 ours = self.leases.heartbeat(self.workflow, self.owner, self.pid)
-            except Exception as exc:  # noqa: BLE001 -- any failure to write is retried, never fatal
+            except Exception as exc:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.log(f"renewing the lease of {self.owner} failed ({self.last_error}); "

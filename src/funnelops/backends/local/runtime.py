@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.leases import LeaseStore, pid_alive, take_in

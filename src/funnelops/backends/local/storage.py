@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from funnelops.backends.base import Observed
 from funnelops.errors import BackendError
@@ -33,7 +33,7 @@ class LocalStorage:
         base = self.bucket_path(bucket) / prefix if prefix else self.bucket_path(bucket)
         if not base.is_dir():
             return False
-        for dirpath, dirnames, filenames in os.walk(base):
+        for _dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
             if any(f.endswith(suffix) and not f.startswith((".", "_")) for f in filenames):
                 return True

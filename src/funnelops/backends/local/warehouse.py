@@ -14,7 +14,8 @@ import json
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 from funnelops.backends.base import Observed
 from funnelops.backends.local.warehouse_conn import warehouse

@@ -21,7 +21,7 @@ import random
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from funnelops.errors import BackendError
 from funnelops.backends.local import ledger_integrity as integrity
@@ -116,7 +116,7 @@ def _open_lock_fd(lock_path: Path, exclusive: bool) -> int | None:
 
 @contextmanager
 def warehouse(path: Path, *, write: bool = True, time_zone: str | None = None,
-              timeout: float = DEFAULT_TIMEOUT_S, allowed: list[Path] | None = None) -> Iterator["object"]:
+              timeout: float = DEFAULT_TIMEOUT_S, allowed: list[Path] | None = None) -> Iterator[object]:
     """A confined DuckDB connection to the warehouse at `path`, held under the warehouse lock.
 
     Read-only opens of a file that does not exist yet get an in-memory database, so observing

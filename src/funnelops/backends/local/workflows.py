@@ -8,7 +8,8 @@ names the version it read (read-modify-write), so what works here works on gcp.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from funnelops.backends.base import Observed
 from funnelops.backends.shapes import (scheduler_from_cloud, scheduler_to_cloud, template_from_dataproc,

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable
 
 if TYPE_CHECKING:
     from funnelops.flows.args import Period
@@ -84,30 +85,30 @@ class RuleCounts:
 class BuildClaim(Protocol):
     """The right to build one trusted flow, held until exited (see TrustedEngine.claim)."""
 
-    def __enter__(self) -> "BuildClaim": ...
+    def __enter__(self) -> BuildClaim: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
-    def reused(self) -> "FlowResult | None":
+    def reused(self) -> FlowResult | None:
         """The result of an identical earlier build still in place (skip the build), or None."""
 
-    def save(self, result: "FlowResult") -> None:
+    def save(self, result: FlowResult) -> None:
         """Remember a finished build, so an identical later one may reuse it."""
 
 
 class NoReuse:
     """A claim that is always granted and never reuses: engines without build manifests."""
 
-    def __enter__(self) -> "NoReuse":
+    def __enter__(self) -> NoReuse:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def reused(self) -> "FlowResult | None":
+    def reused(self) -> FlowResult | None:
         return None
 
-    def save(self, result: "FlowResult") -> None:
+    def save(self, result: FlowResult) -> None:
         return None
 
 
@@ -117,10 +118,10 @@ class TrustedEngine(Protocol):
     raw_location: str    # how messages name the raw bucket
     missing_hint: str    # what to do when a period has no source file
 
-    def source_files(self, template: str, period: "Period | None") -> list[SourceFile]:
+    def source_files(self, template: str, period: Period | None) -> list[SourceFile]:
         """The period's files matching `template` (every file when `period` is None), by date."""
 
-    def claim(self, flow: str, module: ModuleType, files: list[SourceFile], period: "Period | None", *,
+    def claim(self, flow: str, module: ModuleType, files: list[SourceFile], period: Period | None, *,
               wait: bool) -> BuildClaim | None:
         """Take the flow's build slot; None (with `wait=False`) when another run is building it."""
 
@@ -153,7 +154,7 @@ class TrustedEngine(Protocol):
 class RefinedEngine(Protocol):
     """Trusted -> refined: run one refined job as one atomic replacement of its target."""
 
-    def run(self, job: "RefinedJob", before_commit: Verify) -> int:
+    def run(self, job: RefinedJob, before_commit: Verify) -> int:
         """Replace the job's predicate in its table by the query's rows; returns the rows inserted."""
 
 
@@ -194,8 +195,8 @@ class FlowsRuntime:
     """What a backend gives the flows program: the engines of both layers, opened per run,
     the overlap guard, and the clean-up a run does before it reads or writes anything."""
 
-    trusted: Callable[["RunContext"], AbstractContextManager[TrustedEngine]]
-    refined: Callable[["RunContext"], AbstractContextManager[RefinedEngine]]
+    trusted: Callable[[RunContext], AbstractContextManager[TrustedEngine]]
+    refined: Callable[[RunContext], AbstractContextManager[RefinedEngine]]
     guard: OverlapGuard = field(default_factory=PassThroughGuard)
     label: str = ""                                     # shown in the run's first line ("" locally)
     recover: Callable[[], list[str]] = field(default=list)

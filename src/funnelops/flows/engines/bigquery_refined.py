@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from funnelops.errors import BackendError
 from funnelops.flows.context import RunContext
@@ -51,7 +52,7 @@ class BigQueryRefined:
 
     @classmethod
     @contextmanager
-    def open(cls, ctx: RunContext, clients: Callable[[], Any]) -> Iterator["BigQueryRefined"]:
+    def open(cls, ctx: RunContext, clients: Callable[[], Any]) -> Iterator[BigQueryRefined]:
         """An engine on the clients `clients()` returns (an object with `.bigquery`, `.project`
         and `.close()`), closed at the end of the run."""
         own = clients()

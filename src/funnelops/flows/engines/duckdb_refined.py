@@ -15,7 +15,8 @@ import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from funnelops.errors import BackendError
 from funnelops.flows.context import RunContext
@@ -33,7 +34,7 @@ class DuckRefined:
 
     @classmethod
     @contextmanager
-    def open(cls, ctx: RunContext, store: FolderStore) -> Iterator["DuckRefined"]:
+    def open(cls, ctx: RunContext, store: FolderStore) -> Iterator[DuckRefined]:
         yield cls(store, ctx.time_zone)
 
     def run(self, job: RefinedJob, before_commit: Verify) -> int:

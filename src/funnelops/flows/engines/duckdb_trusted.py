@@ -22,7 +22,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from funnelops.errors import BackendError
 from funnelops.flows import raw as rawmod
@@ -62,7 +63,7 @@ class DuckTrusted:
 
     @classmethod
     @contextmanager
-    def open(cls, ctx: RunContext, store: FolderStore) -> Iterator["DuckTrusted"]:
+    def open(cls, ctx: RunContext, store: FolderStore) -> Iterator[DuckTrusted]:
         """An engine for one run: flow modules loaded from now on bind SQLFrame's API."""
         activate("duckdb")
         engine = DuckEngine(ctx.time_zone, temp_dir=str(store.scratch / "duckdb-spill"))
@@ -76,7 +77,7 @@ class DuckTrusted:
         return rawmod.source_files(self.raw_root, template, period)
 
     def claim(self, flow: str, module: ModuleType, files: list[SourceFile], period: Period | None, *,
-              wait: bool) -> "_DuckClaim | None":
+              wait: bool) -> _DuckClaim | None:
         lock = self.store.lock(self.trusted_bucket, f"_build/{flow}", exclusive=True, wait=wait)
         try:
             lock.__enter__()
@@ -189,7 +190,7 @@ class _DuckClaim:
         self.lock, self.manifest, self.fingerprint = lock, manifest, fingerprint
         self.table_dir, self.full = table_dir, full
 
-    def __enter__(self) -> "_DuckClaim":
+    def __enter__(self) -> _DuckClaim:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from funnelops.flows import spark_io
 from funnelops.flows.args import Period
@@ -42,7 +43,7 @@ def _source_errors(method: Callable) -> Callable:
     wrapped in a long JVM error: keep its first line and name the flow."""
 
     @functools.wraps(method)
-    def wrapper(self: "SparkTrusted", flow: str, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: SparkTrusted, flow: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, flow, *args, **kwargs)
         except FlowSourceError:
@@ -69,7 +70,7 @@ class SparkTrusted:
     @classmethod
     @contextmanager
     def open(cls, ctx: RunContext, session: Any = None, *, raw_root: str, trusted_root: str,
-             read_bytes: ReadBytes | None = None, master: str | None = None) -> Iterator["SparkTrusted"]:
+             read_bytes: ReadBytes | None = None, master: str | None = None) -> Iterator[SparkTrusted]:
         """An engine for one run on `session` (default: a new one on `master`, or the active one).
 
         Stops only a session this run started: a caller's (a test's, a notebook's) stays up.
