@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-run
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast lint clean
 
 $(BIN)/funnelops: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,13 @@ setup: $(BIN)/funnelops
 demo: setup
 	$(BIN)/funnelops demo --dir $(DEMO_DIR)
 
-test: setup
+# ruff (style and bugs), import contracts (the layering of docs/architecture.md), mypy (types)
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: setup lint
 	$(BIN)/pytest -n 2 --timeout=900
 
 test-fast: setup

@@ -173,6 +173,10 @@ class Backend(Protocol):
     def table_rows(self, name: str) -> int:
         """Rows `name` ("dataset.table") holds now: exact, for the data-loss guard."""
 
+    def read_query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of one read-only query on the warehouse (local: DuckDB, confined to the home,
+        opened read-only; gcp: BigQuery). For summaries and `query`-style reads, never writes."""
+
     def apply_session(self) -> AbstractContextManager[None]:
         """Held around one apply (local: the apply lock and one warehouse connection)."""
 

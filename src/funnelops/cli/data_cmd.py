@@ -36,12 +36,10 @@ def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start
     Refuses (exit 2) when the project declares no generator, or when the raw trees already hold
     files and `replace` is off, and (exit 3) while any run holds a lease; either way nothing is
     written."""
-    from funnelops.backends.local.home_perms import private_home
     from funnelops.lifecycle.sample_data import generate_raw, summary_text
     from funnelops.spec.loader import load_project
 
     loaded = load_project(project_path)
-    private_home(Path(home))
     d_start, d_end = default_range(loaded.spec.project.time_zone)
     generated = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed, replace=replace)
     report: dict = generated.to_dict()

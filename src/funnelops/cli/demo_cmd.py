@@ -88,7 +88,7 @@ def demo(
         _summary(app, results[-1])
     results.append(run_workflow_pipeline(loaded, backend, "Día", actor=actor, reporter=reporter, wait=True))
     _summary(app, results[-1])
-    summary = funnel_summary(app.home, loaded.spec.project.time_zone)
+    summary = funnel_summary(backend)
     render_summary(app, summary)
     took = time.perf_counter() - t0
     import shutil

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import funnelops
+
+if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
 
 
 def example_project_dir() -> Path:
@@ -35,19 +38,18 @@ def prepare_demo_dir(target: Path) -> Path:
     return dest / "funnel.yaml"
 
 
-def funnel_summary(home: Path, time_zone: str | None = None) -> dict[str, Any]:
-    """Stage volumes and stage-to-stage conversion over all refined years, plus attainment status."""
-    from funnelops.backends.local.warehouse_conn import warehouse
+def funnel_summary(backend: Backend) -> dict[str, Any]:
+    """Stage volumes and stage-to-stage conversion over all refined years, plus attainment status.
 
-    with warehouse(home / "warehouse.duckdb", write=False, time_zone=time_zone) as con:
-        stages = con.execute(
-            "SELECT stage, MIN(stage_order) AS o, SUM(volume) AS v, SUM(amount_cop) AS a "
-            "FROM funnel_refined.funnel_yearly GROUP BY stage ORDER BY o").fetchall()
-        channels = con.execute(
-            "SELECT channel, SUM(leads) AS leads, SUM(won) AS won FROM funnel_reporting.v_conversion_by_channel "
-            "GROUP BY channel ORDER BY channel").fetchall()
-        status = dict(con.execute("SELECT status, COUNT(*) FROM funnel_reporting.v_attainment_monthly "
-                                  "GROUP BY status").fetchall())
+    Read through the backend's read-only query (BigQuery SQL), so it works on either backend."""
+    stages = backend.read_query(
+        "SELECT stage, MIN(stage_order) AS o, SUM(volume) AS v, SUM(amount_cop) AS a "
+        "FROM funnel_refined.funnel_yearly GROUP BY stage ORDER BY o")
+    channels = backend.read_query(
+        "SELECT channel, SUM(leads) AS leads, SUM(won) AS won FROM funnel_reporting.v_conversion_by_channel "
+        "GROUP BY channel ORDER BY channel")
+    status = dict(backend.read_query("SELECT status, COUNT(*) FROM funnel_reporting.v_attainment_monthly "
+                                     "GROUP BY status"))
     out_stages = []
     prev = None
     for stage, order, volume, amount in stages:

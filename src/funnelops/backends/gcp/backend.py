@@ -103,6 +103,13 @@ class GcpBackend:
     def table_rows(self, name: str) -> int:
         return self._handlers["table"].rows(name)
 
+    def read_query(self, sql: str) -> list[tuple[Any, ...]]:
+        from funnelops.spec.sqlrefs import table_refs
+
+        table_refs(sql)  # one read-only query, or UnsafeSql: the same rule as views
+        job = self.clients.bigquery.query(sql, retry=None)
+        return [tuple(row.values()) for row in job.result()]
+
     # -- the artifacts bucket -------------------------------------------------------------------
     def ensure_artifacts_bucket(self) -> None:
         """Make the artifacts bucket if it is missing (once per process)."""

@@ -37,6 +37,7 @@ class LocalBackend:
                  reinit: bool = False) -> None:
         self.home = private_home(Path(home))  # 0700 home, 0600 files (home_perms.py)
         self.paths = LocalHome(self.home)
+        self.time_zone = time_zone
         self.storage = LocalStorage(self.paths.buckets)
         self.warehouse = LocalWarehouse(self.paths.warehouse, self.paths.buckets, time_zone)
         self.db = LedgerDB(self.paths.ledger, reinit=reinit)
@@ -66,6 +67,13 @@ class LocalBackend:
 
     def table_rows(self, name: str) -> int:
         return self._handlers["table"].rows(name)
+
+    def read_query(self, sql: str) -> list[tuple[Any, ...]]:
+        from funnelops.backends.local.warehouse_conn import warehouse
+        from funnelops.spec.sqlrefs import to_duckdb
+
+        with warehouse(self.paths.warehouse, write=False, time_zone=self.time_zone) as con:
+            return [tuple(r) for r in con.execute(to_duckdb(sql)).fetchall()]
 
     @contextmanager
     def apply_lock(self) -> Iterator[None]:
