@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from funnelops.errors import UsageError
+from funnelops.spec.project import template_args
 
 if TYPE_CHECKING:
     from funnelops.spec.project import LoadedProject
@@ -58,18 +59,6 @@ class Resource:
     @property
     def address(self) -> str:
         return f"{self.kind}.{self.name}"
-
-
-def template_args(loaded: LoadedProject, workflow_name: str, stage: str, job_args: list[str] | None = None) -> list[str]:
-    """The full argument list of a template's job at `stage`."""
-    from funnelops.spec.models import variable_args
-
-    spec = loaded.spec
-    wf = spec.workflow(workflow_name)
-    if wf is None:
-        raise UsageError(f"unknown workflow '{workflow_name}'")
-    dynamic = list(getattr(spec.stages, stage))
-    return variable_args(spec.variables) + list(wf.args) + list(job_args or []) + dynamic
 
 
 def _bucket(b) -> Resource:

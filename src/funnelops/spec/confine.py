@@ -110,7 +110,7 @@ def check_arg_sizes(loaded: LoadedProject, file: str, c: ProblemCollector) -> No
 
 
 def _check_job_totals(loaded: LoadedProject, file: str, c: ProblemCollector) -> None:
-    from funnelops.resources import template_args
+    from funnelops.spec.project import template_args
 
     for i, w in enumerate(loaded.spec.workflows):
         for k, job in enumerate(w.jobs):

@@ -42,3 +42,17 @@ class LoadedProject:
 
     def line_of(self, path: Path_) -> int | None:
         return line_for(self.lines, path)
+
+
+def template_args(loaded: LoadedProject, workflow_name: str, stage: str, job_args: list[str] | None = None) -> list[str]:
+    """The full argument list of a template's job at `stage`: the variable group, the workflow's and
+    the job's own arguments, then the stage's dynamic argument (last, so it wins)."""
+    from funnelops.errors import UsageError
+    from funnelops.spec.models import variable_args
+
+    spec = loaded.spec
+    wf = spec.workflow(workflow_name)
+    if wf is None:
+        raise UsageError(f"unknown workflow '{workflow_name}'")
+    dynamic = list(getattr(spec.stages, stage))
+    return variable_args(spec.variables) + list(wf.args) + list(job_args or []) + dynamic
