@@ -163,10 +163,20 @@ class Backend(Protocol):
     name: str
     max_parallel: int  # how many resource calls a plan or apply makes at once
     scheduler_daemon: bool  # schedulers fire only while `funnelops scheduler serve` runs (local)
-    storage: Storage
-    runtime: Runtime
-    ledger: Ledger
-    schedulers: Schedulers
+
+    # Read-only (properties): a backend hands out its own implementations (LocalLedger, ...),
+    # which a settable Protocol attribute would refuse (mutable attributes are invariant).
+    @property
+    def storage(self) -> Storage: ...
+
+    @property
+    def runtime(self) -> Runtime: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def schedulers(self) -> Schedulers: ...
 
     def handler(self, kind: str) -> ResourceHandler: ...
 

@@ -94,14 +94,14 @@ def pipeline_funnel(
 ) -> None:
     """Datos_GCP_Funnel: IaC = create infra; Initial data = run, create infra, re-run."""
     from funnelops.cli.reporter import ConsoleReporter
-    from funnelops.lifecycle.pipelines import funnel_jobs, run_funnel_pipeline
+    from funnelops.lifecycle.pipelines import funnel_job_names, run_funnel_pipeline
     from funnelops.resources import normalize_stage
 
     app = get_ctx(ctx)
     loaded = app.project
     stage = normalize_stage(data_stage)
     if app.dry_run:
-        names = [n for n, _ in funnel_jobs(loaded, None, stage, actor="")]
+        names = funnel_job_names(stage)
         return _dry(app, f"run Datos_GCP_Funnel (dataStage={data_stage}) on {app.backend_kind}: "
                          + " -> ".join(names), {"pipeline": "Datos_GCP_Funnel", "dataStage": stage, "jobs": names})
     result = run_funnel_pipeline(loaded, app.backend, stage, actor=_actor(), reporter=ConsoleReporter(app),

@@ -14,7 +14,9 @@ import errno
 import os
 import platform
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
@@ -24,10 +26,13 @@ SYS_RENAMEAT2 = {"x86_64": 316, "i386": 353, "i686": 353, "aarch64": 276, "riscv
 # errors that mean "no exchange here" rather than "this exchange failed"
 UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
 
-_call = None  # resolved once: a function (old, new) -> (result, errno), or False if unavailable
+# (old, new) -> (result, errno)
+_Exchange = Callable[[bytes, bytes], tuple[int, int]]
+
+_call: _Exchange | Literal[False] | None = None  # resolved once; False if unavailable
 
 
-def _resolve():
+def _resolve() -> _Exchange | Literal[False]:
     global _call
     if _call is not None:
         return _call

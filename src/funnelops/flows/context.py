@@ -10,9 +10,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from funnelops.errors import UsageError
 from funnelops.flows.args import Period
+
+if TYPE_CHECKING:
+    from funnelops.spec.project import LoadedProject
 
 FULL_START = "0001-01-01"
 FULL_END = "9999-12-31"
@@ -41,7 +45,7 @@ class FlowResult:
 class RunContext:
     """One run's selection: which project, granularity, execution type and period."""
 
-    loaded: object                 # funnelops.spec.project.LoadedProject
+    loaded: LoadedProject
     granularity: str
     execution_type: str
     period: Period                 # the selected period; `full` runs ignore it for selection

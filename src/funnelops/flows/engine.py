@@ -36,14 +36,16 @@ def api(name: str | None = None) -> dict[str, Any]:
     """`F`, `Window` and `T` (types) of an engine."""
     name = name or _active
     if name == "duckdb":
-        import sqlframe.duckdb.functions as F
-        import sqlframe.duckdb.types as T
-        from sqlframe.duckdb import Window
-    else:
-        import pyspark.sql.functions as F
-        import pyspark.sql.types as T
-        from pyspark.sql import Window
-    return {"F": F, "Window": Window, "T": T}
+        import sqlframe.duckdb.functions as duck_functions
+        import sqlframe.duckdb.types as duck_types
+        from sqlframe.duckdb import Window as DuckWindow
+
+        return {"F": duck_functions, "Window": DuckWindow, "T": duck_types}
+    import pyspark.sql.functions as spark_functions
+    import pyspark.sql.types as spark_types
+    from pyspark.sql import Window as SparkWindow
+
+    return {"F": spark_functions, "Window": SparkWindow, "T": spark_types}
 
 
 def __getattr__(name: str) -> ModuleType | type:

@@ -26,11 +26,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from funnelops.flows import raw as rawmod
 from funnelops.flows import source_checks as checks
 from funnelops.flows.args import Period
 from funnelops.flows.raw import FlowSourceError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 CSV_ROW_BASE = 10 ** 12          # lines per file before `_row` values of two files could overlap
 HEADER = "header"                # the record kind of a file's first line
@@ -38,8 +42,8 @@ HEADER = "header"                # the record kind of a file's first line
 
 @dataclass
 class SparkStaged:
-    df: object                                  # the flow's input DataFrame
-    rejects: object                             # DataFrame (_file_index, line, rule, raw_record)
+    df: DataFrame                               # the flow's input
+    rejects: DataFrame                          # (_file_index, line, rule, raw_record)
     files: list[tuple[int, date, str]]          # (index, extract date, path relative to the bucket)
     row_base: int
     cached: list = field(default_factory=list)  # RDDs cached for this flow, released after writing

@@ -23,6 +23,7 @@ from funnelops.runs import coordinator
 
 if TYPE_CHECKING:
     from funnelops.backends.base import Backend
+    from funnelops.runs.model import RunRecord
     from funnelops.spec.project import LoadedProject
 
 FUNNEL_PIPELINE = "Datos_GCP_Funnel"
@@ -85,30 +86,45 @@ def _run_jobs(result: PipelineResult, job_list: list[Job], reporter: Reporter) -
     return result
 
 
+# The funnel pipeline's jobs per dataStage: (job name, step); `infra` creates the stage's infra.
+_FUNNEL_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "iac": (("GCP create infra", "infra"),),
+    "initial_data": (("GCP run workflow template", "run"), ("GCP create infra", "infra"),
+                     ("GCP re run workflow template", "rerun")),
+}
+
+
+def _funnel_steps(data_stage: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    stage = normalize_stage(data_stage)
+    steps = _FUNNEL_STEPS.get(stage)
+    if steps is None:
+        raise UsageError(f"the {FUNNEL_PIPELINE} pipeline takes dataStage IaC or 'Initial data', not '{data_stage}'",
+                         "for the workflow stage use `funnelops pipeline workflow --scheduler ...`")
+    return stage, steps
+
+
+def funnel_job_names(data_stage: str) -> list[str]:
+    """The funnel pipeline's job names for `data_stage`, without a backend (dry runs)."""
+    return [name for name, _ in _funnel_steps(data_stage)[1]]
+
+
 def funnel_jobs(loaded: LoadedProject, backend: Backend, data_stage: str, *, actor: str,
                 reporter: Reporter = QUIET, allow_data_loss: bool = False) -> list[Job]:
-    stage = normalize_stage(data_stage)
+    stage, steps = _funnel_steps(data_stage)
 
-    def infra(st: str) -> Callable[[], dict[str, Any]]:
-        def run() -> dict[str, Any]:
-            plan, res = create_infra(loaded, backend, st, actor=actor, allow_data_loss=allow_data_loss,
-                                     reporter=reporter)
-            return {"stage": st, "summary": plan.summary(), "applied": res.to_dict()["applied"]}
-        return run
+    def infra() -> dict[str, Any]:
+        plan, res = create_infra(loaded, backend, stage, actor=actor, allow_data_loss=allow_data_loss,
+                                 reporter=reporter)
+        return {"stage": stage, "summary": plan.summary(), "applied": res.to_dict()["applied"]}
 
-    def runs(fn) -> Callable[[], dict[str, Any]]:
+    def runs(fn: Callable[..., list[RunRecord]]) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
             return {"runs": [r.to_dict() for r in fn(loaded, backend, actor=actor, reporter=reporter)]}
         return run
 
-    if stage == "iac":
-        return [("GCP create infra", infra("iac"))]
-    if stage == "initial_data":
-        return [("GCP run workflow template", runs(jobs.run_workflow_templates)),
-                ("GCP create infra", infra("initial_data")),
-                ("GCP re run workflow template", runs(jobs.rerun_workflow_templates))]
-    raise UsageError(f"the {FUNNEL_PIPELINE} pipeline takes dataStage IaC or 'Initial data', not '{data_stage}'",
-                     "for the workflow stage use `funnelops pipeline workflow --scheduler ...`")
+    build: dict[str, Callable[[], dict[str, Any]]] = {
+        "infra": infra, "run": runs(jobs.run_workflow_templates), "rerun": runs(jobs.rerun_workflow_templates)}
+    return [(name, build[step]) for name, step in steps]
 
 
 def run_funnel_pipeline(loaded: LoadedProject, backend: Backend, data_stage: str, *, actor: str,

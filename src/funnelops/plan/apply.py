@@ -18,7 +18,8 @@ from funnelops.plan.model import Change, Plan
 from funnelops.reporting import QUIET, ApplyFinished, ApplyStarted, Reporter, ResourceFinished, ResourceStarted
 
 if TYPE_CHECKING:
-    from funnelops.backends.base import Backend
+    from funnelops.backends.base import Backend, Observed
+    from funnelops.resources import Resource
 
 
 @dataclass
@@ -58,6 +59,7 @@ def check_guards(plan: Plan, backend: Backend, allow_data_loss: bool) -> None:
     for c in plan.mutating():
         if c.action not in ("replace", "delete"):
             continue
+        rows: int | None
         if c.kind == "table":
             rows = table_rows(c)
         elif c.kind == "dataset":  # dropping a dataset drops the tables in it
@@ -81,14 +83,26 @@ def preflight(plan: Plan, backend: Backend) -> None:
 def _run_change(backend: Backend, c: Change) -> None:
     h = backend.handler(c.kind)
     if c.action == "create":
-        h.create(c.resource)
+        h.create(_desired(c))
     elif c.action == "update":
-        h.update(c.resource, c.observed, [f.field.split(".")[0].split("[")[0] for f in c.fields])
+        h.update(_desired(c), _current(c), [f.field.split(".")[0].split("[")[0] for f in c.fields])
     elif c.action == "replace":
-        h.delete(c.name, c.observed)
-        h.create(c.resource)
+        h.delete(c.name, _current(c))
+        h.create(_desired(c))
     elif c.action == "delete":
-        h.delete(c.name, c.observed)
+        h.delete(c.name, _current(c))
+
+
+def _desired(c: Change) -> Resource:
+    """The planner gives every create, update and replace its desired resource."""
+    assert c.resource is not None, f"{c.action} of {c.address} without a desired resource"
+    return c.resource
+
+
+def _current(c: Change) -> Observed:
+    """The planner gives every update, replace and delete what it observed."""
+    assert c.observed is not None, f"{c.action} of {c.address} without an observed resource"
+    return c.observed
 
 
 def apply_plan(plan: Plan, backend: Backend, *, allow_data_loss: bool = False, reporter: Reporter = QUIET,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import calendar
 import re
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime, timedelta, tzinfo, UTC
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,7 +50,7 @@ _HORIZON_YEARS = 9
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m}
 _DAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 # (low, high, names) per field: minute, hour, day of month, month, day of week (7 = Sunday).
-_FIELDS = ((0, 59, {}), (0, 23, {}), (1, 31, {}), (1, 12, _MONTHS), (0, 7, _DAYS))
+_FIELDS: tuple[tuple[int, int, dict[str, int]], ...] = ((0, 59, {}), (0, 23, {}), (1, 31, {}), (1, 12, _MONTHS), (0, 7, _DAYS))
 _STAR = tuple(frozenset(range(lo, 7 if i == 4 else hi + 1)) for i, (lo, hi, _) in enumerate(_FIELDS))
 _TOKEN = re.compile(r"^(?:(\*)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?$")
 
@@ -67,8 +68,8 @@ class CronExpr:
     __slots__ = ("text", "minutes", "hours", "days", "last_day", "months", "weekdays",
                  "dom_star", "dow_star", "fallback", "_every_day", "_dow_only", "_dow_skip")
 
-    def __init__(self, text: str, minutes: set[int], hours: set[int], days: set[int], last_day: bool,
-                 months: set[int], weekdays: set[int], fallback: bool,
+    def __init__(self, text: str, minutes: AbstractSet[int], hours: AbstractSet[int], days: AbstractSet[int],
+                 last_day: bool, months: AbstractSet[int], weekdays: AbstractSet[int], fallback: bool,
                  dom_star: bool = False, dow_star: bool = False) -> None:
         self.text = text
         self.minutes = tuple(sorted(minutes))
@@ -179,6 +180,8 @@ def _parse_field(text: str, index: int) -> frozenset[int] | None:
     if text == "*":
         return _STAR[index]
     out: set[int] = set()
+    lo: int | None
+    hi: int | None
     for part in text.split(","):
         m = _TOKEN.match(part)
         if not m:
@@ -208,13 +211,13 @@ def _parse_field(text: str, index: int) -> frozenset[int] | None:
     return frozenset(out)
 
 
-def _parse_plain(fields: list[str]) -> tuple[list[set[int] | frozenset[int]], bool] | None:
+def _parse_plain(fields: list[str]) -> tuple[list[AbstractSet[int]], bool] | None:
     """All five fields with the plain parser; returns (sets, last_day) or None."""
     fields = ["*" if f == "?" and i in (2, 4) else f for i, f in enumerate(fields)]
     dom_parts = fields[2].split(",")
     last_day = "l" in dom_parts
     rest = ",".join(p for p in dom_parts if p != "l")
-    sets: list[set[int] | frozenset[int]] = []
+    sets: list[AbstractSet[int]] = []
     for i, text in enumerate(fields):
         if i == 2:
             if not rest:
@@ -228,7 +231,7 @@ def _parse_plain(fields: list[str]) -> tuple[list[set[int] | frozenset[int]], bo
     return sets, last_day
 
 
-def _parse_with_croniter(text: str, fields: list[str]) -> tuple[list[set[int]], bool, bool]:
+def _parse_with_croniter(text: str, fields: list[str]) -> tuple[list[AbstractSet[int]], bool, bool]:
     from croniter import croniter
 
     try:
@@ -236,7 +239,7 @@ def _parse_with_croniter(text: str, fields: list[str]) -> tuple[list[set[int]], 
     except Exception as exc:
         raise CronError(f"invalid cron '{text}': {exc}", "use 5 fields: minute hour day month weekday") from exc
     full = [range(0, 60), range(0, 24), range(1, 32), range(1, 13), range(0, 7)]
-    sets: list[set[int]] = []
+    sets: list[AbstractSet[int]] = []
     last_day = False
     for i, values in enumerate(expanded[:5]):
         if values == ["*"]:

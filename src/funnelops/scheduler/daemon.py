@@ -29,7 +29,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, UTC
 from enum import Enum
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from collections.abc import Callable, Iterable, Mapping
 
 from funnelops.reporting import Event
@@ -43,6 +43,8 @@ __all__ = ["FireOutcome", "EventKind", "SchedulerEvent", "ScheduledJob", "Schedu
 log = logging.getLogger(__name__)
 _UTC = UTC
 _MISSED_SCAN_LIMIT = 10_000  # a long outage of an every-minute cron is reported, not enumerated
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class FireOutcome(str, Enum):
@@ -130,8 +132,8 @@ class _State:
 class InlineExecutor(Executor):
     """Runs each submitted call at once in the caller's thread: deterministic tests, `--once`."""
 
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
-        future: Future = Future()
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
         except BaseException as exc:

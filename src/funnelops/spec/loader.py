@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -24,7 +24,13 @@ from funnelops.spec.project import LoadedProject, Path_, line_for
 from funnelops.spec.validate import resolve_and_check
 
 
-class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present: ~10x faster
+if TYPE_CHECKING:
+    from yaml import SafeLoader as _BaseLoader
+else:  # libyaml's parser when present: ~10x faster
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_BaseLoader):
     """SafeLoader whose composer we drive by hand; scalars resolve with YAML 1.1 rules."""
 
 
@@ -219,7 +225,7 @@ def _known_fields_hint(name: Any, parent: Path_) -> str | None:
     from funnelops.errors import did_you_mean
     from funnelops.spec import models as m
 
-    model: type = m.ProjectSpec
+    model: type[m.Strict] = m.ProjectSpec
     for part in parent:
         if isinstance(part, int):
             continue

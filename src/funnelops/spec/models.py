@@ -9,6 +9,7 @@ pattern; cross-references (a scheduler's workflow, a view's tables...) are check
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -262,7 +263,7 @@ class ProjectSpec(Strict):
         return next((w for w in self.workflows if w.name == name), None)
 
 
-def variable_args(variables: dict[str, object]) -> list[str]:
+def variable_args(variables: Mapping[str, object]) -> list[str]:
     """The variable group as `--key=value` arguments, in the order the project gives them."""
     out = []
     for key, value in variables.items():

@@ -50,7 +50,7 @@ def partial_problems(data: dict[str, Any], lines: dict[tuple, int], path: Path, 
     set_aside: dict[str, set[str]] = {k: set() for k in LIST_MODELS}
     for key, value in data.items():
         if key in LIST_MODELS and isinstance(value, list):
-            kept = []
+            kept: list[Any] = []
             for i, item in enumerate(value):
                 if _valid(LIST_MODELS[key], item):
                     remap[(key, len(kept))] = i

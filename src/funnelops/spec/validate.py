@@ -11,7 +11,7 @@ Every problem is collected and raised at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from funnelops.errors import ProblemCollector, did_you_mean
 from funnelops.spec import confine, sql_safety
@@ -36,7 +36,8 @@ class KnownNames:
 
 def known_names(spec: ProjectSpec, extra: dict[str, set[str]] | None = None) -> KnownNames:
     extra = extra or {}
-    relations = {r.address for r in [*spec.tables, *spec.external_tables, *spec.views]}
+    relations = ({t.address for t in spec.tables} | {e.address for e in spec.external_tables}
+                 | {v.address for v in spec.views})
     for kind in ("tables", "external_tables", "views"):
         relations |= extra.get(kind, set())
     return KnownNames(buckets=frozenset({b.name for b in spec.buckets} | extra.get("buckets", set())),
@@ -66,7 +67,7 @@ class Checked:
 Checker = Callable[[Checked, ProblemCollector], None]
 
 
-def find_cycle(graph: dict[str, Iterable[str]]) -> list[str] | None:
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
     """A cycle in a dependency graph as a list of nodes, or None."""
     WHITE, GREY, BLACK = 0, 1, 2
     color = {n: WHITE for n in graph}

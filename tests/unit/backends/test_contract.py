@@ -21,9 +21,11 @@ SKIP = {"__init__", "__subclasshook__", "__class_getitem__", "__init_subclass__"
 
 
 def _members(proto: type) -> tuple[dict[str, Any], set[str]]:
-    """The Protocol's methods (name -> function) and its data members (annotated attributes)."""
+    """The Protocol's methods (name -> function) and its data members (annotated attributes and
+    read-only properties)."""
     methods = {n: f for n, f in vars(proto).items() if inspect.isfunction(f) and n not in SKIP}
-    return methods, set(getattr(proto, "__annotations__", {}))
+    props = {n for n, f in vars(proto).items() if isinstance(f, property)}
+    return methods, set(getattr(proto, "__annotations__", {})) | props
 
 
 def _params(sig: inspect.Signature) -> list[tuple[str, Any, Any]]:

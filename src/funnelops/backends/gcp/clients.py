@@ -89,7 +89,7 @@ class Clients:
     # -- the clients ------------------------------------------------------------------------
     def _build_storage(self) -> Any:
         from google.auth.transport.requests import AuthorizedSession
-        from google.cloud import storage
+        import google.cloud.storage as storage  # untyped package: `from google.cloud import` hides it
 
         creds = self._credentials("storage")
         session = AuthorizedSession(creds)

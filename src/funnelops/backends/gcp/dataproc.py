@@ -54,7 +54,7 @@ def to_dict(message: Any) -> dict[str, Any]:
 class TemplateHandler:
     kind = "workflow_template"
 
-    def __init__(self, clients: Clients, artifacts: Artifacts, before_write: Callable[[], None]) -> None:
+    def __init__(self, clients: Clients, artifacts: Artifacts, before_write: Callable[[], object]) -> None:
         self.clients = clients
         self.artifacts = artifacts
         self.before_write = before_write  # uploads artifacts (and makes their bucket) once

@@ -173,9 +173,10 @@ class BucketHandler:
             if name not in wanted and rec is None and MANAGED_LABEL not in (props.get("labels") or {}):
                 continue  # not ours: never touched, never proposed for deletion
             cfg = bucket_config(props)
-            for f in (rec or {}).get("unkept", []):
-                if f in rec["config"]:
-                    cfg[f] = rec["config"][f]
+            if rec is not None:  # fields the bucket does not report back keep the recorded value
+                for f in rec.get("unkept", []):
+                    if f in rec["config"]:
+                        cfg[f] = rec["config"][f]
             out[name] = Observed(cfg)
         if out:  # whether a bucket holds objects guards deletes and replaces (one small list each)
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:

@@ -83,6 +83,6 @@ def verify_lease_held(home: Path) -> None:
                                 "nothing more is written; run the workflow again")
         _store(home).verify_held(workflow, owner)
         return
-    workflow, owner = os.environ.get("FUNNELOPS_WORKFLOW"), os.environ.get("FUNNELOPS_LEASE_OWNER")
-    if workflow and owner:
-        _store(home).verify_held(workflow, owner)
+    env_workflow, env_owner = os.environ.get("FUNNELOPS_WORKFLOW"), os.environ.get("FUNNELOPS_LEASE_OWNER")
+    if env_workflow and env_owner:
+        _store(home).verify_held(env_workflow, env_owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import socket
 import sqlite3
@@ -30,7 +31,9 @@ class RunStore:
         cur = con.execute("INSERT INTO runs (workflow, args, trigger, actor, state, created_at, steps) "
                           "VALUES (?, ?, ?, ?, 'PENDING', ?, ?)",
                           (workflow, json.dumps(args), trigger, actor, now_iso(), json.dumps(steps)))
-        return int(cur.lastrowid)
+        run_id = cur.lastrowid
+        assert run_id is not None  # every INSERT sets it
+        return run_id
 
     def update(self, run_id: int, **fields: Any) -> None:
         if not fields:
@@ -59,7 +62,8 @@ class RunStore:
     def list(self, workflow: str | None = None, limit: int = 50, active_only: bool = False) -> list[RunRecord]:
         if not self.db.exists():
             return []
-        q, args = "SELECT * FROM runs", []
+        q = "SELECT * FROM runs"
+        args: builtins.list[str | int] = []
         where = []
         if workflow:
             where.append("workflow = ?")
@@ -73,7 +77,7 @@ class RunStore:
         with self.db.read() as con:
             return [row_to_run(r) for r in con.execute(q, args).fetchall()]
 
-    def reap(self) -> list[int]:
+    def reap(self) -> builtins.list[int]:  # `list` is the method above
         """Mark RUNNING runs whose supervisor process is gone as LOST, and free their leases."""
         if not self.db.exists() or self.db.read_only:  # a read-only home shows runs as recorded
             return []

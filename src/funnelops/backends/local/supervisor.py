@@ -97,9 +97,9 @@ class Supervisor:
     def heartbeat_loop(self, workflow: str) -> LeaseKeeper:
         """Start renewing the lease (errors retried); losing it kills the steps at once."""
         row = self.leases.row(workflow)
-        ours = row is not None and row["owner"] == self.owner
-        expiry = float(row["expires_s"]) if ours else default_expiry_s()
-        ago = max(0.0, time.time() - row["heartbeat_at"]) if ours else 0.0
+        ours = row if row is not None and row["owner"] == self.owner else None
+        expiry = float(ours["expires_s"]) if ours is not None else default_expiry_s()
+        ago = max(0.0, time.time() - ours["heartbeat_at"]) if ours is not None else 0.0
         self.keeper = LeaseKeeper(self.leases, workflow, self.owner, expiry, self.lose_lease, pid=os.getpid(),
                                   renewed_ago=ago)
         return self.keeper.start()
@@ -161,11 +161,15 @@ class Supervisor:
         return {**step, "state": state, "exit_code": code, "seconds": round(time.time() - started, 3),
                 "log": str(log_path), "metrics": metrics}
 
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self.stop.set()
+        self.terminate_children()
+
     def execute(self) -> int:
         run = self.runs.get(self.run_id)
         if run is None or run.terminal:
             return 1
-        signal.signal(signal.SIGTERM, lambda *_: (self.stop.set(), self.terminate_children()))
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         log_dir = Path(run.log_dir) if run.log_dir else LocalHome(self.home).run_logs(self.run_id)
         log_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Iterable, Iterator
 
 from funnelops.backends.base import Observed
-from funnelops.backends.local.warehouse_conn import warehouse
+from funnelops.backends.local.warehouse_conn import scalar, warehouse
 from funnelops.resources import Resource
 from funnelops.backends.local.ledger_integrity import is_duckdb_corruption, warehouse_error
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 META_TABLE = "main._funnelops_meta"
 SYSTEM_SCHEMAS = {"main", "information_schema", "pg_catalog"}
@@ -61,8 +64,8 @@ class LocalWarehouse:
         self.buckets_root = Path(buckets_root)
         self.time_zone = time_zone
         self._snapshot: dict[str, Any] | None = None
-        self._con = None
-        self._session_cm = None
+        self._con: DuckDBPyConnection | None = None
+        self._session_cm: AbstractContextManager[DuckDBPyConnection] | None = None
         self._depth = 0
         self._lock = threading.RLock()
 
@@ -117,7 +120,7 @@ class LocalWarehouse:
         return {"schemas": schemas, "tables": tables, "columns": cols, "views": views, "meta": meta}
 
     # -- applying --------------------------------------------------------------------------
-    def _open(self) -> None:
+    def _open(self) -> DuckDBPyConnection:
         """Open the write connection (taking the warehouse lock); caller holds self._lock."""
         cm = warehouse(self.path, write=True, time_zone=self.time_zone)
         con = cm.__enter__()
@@ -128,10 +131,12 @@ class LocalWarehouse:
             cm.__exit__(None, None, None)
             raise
         self._con, self._session_cm = con, cm
+        return con
 
     def _close(self) -> None:
-        if self._con is not None:
-            cm, self._con, self._session_cm = self._session_cm, None, None
+        cm = self._session_cm
+        self._con, self._session_cm = None, None
+        if cm is not None:
             cm.__exit__(None, None, None)
 
     @contextmanager
@@ -155,9 +160,7 @@ class LocalWarehouse:
                 view: str | None = None) -> None:
         """Run DDL and record (or drop) the metadata of `address`, in one transaction."""
         with self._lock, self.session(), self._named_corruption():
-            if self._con is None:
-                self._open()
-            con = self._con
+            con = self._con if self._con is not None else self._open()
             con.execute("BEGIN TRANSACTION")
             try:
                 for sql in statements:
@@ -181,9 +184,9 @@ class LocalWarehouse:
     def row_count(self, address: str) -> int:
         with self._lock, self._named_corruption():
             if self._con is not None:
-                return self._con.execute(f"SELECT COUNT(*) FROM {rel(address)}").fetchone()[0]
+                return int(scalar(self._con, f"SELECT COUNT(*) FROM {rel(address)}"))
             with warehouse(self.path, write=False) as con:
-                return con.execute(f"SELECT COUNT(*) FROM {rel(address)}").fetchone()[0]
+                return int(scalar(con, f"SELECT COUNT(*) FROM {rel(address)}"))
 
 
 def _bq_type(duck: str) -> tuple[str, bool]:
@@ -267,6 +270,11 @@ class TableHandler(_Handler):
 
 
 class _ViewLike(_Handler):
+    sql_field: str  # the config field a hand edit of the live view is reported under
+
+    def select_sql(self, res: Resource) -> str:
+        raise NotImplementedError
+
     def observe(self, names: Iterable[str]) -> dict[str, Observed]:
         snap = self.wh.snapshot()
         out = {}

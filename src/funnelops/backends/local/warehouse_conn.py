@@ -22,10 +22,15 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from funnelops.errors import BackendError
 from funnelops.backends.local import ledger_integrity as integrity
 from funnelops.backends.local.home import LocalHome
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("FUNNELOPS_WAREHOUSE_LOCK_TIMEOUT", "600"))
 
@@ -62,16 +67,16 @@ def home_dirs(home: Path) -> list[Path]:
     return [paths.buckets, paths.tmp]
 
 
-def confine(con, allowed: list[Path], time_zone: str | None = None) -> None:
+def confine(con: DuckDBPyConnection, allowed: list[Path], time_zone: str | None = None) -> None:
     """Turn external access off but for `allowed` folders, then lock the configuration.
 
     The database file itself, its WAL and its spill folder stay usable (DuckDB allows its own
     files). Settings are applied in the only order DuckDB accepts: the time zone and the allowed
     folders before access is turned off, the lock last.
     """
-    if con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+    if scalar(con, "SELECT current_setting('lock_configuration')"):
         # another connection of this process shares the database instance and confined it
-        if con.execute("SELECT current_setting('enable_external_access')").fetchone()[0]:
+        if scalar(con, "SELECT current_setting('enable_external_access')"):
             raise BackendError("the warehouse connection is locked with external access on",
                                "close other DuckDB connections to the warehouse in this process")
         return
@@ -88,7 +93,7 @@ def confine(con, allowed: list[Path], time_zone: str | None = None) -> None:
     con.execute("SET lock_configuration = true")
 
 
-def confined_memory(allowed: list[Path], time_zone: str | None = None):
+def confined_memory(allowed: list[Path], time_zone: str | None = None) -> DuckDBPyConnection:
     """A private in-memory DuckDB that may only touch `allowed` folders (see :func:`confine`)."""
     import duckdb
 
@@ -99,6 +104,13 @@ def confined_memory(allowed: list[Path], time_zone: str | None = None):
         con.close()
         raise
     return con
+
+
+def scalar(con: DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first column of the one row `sql` returns (an aggregate or a setting: always one row)."""
+    row = con.execute(sql, params).fetchone()
+    assert row is not None, sql
+    return row[0]
 
 
 def _open_lock_fd(lock_path: Path, exclusive: bool) -> int | None:
@@ -116,7 +128,7 @@ def _open_lock_fd(lock_path: Path, exclusive: bool) -> int | None:
 
 @contextmanager
 def warehouse(path: Path, *, write: bool = True, time_zone: str | None = None,
-              timeout: float = DEFAULT_TIMEOUT_S, allowed: list[Path] | None = None) -> Iterator[object]:
+              timeout: float = DEFAULT_TIMEOUT_S, allowed: list[Path] | None = None) -> Iterator[DuckDBPyConnection]:
     """A confined DuckDB connection to the warehouse at `path`, held under the warehouse lock.
 
     Read-only opens of a file that does not exist yet get an in-memory database, so observing
@@ -146,7 +158,7 @@ def _tz_literal(tz: str) -> str:
     return tz.replace("'", "")
 
 
-def _connect_with_retry(duckdb, path: str, *, read_only: bool, timeout: float):
+def _connect_with_retry(duckdb: ModuleType, path: str, *, read_only: bool, timeout: float) -> DuckDBPyConnection:
     """Connect, retrying lock collisions; a damaged file or a read-only home is a clear error."""
     if not read_only and not integrity.writable(Path(path)):
         raise integrity.read_only_error(Path(path).parent, "writing the warehouse")

@@ -166,7 +166,9 @@ class FolderStore(Protocol):
     the atomic partition swap, and confined DuckDB connections.
     """
 
-    scratch: Path
+    @property
+    def scratch(self) -> Path:
+        """Scratch space on the buckets' filesystem (read-only: the store decides where)."""
 
     def bucket_dir(self, bucket: str) -> Path: ...
 

@@ -100,8 +100,9 @@ class BigQueryRefined:
         cols = self.schemas.get(address)
         if cols is None:
             return None
-        return [c if isinstance(c, str) else (c.get("name") if isinstance(c, dict) else getattr(c, "name", str(c)))
-                for c in cols]
+        names = (c if isinstance(c, str) else (c.get("name") if isinstance(c, dict) else getattr(c, "name", str(c)))
+                 for c in cols)
+        return [str(n) for n in names if n is not None]  # a nameless dict entry names no column
 
     def script(self, job: RefinedJob) -> tuple[str, str]:
         """(the transaction script, the fully qualified target `project.dataset.table`)."""

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Iterator
 
 from funnelops.errors import BackendError
@@ -32,6 +32,9 @@ from funnelops.flows.context import FlowResult, RunContext
 from funnelops.flows.engine import DuckEngine, activate
 from funnelops.flows.engines.base import FolderStore, Replacement, RuleCounts, SourceFile, Verify
 from funnelops.flows.source_checks import FlowSourceError
+
+if TYPE_CHECKING:
+    import duckdb
 
 MANIFESTS = "_manifests"
 _HERE = Path(__file__).resolve().parent
@@ -118,7 +121,7 @@ class DuckTrusted:
                                  f"GROUP BY 1").fetchall())
         for rule, n in con.execute(f"SELECT rule, count(*) FROM ({st.rejects}) GROUP BY 1").fetchall():
             rules[rule] = rules.get(rule, 0) + n
-        kept = con.execute(f"SELECT count(*) FROM {checked} WHERE dq_rule IS NULL").fetchone()[0]
+        kept = _count(con, f"SELECT count(*) FROM {checked} WHERE dq_rule IS NULL")
         return RuleCounts(kept, rules)
 
     def replace_partitions(self, flow: str, staged: DuckStaged, checked: str, output: tuple[str, ...],
@@ -152,8 +155,8 @@ class DuckTrusted:
         from funnelops.flows.trusted_runner import raw_records
 
         con = self.engine.con
-        if not con.execute(f"SELECT count(*) FROM {chk} WHERE dq_rule = 'date_in_period' "
-                           f"AND _raw_record IS NULL").fetchone()[0]:
+        if not _count(con, f"SELECT count(*) FROM {chk} WHERE dq_rule = 'date_in_period' "
+                           f"AND _raw_record IS NULL"):
             return
         src = self.engine.to_sql(raw_records(self.engine.table(staged.staged.view), staged.columns))
         con.execute(f"UPDATE {chk} SET _raw_record = r._raw_record FROM ({src}) r "
@@ -211,8 +214,17 @@ class _DuckClaim:
             _save_manifest(self.manifest, self.fingerprint, result, self.table_dir)
 
 
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The number a `SELECT count(*)` query returns (an aggregate always yields one row)."""
+    row = con.execute(sql).fetchone()
+    assert row is not None, sql
+    return int(row[0])
+
+
 def _fingerprint(module: ModuleType, files: list[SourceFile], period: Period | None) -> str:
     h = hashlib.sha256()
+    if module.__file__ is None:  # flow modules are always loaded from a file
+        raise ValueError(f"flow module {module.__name__} has no source file")
     for code in (Path(module.__file__), *_RUNTIME_CODE):
         h.update(code.read_bytes())
     h.update(repr(None if period is None else (period.start, period.end)).encode())
