@@ -296,7 +296,15 @@ def zone(tz: str | tzinfo) -> tzinfo:
 
 
 def _offset_at(ts: int, tz: tzinfo) -> timedelta:
-    return datetime.fromtimestamp(ts, tz).utcoffset()  # type: ignore[return-value]
+    return _utc_offset(datetime.fromtimestamp(ts, tz))
+
+
+def _utc_offset(dt: datetime) -> timedelta:
+    """The offset of an aware datetime; a tzinfo that gives none cannot place cron times."""
+    offset = dt.utcoffset()
+    if offset is None:
+        raise CronError(f"time zone {dt.tzinfo!r} gives no UTC offset")
+    return offset
 
 
 def _resolve(wall: datetime, tz: tzinfo) -> datetime:
@@ -306,14 +314,14 @@ def _resolve(wall: datetime, tz: tzinfo) -> datetime:
     offset: the first occurrence) or a gap (fold=0 has the smaller, pre-transition offset).
     """
     first = wall.replace(tzinfo=tz)
-    before = first.utcoffset()
-    after = wall.replace(tzinfo=tz, fold=1).utcoffset()
-    if before >= after:  # type: ignore[operator]
+    before = _utc_offset(first)
+    after = _utc_offset(wall.replace(tzinfo=tz, fold=1))
+    if before >= after:
         return first
     # Nonexistent: the transition T lies in (wall - offset_after, wall - offset_before].
     naive_utc = (wall - datetime(1970, 1, 1)) // timedelta(seconds=1)
-    lo = naive_utc - int(after.total_seconds())   # type: ignore[union-attr]
-    hi = naive_utc - int(before.total_seconds())  # type: ignore[union-attr]
+    lo = naive_utc - int(after.total_seconds())
+    hi = naive_utc - int(before.total_seconds())
     while hi - lo > 1:  # smallest second whose offset is the post-transition one
         mid = (lo + hi) // 2
         if _offset_at(mid, tz) == after:

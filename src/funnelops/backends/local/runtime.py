@@ -79,7 +79,7 @@ class LocalRuntime:
 
     def launch(self, lease: RunLease, *, scheduler: str | None = None) -> RunRecord:
         """Spawn the run's supervisor (detached) and mark the run RUNNING under its pid."""
-        run_id = int(lease.run_id)  # type: ignore[arg-type]  # acquire always sets it
+        run_id = _run_id(lease)
         log_dir = self.paths.run_logs(run_id)
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "funnelops.backends.local.supervisor", "--home", str(self.home), "--run", str(run_id)]
@@ -105,7 +105,7 @@ class LocalRuntime:
     def release(self, lease: RunLease, error: BaseException) -> None:
         """No supervisor was started: the run failed before it began, and nobody holds the lease."""
         reason = getattr(error, "message", None) or str(error) or type(error).__name__
-        self.runs.finish_if_active(int(lease.run_id), "FAILED", f"could not start the run: {reason}")  # type: ignore[arg-type]
+        self.runs.finish_if_active(_run_id(lease), "FAILED", f"could not start the run: {reason}")
         self.leases.release(lease.workflow, lease.owner)
 
     def get(self, run_id: int | str) -> RunRecord | None:
@@ -165,3 +165,9 @@ class LocalRuntime:
     def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
         self.runs.reap()
         return self.runs.list(workflow, limit)
+
+
+def _run_id(lease: RunLease) -> int:
+    """The run a local lease was taken for (`acquire` always records it)."""
+    assert lease.run_id is not None, lease
+    return int(lease.run_id)
