@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
 
+from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local import partitions
 from funnelops.backends.local.guard import verify_lease_held, workflow_lease
 from funnelops.backends.local.home_perms import private_home
@@ -23,7 +24,6 @@ from funnelops.flows.engines.duckdb_refined import DuckRefined
 from funnelops.flows.engines.duckdb_trusted import DuckTrusted
 
 # TODO(#10 item 2): take these from backends/local/home.py (LocalHome) once it lands.
-BUCKETS, SCRATCH, WAREHOUSE = "buckets", "tmp", "warehouse.duckdb"
 
 
 class LocalFolders:
@@ -35,12 +35,12 @@ class LocalFolders:
     @property
     def scratch(self) -> Path:
         """Scratch space on the same filesystem as the buckets, so finished output moves by rename."""
-        p = self.home / SCRATCH
+        p = LocalHome(self.home).tmp
         p.mkdir(parents=True, exist_ok=True)
         return p
 
     def bucket_dir(self, bucket: str) -> Path:
-        return self.home / BUCKETS / bucket
+        return LocalHome(self.home).bucket(bucket)
 
     def lock(self, bucket: str, table: str, *, exclusive: bool, wait: bool = True) -> AbstractContextManager[None]:
         timeout: dict[str, float] = {} if wait else {"timeout": 0}
@@ -59,7 +59,7 @@ class LocalFolders:
         return confined_memory(home_dirs(self.home), time_zone)
 
     def warehouse(self, time_zone: str) -> AbstractContextManager[Any]:
-        return warehouse(self.home / WAREHOUSE, write=True, time_zone=time_zone)
+        return warehouse(LocalHome(self.home).warehouse, write=True, time_zone=time_zone)
 
     def recover(self) -> list[str]:
         return partitions.recover_swaps(self.scratch)

@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 
+from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.warehouse_conn import file_lock
 from funnelops.errors import BackendError
 from funnelops.flows.atomic import exchange, fault_point
@@ -34,7 +35,7 @@ JOURNAL_PREFIX = "swap-"
 
 
 def lock_path(home: Path, bucket: str, table: str) -> Path:
-    return Path(home) / "locks" / f"{bucket}--{table.strip('/').replace('/', '--')}.lock"
+    return LocalHome(home).locks / f"{bucket}--{table.strip('/').replace('/', '--')}.lock"
 
 
 def partition_value(folder_name: str, key: str) -> date | None:
@@ -156,7 +157,7 @@ def _valid_entry(entry: object, tmp_root: Path) -> bool:
         return False
     root = tmp_root.resolve()
     return (trash.parent == root and trash.name.startswith("trash-") and new_dir.is_relative_to(root)
-            and table.is_relative_to(root.parent / "buckets") and lock.parent == root.parent / "locks"
+            and table.is_relative_to(LocalHome(root.parent).buckets) and lock.parent == LocalHome(root.parent).locks
             and all(isinstance(n, str) and n and "/" not in n and n not in (".", "..") for n in names))
 
 
