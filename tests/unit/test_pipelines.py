@@ -80,12 +80,13 @@ GITHUB_FILES = sorted(GITHUB.rglob("*.yml"))
 
 
 # --------------------------------------------------------------------------------------------
-# Where ../shared is: beside the repository (<somewhere>/main and <somewhere>/shared), or named by
-# FUNNELOPS_SHARED_DIR (CI clones elsewhere with a copy of shared/ beside it).
+# Where the third-party schemas are: named by FUNNELOPS_SHARED_DIR, vendored in tests/third_party/
+# (so a clone tests itself), or a shared/ folder beside the repository.
 # --------------------------------------------------------------------------------------------
 def _find_shared() -> Path | None:
     env = os.environ.get("FUNNELOPS_SHARED_DIR")
     candidates = [Path(env)] if env else []
+    candidates += [REPO / "tests" / "third_party"]
     candidates += [p / "shared" for p in (REPO, *REPO.parents)]
     for candidate in candidates:
         if (candidate / "schemas").is_dir():
@@ -519,9 +520,9 @@ def test_every_azure_template_is_used() -> None:
 # 2. The seed's names, exactly
 # ============================================================================================
 def _seed_text() -> str | None:
-    if SHARED is None:
-        return None
-    files = sorted((SHARED / "seed").glob("000_*.txt"))
+    files = sorted((REPO / "docs" / "seed").glob("000_*.txt"))  # the seed ships with the repo
+    if not files and SHARED is not None:
+        files = sorted((SHARED / "seed").glob("000_*.txt"))
     return files[0].read_text(encoding="utf-8") if files else None
 
 
