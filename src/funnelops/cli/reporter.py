@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from funnelops.cli.context import AppContext, esc
 from funnelops.reporting import (Event, JobFinished, JobStarted, Notice, ResourceFinished, RunChanged, RunStarted,
                                  SchedulerForced, TemplatesInitialized)
-from funnelops.scheduler.daemon import SchedulerEvent
+
+if TYPE_CHECKING:
+    from funnelops.scheduler.daemon import SchedulerEvent
 
 _STATE_COLOR = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow"}
 
@@ -41,11 +44,13 @@ class ConsoleReporter:
             Notice: self._notice,
             JobStarted: self._job_started,
             JobFinished: self._job_finished,
-            SchedulerEvent: self._scheduler_event,
         }
 
     def emit(self, event: Event) -> None:
         printer = self._printers.get(type(event))
+        if printer is None and type(event).__name__ == "SchedulerEvent":
+            # matched by name: importing the daemon (croniter, retry policy) would slow every command
+            printer = self._scheduler_event
         if printer is not None:
             printer(event)
 
