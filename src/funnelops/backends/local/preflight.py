@@ -73,6 +73,8 @@ def bind_views(wh: LocalWarehouse, snap: dict[str, Any], plan: Plan) -> list[str
     con = confined_memory(home_dirs(wh.path.parent), wh.time_zone)
     try:
         _mirror(con, snap)
+        # what the mirror holds, lower-cased: a create of a new name needs no catalog lookup
+        present = {a.lower() for a in snap["columns"]}
         failed: set[str] = set()
         problems: list[str] = []
         for c in plan.changes:
@@ -82,7 +84,7 @@ def bind_views(wh: LocalWarehouse, snap: dict[str, Any], plan: Plan) -> list[str
                 failed.add(c.address)  # reported through what it reads
                 continue
             try:
-                _play(con, wh, c)
+                _play(con, wh, c, present)
             except duckdb.Error as exc:
                 failed.add(c.address)
                 first = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -120,21 +122,25 @@ def _drop_any(con, address: str) -> None:
         con.execute(f"DROP {row[0]} {rel(address)}")
 
 
-def _play(con, wh: LocalWarehouse, c: Change) -> None:
-    """One change, as the handlers would make it, on the mirror."""
+def _play(con, wh: LocalWarehouse, c: Change, present: set[str]) -> None:
+    """One change, as the handlers would make it, on the mirror (`present`: its names, kept current)."""
     from funnelops.backends.local.warehouse import ViewHandler
 
     if c.kind == "dataset":
         if c.action == "delete":
             con.execute(f"DROP SCHEMA IF EXISTS {q(c.name)} CASCADE")
+            present.difference_update({a for a in present if a.split(".", 1)[0] == c.name.lower()})
         else:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(c.name)}")
         return
     if c.kind not in RELATIONS:
         return
-    _drop_any(con, c.name)
+    if c.name.lower() in present:
+        _drop_any(con, c.name)
+        present.discard(c.name.lower())
     if c.action == "delete" or c.resource is None:
         return
+    present.add(c.name.lower())
     if c.kind == "table":
         cols = ", ".join(column_ddl(col) for col in c.resource.config["schema"])
         con.execute(f"CREATE TABLE {rel(c.name)} ({cols})")
