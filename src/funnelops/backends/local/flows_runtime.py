@@ -23,8 +23,6 @@ from funnelops.flows.engines.base import FlowsRuntime, Verify
 from funnelops.flows.engines.duckdb_refined import DuckRefined
 from funnelops.flows.engines.duckdb_trusted import DuckTrusted
 
-# TODO(#10 item 2): take these from backends/local/home.py (LocalHome) once it lands.
-
 
 class LocalFolders:
     """:class:`funnelops.flows.engines.base.FolderStore` of a local home."""
