@@ -25,7 +25,6 @@ pytestmark = pytest.mark.reliability
 REPO = Path(__file__).resolve().parents[2]
 FUNNEL = REPO / "projects" / "funnel"
 FUNNELOPS = str(Path(sys.executable).with_name("funnelops"))
-NOBODY = 65534
 
 
 def _env(project: Path, home: Path, **extra: str) -> dict[str, str]:
@@ -169,12 +168,16 @@ def test_legacy_unmarked_ledger_is_accepted_and_marked(base, home):
 
 # -- a read-only home --------------------------------------------------------------------------
 def _as_other_user() -> tuple[str, ...] | None:
-    """How to run the CLI as someone the permission bits apply to (root ignores them)."""
+    """How to run the CLI as someone the permission bits apply to (root ignores them).
+
+    Root with every capability dropped (no CAP_DAC_OVERRIDE) obeys the permission bits yet can
+    still read the root-owned checkout and virtualenv, wherever the clone lives (a 0700 mktemp
+    folder keeps other users out, so switching to `nobody` would fail for the wrong reason)."""
     if os.geteuid() != 0:
         return ()
     setpriv = shutil.which("setpriv")
     if setpriv:
-        return (setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+        return (setpriv, "--bounding-set=-all", "--inh-caps=-all")
     return None
 
 

@@ -22,7 +22,8 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import pytest
@@ -226,7 +227,9 @@ def funnel_home(base: Path, rows: int = 5000) -> tuple[Path, Path]:
     shutil.copytree(FUNNEL, base / "project", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     project, home = base / "project" / "funnel.yaml", base / "home"
     env = {"FUNNELOPS_LEASE_EXPIRY_S": LEASE_EXPIRY_S}
-    cli(project, home, "data", "generate", "--rows", str(rows), env=env)
+    # through tomorrow in the project's zone: a test that crosses midnight still finds today's data
+    tomorrow = (datetime.now(ZoneInfo("America/Bogota")) + timedelta(days=1)).date().isoformat()
+    cli(project, home, "data", "generate", "--rows", str(rows), "--end", tomorrow, env=env)
     cli(project, home, "pipeline", "funnel", "--data-stage", "IaC", env=env)
     cli(project, home, "pipeline", "funnel", "--data-stage", "Initial data", env=env)
     return project, home
