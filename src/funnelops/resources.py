@@ -118,25 +118,10 @@ def desired_resources(loaded: LoadedProject, stage: str) -> list[Resource]:
             "description": v.description,
             "labels": dict(sorted(v.labels.items())),
         }, tuple(deps)))
+    templates: dict[str, dict[str, Any]] = {}
     for w in spec.workflows:
-        jobs = []
-        for j in w.jobs:
-            jobs.append({
-                "step_id": j.step_id,
-                "main": j.main,
-                "args": template_args(loaded, w.name, stage, j.args),
-                "prerequisites": list(j.prerequisites),
-                "properties": dict(sorted(j.properties.items())),
-            })
-        out.append(Resource("workflow_template", w.name, {
-            "granularity": w.granularity,
-            "initial_load": w.initial_load,
-            "jobs": jobs,
-            "parameters": [p.model_dump(mode="json") for p in w.parameters],
-            "placement": w.placement.model_dump(mode="json"),
-            "dag_timeout": w.dag_timeout,
-            "labels": dict(sorted(w.labels.items())),
-        }))
+        templates[w.name] = workflow_config(loaded, w.name, stage)
+        out.append(Resource("workflow_template", w.name, templates[w.name]))
     for s in spec.schedulers:
         out.append(Resource("scheduler", s.id, {
             "display_name": s.name,
@@ -147,5 +132,50 @@ def desired_resources(loaded: LoadedProject, stage: str) -> list[Resource]:
             "retry": s.retry.model_dump(mode="json"),
             "attempt_deadline": s.attempt_deadline,
             "paused": s.paused,
+            "parameters": scheduled_values(loaded, s.workflow, templates.get(s.workflow)),
         }, (f"workflow_template.{s.workflow}",), create_only=frozenset({"paused"})))
     return out
+
+
+def workflow_config(loaded: LoadedProject, name: str, stage: str) -> dict[str, Any]:
+    """A workflow's template config at `stage`: args composed, the run tail and its parameters added
+    (`backends/run_params.py`), the cluster's service account defaulting to the project's."""
+    from funnelops.backends.run_params import with_run_tail
+
+    spec = loaded.spec
+    w = spec.workflow(name)
+    if w is None:
+        raise UsageError(f"unknown workflow '{name}'")
+    jobs = [{"step_id": j.step_id, "main": j.main, "args": template_args(loaded, w.name, stage, j.args),
+             "prerequisites": list(j.prerequisites), "properties": dict(sorted(j.properties.items()))}
+            for j in w.jobs]
+    params = [{"name": p.name, "fields": list(p.fields), "description": p.description, "regexes": list(p.regexes)}
+              for p in w.parameters]
+    jobs, params = with_run_tail(jobs, params)
+    placement = w.placement.model_dump(mode="json")
+    placement["service_account"] = placement["service_account"] or spec.project.service_account
+    placement["properties"] = dict(sorted(placement["properties"].items()))
+    if placement["image_uri"]:
+        placement["image_version"] = ""  # a custom image carries its version
+    return {
+        "granularity": w.granularity,
+        "initial_load": w.initial_load,
+        "jobs": jobs,
+        "parameters": params,
+        "placement": placement,
+        "dag_timeout": w.dag_timeout,
+        "labels": dict(sorted(w.labels.items())),
+    }
+
+
+def scheduled_values(loaded: LoadedProject, workflow: str, template: dict[str, Any] | None) -> dict[str, str]:
+    """The parameter values a Cloud Scheduler fire of `workflow` sends (`--lease=scheduled`)."""
+    from funnelops.backends.run_params import instantiate_values
+    from funnelops.backends.shapes import template_to_dataproc
+
+    wf = loaded.spec.workflow(workflow)
+    if template is None or wf is None:
+        return {}
+    body = template_to_dataproc(workflow, template, lambda m: m)
+    return instantiate_values(body, values={p.name: p.value for p in wf.parameters if p.value is not None},
+                              workflow=workflow)

@@ -8,6 +8,10 @@ What funnelops relies on, and so what this keeps faithfully:
   status of a stale version is not documented for this method; google.rpc.Code's guideline
   ("use ABORTED if the client should restart a read-modify-write sequence") gives 409 ABORTED,
   which is the default here (``stale_version_status`` switches to 400 FAILED_PRECONDITION).
+* ``create``/``update`` hold the template to Dataproc's prose rules (``dataproc_rules.py``:
+  parameter field paths resolve, cluster limits); ``instantiate`` requires a value for every
+  declared parameter, checks it, and runs a copy of the template with the values substituted
+  (:meth:`DataprocService.run_args` shows what each step got).
 * ``instantiate`` returns an Operation with ``WorkflowMetadata`` and stays not-done for a
   configurable time (or until :meth:`finish`). A repeated ``requestId`` returns the same
   operation; two instantiations without one run side by side, as on Google.
@@ -24,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import dataproc_rules as rules
 from .common import RPC_CODES, ApiError, Request, already_exists, bad_request, not_found, now_rfc3339, page
 
 if TYPE_CHECKING:
@@ -121,6 +126,16 @@ class DataprocService:
                 op.forced, op.forced_at = Outcome(0, error, error_code), time.monotonic()
                 n += 1
             return n
+
+    def run_args(self, operation: str) -> dict[str, list[str]]:
+        """The arguments each step of a run really got (parameter values substituted), by step id."""
+        with self.double.lock:
+            op = self._ops.get(operation) or next((o for n, o in self._ops.items()
+                                                   if n.rsplit("/", 1)[-1] == operation), None)
+            if op is None:
+                raise KeyError(f"no operation {operation}")
+            return {j["stepId"]: list(next((j[k] for k in _JOB_TYPES if k in j), {}).get("args") or [])
+                    for j in op.template.get("jobs") or []}
 
     def templates(self) -> list[dict[str, Any]]:
         with self.double.lock:
@@ -251,6 +266,8 @@ class DataprocService:
         timeout = body.get("dagTimeout")
         if timeout is not None and not 600 <= float(timeout.rstrip("s")) <= 86400:
             raise bad_request(f"dagTimeout {timeout} must be between 600s and 86400s")
+        rules.check_cluster(body)
+        rules.check_parameters(body)
 
     # -- instantiate and operations -------------------------------------------------------
     def _instantiate(self, req: Request) -> tuple[int, Any]:
@@ -265,10 +282,8 @@ class DataprocService:
             raise bad_request(f"Invalid requestId {request_id!r}: up to 40 letters, digits, '_' or '-'")
         if body.get("version") not in (None, 0) and int(body["version"]) != tpl["version"]:
             raise self._stale(name, body["version"], tpl["version"])
-        declared = {p.get("name") for p in tpl.get("parameters") or []}
-        unknown = sorted(set(body.get("parameters") or {}) - declared)
-        if unknown:
-            raise bad_request(f"Template {name} has no parameters named {unknown}")
+        values = dict(body.get("parameters") or {})
+        rules.check_values(tpl, values)
         if request_id:
             prior = self._ops.get(self._request_ids.get((name, request_id), ""))
             if prior is not None and (self.dedupe_finished or not self._done(prior)):
@@ -276,7 +291,8 @@ class DataprocService:
         parent = name.split("/workflowTemplates/")[0]
         op_name = f"{parent}/operations/{uuid.uuid4()}"
         outcome = self._outcomes.get(tpl["id"]) or self._outcomes.get(name) or self._default
-        op = _Op(op_name, copy.deepcopy(tpl), dict(body.get("parameters") or {}), request_id,
+        # The operation runs the template with the values substituted (what its steps really get).
+        op = _Op(op_name, rules.substitute(tpl, values), values, request_id,
                  source, time.monotonic(), now_rfc3339(), outcome)
         self._ops[op_name] = op
         if request_id:

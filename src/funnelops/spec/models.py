@@ -189,17 +189,59 @@ class WorkflowStep(Strict):
 
 
 class Parameter(Strict):
+    """A Dataproc template parameter the user declares (funnelops declares FO_EXECUTION_TYPE and
+    FO_LEASE itself). Dataproc needs a value for every declared parameter on every instantiation:
+    `value` is what funnelops sends (CLI runs and the Cloud Scheduler job's body); without it, the
+    value the template holds at the parameter's first field."""
+
     name: Annotated[str, Field(pattern=PARAM_NAME)]
-    fields: list[str]
-    description: str = ""
+    fields: Annotated[list[str], Field(min_length=1)]
+    description: Annotated[str, Field(max_length=1024)] = ""
+    regexes: list[str] = Field(default=[], description="validation.regex.regexes: RE2, each matching the whole value")
+    value: Annotated[str, Field(max_length=1000)] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v[0].isdigit():
+            raise ValueError("a parameter name must not start with a digit")
+        if v.startswith("FO_"):
+            raise ValueError("names starting with FO_ are funnelops' own parameters")
+        return v
+
+
+SCOPE_CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+NETWORK_TAG = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
 class Placement(Strict):
-    cluster_name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,49}[a-z0-9]$")] = "funnel-cluster"
+    """The managed cluster each run creates. Dataproc's limits on these values are checked in
+    `spec/validate.py` (check_dataproc), where the message can say which limit."""
+
+    cluster_name: Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]*[a-z0-9])?$")] = "funnel-cluster"
     master_machine_type: str = "n2-standard-4"
     worker_machine_type: str = "n2-standard-4"
     workers: Annotated[int, Field(ge=0, le=1000)] = 2
     image_version: str = "2.2-debian12"
+    image_uri: str | None = Field(default=None, description="a custom image (URI or family) instead of image_version")
+    bootstrap: Literal["wheelhouse", "none"] = Field(
+        default="wheelhouse", description="wheelhouse: an initialization action installs the flows' dependencies; "
+                                          "none: the image already has them (a custom image)")
+    service_account: Annotated[str, Field(pattern=EMAIL)] | None = Field(
+        default=None, description="the cluster VMs' identity; default: project.service_account")
+    scopes: list[str] = [SCOPE_CLOUD_PLATFORM]
+    subnetwork: str | None = Field(default=None, description="a name, or a full/Shared VPC subnetwork URI")
+    internal_ip_only: bool = True
+    tags: list[Annotated[str, Field(pattern=NETWORK_TAG)]] = []
+    zone: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]-[a-z]$")] | None = None
+    properties: dict[str, str] = Field(default={}, description="softwareConfig.properties (prefix:key)")
+
+    @model_validator(mode="after")
+    def _one_image(self) -> Placement:
+        if self.image_uri and "image_version" in self.model_fields_set:
+            raise ValueError("give image_version (a Dataproc image) or image_uri (a custom image), not both")
+        return self
 
 
 class Workflow(Strict):

@@ -97,7 +97,8 @@ def test_iac_from_empty_then_replan_is_a_noop_on_both_observation_paths(gcp_env,
     job = tpl["jobs"][0]["pysparkJob"]
     assert job["mainPythonFileUri"] == f"gs://{art}/funnelops/artifacts/mains/funnelops.flows.py"
     assert job["pythonFileUris"] == [f"gs://{art}/funnelops/artifacts/funnelops.zip"]
-    assert job["args"][-1] == "--refined_flows=false"
+    # The stage's dynamic argument, then the run tail (what varies per run: template parameters).
+    assert job["args"][-3:] == ["--refined_flows=false", "--execution_type=delta", "--lease=scheduled"]
     assert tpl["placement"]["managedCluster"]["config"]["workerConfig"]["numInstances"] == 2
     objects = {b.name for b in fake_gcs.client.list_blobs(art)}
     assert {"funnelops/artifacts/funnelops.zip", "funnelops/artifacts/mains/funnelops.flows.py",

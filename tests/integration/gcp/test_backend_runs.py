@@ -31,7 +31,12 @@ def test_start_runs_one_and_refuses_a_second_while_it_runs(deployed, gcp_double)
     run = coordinator.start(backend, "funnel-dia", trigger="initial-load", actor="ci", extra_args=["--execution_type=full"])
     assert run.state == "RUNNING" and "--execution_type=full" in run.args
     op = gcp_double.dataproc.operations(template="funnel-dia")[0]
-    assert op["metadata"]["parameters"] == {"FO_ARG_EXECUTION_TYPE": "--execution_type=full"}
+    lease = backend.leases.read("funnel-dia")
+    # A value for every declared parameter: the run's execution type and the CLI's lease token.
+    assert op["metadata"]["parameters"] == {"FO_EXECUTION_TYPE": "--execution_type=full",
+                                            "FO_LEASE": f"--lease={lease.token}"}
+    args = gcp_double.dataproc.run_args(op["name"])["funnel-flows"]
+    assert args[-2:] == ["--execution_type=full", f"--lease={lease.token}"] and args == run.args
     with pytest.raises(RunInProgress) as refused:
         coordinator.start(backend, "funnel-dia", trigger="manual", actor="someone")
     assert refused.value.exit_code == 3

@@ -23,6 +23,23 @@ ARG = st.from_regex(r"--[a-z_]{1,8}(=[a-z0-9 ,]{0,6})?", fullmatch=True)
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
 
 
+OPT = st.none() | LABEL
+
+
+@st.composite
+def placement_cfg(draw):
+    custom = draw(st.booleans())
+    return {"cluster_name": "funnel-cluster", "master_machine_type": draw(LABEL),
+            "worker_machine_type": draw(LABEL), "workers": draw(st.integers(0, 1000)),
+            "image_version": "" if custom else "2.2-debian12",
+            "image_uri": draw(LABEL) if custom else None,
+            "bootstrap": draw(st.sampled_from(["wheelhouse", "none"])),
+            "service_account": draw(st.none() | st.just("sa@p.iam.gserviceaccount.com")),
+            "scopes": draw(st.lists(LABEL, max_size=2)), "subnetwork": draw(OPT),
+            "internal_ip_only": draw(st.booleans()), "tags": draw(st.lists(LABEL, max_size=2)),
+            "zone": draw(OPT), "properties": dict(sorted(draw(st.dictionaries(LABEL, LABEL, max_size=2)).items()))}
+
+
 @st.composite
 def template_cfg(draw):
     steps = draw(st.lists(STEP, min_size=1, max_size=4, unique=True))
@@ -40,12 +57,10 @@ def template_cfg(draw):
         "initial_load": draw(st.booleans()),
         "jobs": jobs,
         "parameters": [{"name": n, "fields": draw(st.lists(LABEL, min_size=1, max_size=2)),
-                        "description": draw(TEXT)}
+                        "description": draw(TEXT), "regexes": draw(st.lists(LABEL, max_size=2))}
                        for n in draw(st.lists(st.from_regex(r"[A-Z0-9_]{1,10}", fullmatch=True), max_size=2,
                                               unique=True))],
-        "placement": {"cluster_name": "funnel-cluster", "master_machine_type": draw(LABEL),
-                      "worker_machine_type": draw(LABEL), "workers": draw(st.integers(0, 1000)),
-                      "image_version": "2.2-debian12"},
+        "placement": draw(placement_cfg()),
         "dag_timeout": f"{draw(st.integers(1, 86400))}s",
         "labels": dict(sorted(draw(st.dictionaries(LABEL.filter(lambda k: not k.startswith("funnelops")), LABEL,
                                                    max_size=3)).items())),
@@ -73,6 +88,8 @@ def scheduler_cfg(draw):
                   "max_backoff_s": draw(st.integers(0, 7200)), "max_doublings": draw(st.integers(0, 10))},
         "attempt_deadline": f"{draw(st.integers(15, 1800))}s",
         "paused": draw(st.booleans()),
+        "parameters": dict(sorted(draw(st.dictionaries(st.from_regex(r"[A-Z_]{1,8}", fullmatch=True), TEXT,
+                                                       max_size=3)).items())),
     }
 
 
@@ -92,14 +109,18 @@ def test_scheduler_body_is_what_cloud_scheduler_takes() -> None:
     cfg = {"display_name": "Día", "schedule": "0 6 * * *", "time_zone": "America/Bogota", "workflow": "funnel-dia",
            "description": "Daily funnel load",
            "retry": {"retry_count": 2, "min_backoff_s": 60, "max_backoff_s": 600, "max_doublings": 5},
-           "attempt_deadline": "1800s", "paused": False}
+           "attempt_deadline": "1800s", "paused": False,
+           "parameters": {"FO_LEASE": "--lease=scheduled", "FO_EXECUTION_TYPE": "--execution_type=delta"}}
     body = scheduler_to_cloud("projects/p/locations/us-east1/jobs/dia", cfg, "analitica-funnel", "us-east1",
                               "sa@x.iam.gserviceaccount.com")
     assert body["description"] == "[Día] Daily funnel load"
     assert body["httpTarget"]["uri"] == ("https://dataproc.googleapis.com/v1/projects/analitica-funnel/regions/"
                                          "us-east1/workflowTemplates/funnel-dia:instantiate")
     assert body["httpTarget"]["httpMethod"] == "POST"
-    assert base64.b64decode(body["httpTarget"]["body"]) == b"{}"
+    # A value for every template parameter, or Dataproc refuses the fire; no requestId (it would
+    # join every later fire to the first operation).
+    assert json.loads(base64.b64decode(body["httpTarget"]["body"])) == {"parameters": {
+        "FO_EXECUTION_TYPE": "--execution_type=delta", "FO_LEASE": "--lease=scheduled"}}
     assert body["httpTarget"]["oauthToken"]["serviceAccountEmail"] == "sa@x.iam.gserviceaccount.com"
     assert body["retryConfig"] == {"retryCount": 2, "minBackoffDuration": "60s", "maxBackoffDuration": "600s",
                                    "maxDoublings": 5}
@@ -112,7 +133,11 @@ def test_template_body_is_what_dataproc_takes() -> None:
                      "properties": {}}],
            "parameters": [], "placement": {"cluster_name": "c1", "master_machine_type": "n2-standard-4",
                                            "worker_machine_type": "n2-standard-8", "workers": 3,
-                                           "image_version": "2.2-debian12"},
+                                           "image_version": "2.2-debian12", "service_account": "sa@p.iam.gserviceaccount.com",
+                                           "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                                           "subnetwork": "projects/host/regions/us-east1/subnetworks/shared",
+                                           "internal_ip_only": True, "tags": ["dataproc"], "zone": "us-east1-b",
+                                           "properties": {"dataproc:x": "1"}},
            "dag_timeout": "3600s", "labels": {"app": "funnel"}}
     body = template_to_dataproc("funnel-dia", cfg, main_uri)
     assert body["id"] == "funnel-dia"
@@ -122,6 +147,16 @@ def test_template_body_is_what_dataproc_takes() -> None:
     mc = body["placement"]["managedCluster"]
     assert mc["clusterName"] == "c1"
     assert mc["config"]["workerConfig"] == {"numInstances": 3, "machineTypeUri": "n2-standard-8"}
+    assert mc["config"]["gceClusterConfig"] == {
+        "serviceAccount": "sa@p.iam.gserviceaccount.com",
+        "serviceAccountScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+        "subnetworkUri": "projects/host/regions/us-east1/subnetworks/shared", "zoneUri": "us-east1-b",
+        "tags": ["dataproc"], "internalIpOnly": True}
+    assert mc["config"]["softwareConfig"] == {"imageVersion": "2.2-debian12", "properties": {"dataproc:x": "1"}}
+    actions = [{"executableFile": "gs://b/init.sh", "executionTimeout": "600s"}]
+    with_actions = template_to_dataproc("funnel-dia", {**cfg, "init_actions": actions}, main_uri)
+    assert with_actions["placement"]["managedCluster"]["config"]["initializationActions"] == actions
+    assert template_from_dataproc(with_actions, main_name)["init_actions"] == actions
     assert body["dagTimeout"] == "3600s" and "parameters" not in body
 
 

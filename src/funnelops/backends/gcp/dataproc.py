@@ -3,14 +3,13 @@
 An update is Dataproc's read-modify-write: read the template's current ``version``, send the
 desired template (built from the project, never the fetched one echoed back: that carries
 output-only ``createTime``/``updateTime``) with that version, and if someone updated it in
-between (409 ABORTED) read again and retry. A template is never deleted and re-created to change
+between (409 ABORTED, or 400 FAILED_PRECONDITION) read again and retry. A template is never deleted and re-created to change
 its arguments: its name, run history and scheduler targets stay.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from collections.abc import Callable, Iterable
 
@@ -23,25 +22,10 @@ from funnelops.errors import BackendError
 from funnelops.resources import Resource
 
 MAX_RMW = 8
-# Every `--key=value` argument of a template gets a parameter, so one run can override it
-# (`--execution_type=full` for the initial load) without changing the template.
-ARG_PARAM = "FO_ARG_"
-
-
-def arg_param(key: str) -> str:
-    return ARG_PARAM + re.sub(r"[^A-Z0-9]", "_", key.upper())[:40 - len(ARG_PARAM)]
-
-
-def arg_parameters(body: dict[str, Any]) -> list[dict[str, Any]]:
-    fields: dict[str, list[str]] = {}
-    for job in body.get("jobs", []):
-        for i, arg in enumerate(job.get("pysparkJob", {}).get("args", [])):
-            m = re.match(r"^--([^=]+)=", arg)
-            if m:
-                fields.setdefault(arg_param(m.group(1)), []).append(
-                    f"jobs['{job['stepId']}'].pysparkJob.args[{i}]")
-    return [{"name": n, "fields": f, "description": "funnelops: overrides this argument for one run"}
-            for n, f in sorted(fields.items())]
+# How Dataproc may answer an update naming a stale version: 409 ABORTED (google.rpc's guideline for
+# "restart the read-modify-write") or 400 FAILED_PRECONDITION (the REST client raises BadRequest
+# for any 400, so the status word, not the exception class, decides).
+STALE_STATUSES = ("ABORTED", "FAILED_PRECONDITION")
 
 
 def to_dict(message: Any) -> dict[str, Any]:
@@ -80,17 +64,12 @@ class TemplateHandler:
             if tid not in wanted and GRANULARITY_LABEL not in (body.get("labels") or {}):
                 continue
             cfg = template_from_dataproc(body, self.artifacts.main_name)
-            cfg["parameters"] = [p for p in cfg["parameters"] if not p["name"].startswith(ARG_PARAM)]
             out[tid] = Observed(cfg,
                                 extra={"version": int(body.get("version", 0)), "name": body.get("name")})
         return out
 
     def body(self, res: Resource) -> dict[str, Any]:
-        body = template_to_dataproc(res.name, res.config, self.artifacts.main_uri, self.artifacts.python_file_uris)
-        extra = arg_parameters(body)
-        if extra:
-            body["parameters"] = list(body.get("parameters") or []) + extra
-        return body
+        return template_to_dataproc(res.name, res.config, self.artifacts.main_uri, self.artifacts.python_file_uris)
 
     @staticmethod
     def _message(body: dict[str, Any]) -> Any:
@@ -127,8 +106,8 @@ class TemplateHandler:
                 retry.call(lambda: self.api.update_workflow_template(template=self._message(body), retry=None),  # noqa: B023 (called in this iteration)
                            what, permission="dataproc.workflowTemplates.update", raw=True)
                 return
-            except (exceptions.Conflict, exceptions.FailedPrecondition) as exc:
-                if retry.api_status(exc) in ("ABORTED", "FAILED_PRECONDITION") or "version" in str(exc):
+            except exceptions.GoogleAPICallError as exc:
+                if retry.api_status(exc) in STALE_STATUSES or isinstance(exc, exceptions.Conflict):
                     continue  # someone updated it since we read it: read again
                 raise retry.describe(exc, what, "dataproc.workflowTemplates.update") from None
             except Exception as exc:

@@ -19,13 +19,14 @@ from collections.abc import Iterable, Sequence
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
-from funnelops.backends.gcp.dataproc import arg_param, to_dict
+from funnelops.backends.gcp.dataproc import to_dict
 from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, holder_of
 from funnelops.backends.gcp.ledger import GcsLedger
 from funnelops.backends.gcp.scheduler import SchedulerHandler
+from funnelops.backends.run_params import instantiate_values, substitute
 from funnelops.backends.shapes import scheduler_state
 from funnelops.backends.types import TERMINAL, Holder, RunLease, RunRecord, SchedulerState, now_iso
-from funnelops.errors import BackendError, UsageError
+from funnelops.errors import BackendError
 from datetime import UTC
 
 CANCELLED_CODE = 1
@@ -132,10 +133,21 @@ class GcpRuntime:
                          started_at=meta.get("startTime") or rec.get("started_at"),
                          ended_at=meta.get("endTime") if op.done else None, steps=steps, error=error)
 
-    def _template_args(self, workflow: str) -> list[str]:
+    def _template(self, workflow: str) -> dict[str, Any]:
         tpl = retry.call(lambda: self.api.get_workflow_template(name=self.clients.template_name(workflow), retry=None),
                          f"workflow template {workflow}", permission="dataproc.workflowTemplates.get")
-        return list(tpl.jobs[0].pyspark_job.args) if tpl.jobs else []
+        return to_dict(tpl)
+
+    def _user_values(self, workflow: str) -> dict[str, str]:
+        """The spec's values of the workflow's own parameters (the rest keep the template's value)."""
+        wf = self.loaded.spec.workflow(workflow) if self.loaded is not None else None
+        return {p.name: p.value for p in wf.parameters if p.value is not None} if wf is not None else {}
+
+    def run_parameters(self, workflow: str, template: dict[str, Any], lease: RunLease | None,
+                       extra_args: Sequence[str] = ()) -> dict[str, str]:
+        """A value for every parameter the template declares (Dataproc refuses a run without)."""
+        return instantiate_values(template, lease=lease.owner if lease is not None else "scheduled",
+                                  extra_args=extra_args, values=self._user_values(workflow), workflow=workflow)
 
     def _dag_timeout(self, workflow: str) -> float:
         wf = self.loaded.spec.workflow(workflow) if self.loaded is not None else None
@@ -168,16 +180,19 @@ class GcpRuntime:
     def launch(self, lease: RunLease, *, scheduler: str | None = None) -> RunRecord:
         """Instantiate the template (or fire `scheduler` and find the operation it started)."""
         name = self.clients.template_name(lease.workflow)
-        args = self._template_args(lease.workflow)
+        template = self._template(lease.workflow)
         if scheduler is None:
             # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
             request_id = "fo-" + hashlib.sha256(f"{name}/{lease.owner}".encode()).hexdigest()[:32]
-            params, args = _overrides(lease.workflow, args, list(lease.extra_args))
+            params = self.run_parameters(lease.workflow, template, lease, lease.extra_args)
             op = retry.call(lambda: self.api.instantiate_workflow_template(
                 request={"name": name, "request_id": request_id, "parameters": params}, retry=None),
                 f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.instantiate").operation
-        else:
+        else:  # the scheduler's body carries the scheduled values
+            params = self.run_parameters(lease.workflow, template, None)
             op = self._fire(scheduler, lease, name)
+        jobs = substitute(template, params).get("jobs") or []
+        args = list((jobs[0].get("pysparkJob") or {}).get("args") or []) if jobs else []
         self._dispatched.add(lease.owner)  # a run exists from here on: its lease must outlive any error
         rec = self._started(lease, op, args)
         self._dispatched.discard(lease.owner)
@@ -300,22 +315,6 @@ class GcpRuntime:
         recs = [r for r in out.values() if workflow is None or r.workflow == workflow]
         recs.sort(key=lambda r: r.created_at or r.started_at or "", reverse=True)
         return recs[:limit]
-
-
-def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Template parameters that replace `--key=...` arguments for one run (see dataproc.ARG_PARAM)."""
-    params: dict[str, str] = {}
-    out = list(args)
-    for arg in extra:
-        key = arg.split("=", 1)[0]
-        hits = [i for i, a in enumerate(out) if a.split("=", 1)[0] == key]
-        if "=" not in arg or not hits:
-            raise UsageError(f"cannot pass {arg} to a run of {workflow}: on Dataproc a run can only override "
-                             "arguments its template already has", "add the argument to the workflow's args")
-        params[arg_param(key[2:])] = arg
-        for i in hits:
-            out[i] = arg
-    return params, out
 
 
 def _from_dict(d: dict[str, Any]) -> RunRecord:
