@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping
 
 from funnelops.errors import ProblemCollector, did_you_mean
-from funnelops.spec import confine, sql_safety
+from funnelops.spec import confine, gcp_limits, sql_safety
 from funnelops.spec.models import ProjectSpec
 from funnelops.spec.project import LoadedProject, Path_
 from funnelops.spec.resolve import Resolved, resolve_files
@@ -272,9 +272,12 @@ def check_confinement(p: Checked, c: ProblemCollector) -> None:
     confine.check_confinement(p.loaded, p.file, c)
 
 
-# In the order the problems were always collected (equal file/line/field keep this order).
+# In the order the problems were always collected (equal file/line/field keep this order); Google's
+# limits (`spec/gcp_limits.py`) come last.
 CHECKS: tuple[Checker, ...] = (check_names, check_references, check_zones, check_columns, check_views,
-                               check_workflows, check_cron, check_limits, check_sql_safety, check_confinement)
+                               check_workflows, check_cron, check_limits, check_sql_safety, check_confinement,
+                               gcp_limits.check_clusters, gcp_limits.check_scheduler_deadlines,
+                               gcp_limits.check_service_accounts, gcp_limits.check_parameters)
 
 
 def resolve_and_check(loaded: LoadedProject, file: str, known_extra: dict[str, set[str]] | None = None) -> None:
