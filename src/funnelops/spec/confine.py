@@ -29,7 +29,7 @@ from funnelops.spec.models import arg_key, variable_args
 if TYPE_CHECKING:
     from funnelops.spec.project import LoadedProject
 
-RUNTIME_ONLY = ("home", "project")
+RUNTIME_ONLY = ("home", "project", "lease")  # lease: the run tail carries it (backends/run_params.py)
 FLOW_SELECTION = ("granularity", "execution_type", "period", "trusted_flows", "refined_flows")
 RESERVED_VARIABLES = RUNTIME_ONLY + FLOW_SELECTION
 MAX_ARG_BYTES = 8 * 1024
