@@ -1,0 +1,144 @@
+"""Workflow templates on the gcp backend, right the first time: parameters with a value on every
+instantiation (CLI, initial load, Cloud Scheduler's own fire), the cluster's identity and network,
+and a stale-version update answered with 400 read again and retried.
+
+Real clients against the double (which now requires and substitutes parameter values and
+resolves their field paths) and fake-gcs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from funnelops.runs import coordinator
+
+from test_backend_iac import apply, gcp_env, make_project, not_unchanged, open_gcp  # noqa: F401 - fixture re-used
+
+pytestmark = pytest.mark.gcp
+
+PLACEMENT = """    placement:
+      service_account: cluster-sa@analitica-funnel.iam.gserviceaccount.com
+      subnetwork: projects/host-net/regions/us-east1/subnetworks/dataproc
+      internal_ip_only: true
+      tags: [dataproc, funnel]
+      zone: us-east1-b
+"""
+
+
+def with_placement(text: str) -> str:
+    """funnel-dia gets a placement with identity and network settings, and a user parameter."""
+    anchor = "    labels: {granularity: day}\n"
+    extra = PLACEMENT + ("    parameters:\n      - name: CLUSTER\n        fields: [placement.managedCluster.clusterName]\n"
+                         "        regexes: ['^[a-z][a-z0-9-]{1,34}$']\n        value: funnel-dia-run\n")
+    return text.replace(anchor, anchor + extra, 1)
+
+
+def test_a_scheduler_fire_of_an_applied_template_is_accepted(gcp_env, gcp_double, tmp_path):  # noqa: F811
+    """Cloud Scheduler's own fire (its stored HTTP body) gives every parameter a value.
+
+    Before: the job posted `{}` while the template declared a parameter per argument, and Dataproc
+    refuses an instantiation without values."""
+    loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
+    apply(loaded, backend, "iac")
+    gcp_double.dataproc.set_run_outcome(duration_s=None)
+    job = backend.clients.scheduler.run_job(name=backend.clients.job_name("mes"))
+    assert not job.status.code, job.status.message
+    (dispatch,) = gcp_double.scheduler.dispatches
+    assert dispatch["operation"], dispatch["status"]
+    body = json.loads(base64.b64decode(dispatch["target"]["body"]))
+    assert body == {"parameters": {"FO_EXECUTION_TYPE": "--execution_type=delta", "FO_LEASE": "--lease=scheduled"}}
+    args = gcp_double.dataproc.run_args(dispatch["operation"])["funnel-flows"]
+    assert args[-2:] == ["--execution_type=delta", "--lease=scheduled"]
+    gcp_double.assert_clean()
+
+
+def test_every_instantiation_sends_every_declared_parameter(gcp_env, gcp_double, tmp_path):  # noqa: F811
+    """CLI start, the initial load's --execution_type=full, and a forced run: all values, each time."""
+    loaded, backend = open_gcp(make_project(tmp_path, with_placement), tmp_path)
+    apply(loaded, backend, "iac")
+    declared = {p["name"] for t in gcp_double.dataproc.templates() if t["id"] == "funnel-dia"
+                for p in t["parameters"]}
+    assert declared == {"CLUSTER", "FO_EXECUTION_TYPE", "FO_LEASE"}
+    full = coordinator.start(backend, "funnel-dia", trigger="initial-load", actor="ci",
+                             extra_args=["--execution_type=full"])
+    coordinator.wait(backend.runtime, [full.id], poll_s=0.05)
+    forced = coordinator.force_scheduler(backend, "dia", "funnel-dia", actor="pipeline")
+    coordinator.wait(backend.runtime, [forced.id], poll_s=0.05)
+    ops = {op["name"].rsplit("/", 1)[-1]: op for op in gcp_double.dataproc.operations(template="funnel-dia")}
+    assert set(ops) == {str(full.id), str(forced.id)}
+    for op in ops.values():
+        assert set(op["metadata"]["parameters"]) == declared
+        assert op["metadata"]["clusterName"].startswith("funnel-dia-run-")  # the user parameter's value ran
+    assert ops[str(full.id)]["metadata"]["parameters"]["FO_EXECUTION_TYPE"] == "--execution_type=full"
+    assert ops[str(forced.id)]["metadata"]["parameters"]["FO_LEASE"] == "--lease=scheduled"
+    assert ops[str(full.id)]["metadata"]["parameters"]["FO_LEASE"] != "--lease=scheduled"
+    gcp_double.assert_clean()
+
+
+def test_an_override_the_template_cannot_take_is_refused_before_anything_runs(gcp_env, gcp_double, tmp_path):  # noqa: F811
+    from funnelops.errors import UsageError
+
+    loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
+    apply(loaded, backend, "iac")
+    with pytest.raises(UsageError, match="can only vary --execution_type"):
+        coordinator.start(backend, "funnel-dia", trigger="manual", actor="me", extra_args=["--period=2024-01-01"])
+    assert gcp_double.dataproc.operations() == [] and backend.leases.read("funnel-dia") is None
+
+
+def test_the_cluster_gets_its_identity_and_network(gcp_env, gcp_double, tmp_path):  # noqa: F811
+    loaded, backend = open_gcp(make_project(tmp_path, with_placement), tmp_path)
+    plan, _ = apply(loaded, backend, "iac")
+    tpls = {t["id"]: t for t in gcp_double.dataproc.templates()}
+    conf = tpls["funnel-dia"]["placement"]["managedCluster"]["config"]
+    assert conf["gceClusterConfig"] == {
+        "serviceAccount": "cluster-sa@analitica-funnel.iam.gserviceaccount.com",
+        "serviceAccountScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+        "subnetworkUri": "projects/host-net/regions/us-east1/subnetworks/dataproc",
+        "zoneUri": "us-east1-b", "tags": ["dataproc", "funnel"], "internalIpOnly": True}
+    # the others run as the project's service account (the one the docs grant), internal IPs only
+    other = tpls["funnel-mes"]["placement"]["managedCluster"]["config"]["gceClusterConfig"]
+    assert other["serviceAccount"] == loaded.spec.project.service_account and other["internalIpOnly"] is True
+    # observed back into the same neutral shape: nothing to change
+    loaded2, backend2 = open_gcp(loaded.path, tmp_path)
+    from funnelops.plan.diff import build_plan
+
+    assert not_unchanged(build_plan(loaded2, backend2, "iac")) == []
+    gcp_double.assert_clean()
+
+
+def test_a_stale_version_answered_with_400_is_read_again_and_retried(gcp_env, gcp_double, tmp_path):  # noqa: F811
+    """Dataproc may answer a stale version with 400 FAILED_PRECONDITION; the REST client raises
+    BadRequest for it, which the update used to pass on as a failure."""
+    from funnelops.resources import desired_resources
+
+    gcp_double.dataproc.stale_version_status = 400
+    loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
+    apply(loaded, backend, "iac")
+    res = next(r for r in desired_resources(loaded, "workflow") if r.address == "workflow_template.funnel-dia")
+    handler = backend.handler("workflow_template")
+    api = backend.clients.dataproc
+    real_update = api.update_workflow_template
+    raced: list[int] = []
+
+    def racing_update(*args, **kwargs):
+        if not raced:  # someone else updates it between our read and our write
+            raced.append(1)
+            from google.cloud import dataproc_v1
+
+            cur = api.get_workflow_template(name=backend.clients.template_name("funnel-dia"))
+            body = dataproc_v1.WorkflowTemplate(handler._message(handler.body(res)))
+            body.name, body.version = cur.name, cur.version
+            real_update(template=body)
+        return real_update(*args, **kwargs)
+
+    api.update_workflow_template = racing_update
+    try:
+        handler.update(res, None, ["jobs"])
+    finally:
+        api.update_workflow_template = real_update
+    tpl = next(t for t in gcp_double.dataproc.templates() if t["id"] == "funnel-dia")
+    assert tpl["version"] == 3  # ours landed on top of the other writer's, after a re-read
+    assert gcp_double.count("workflowTemplates.get") == 3
