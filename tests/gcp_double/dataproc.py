@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import dataproc_rules as rules
+from .dataproc_rules import JOB_TYPES, STEP_ID
 from .common import RPC_CODES, ApiError, Request, already_exists, bad_request, not_found, now_rfc3339, page
 
 if TYPE_CHECKING:
@@ -36,10 +37,7 @@ if TYPE_CHECKING:
 
 WORKFLOW_METADATA = "type.googleapis.com/google.cloud.dataproc.v1.WorkflowMetadata"
 _EMPTY = "type.googleapis.com/google.protobuf.Empty"
-_ID = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{1,48})[a-zA-Z0-9]$")
 _REQUEST_ID = re.compile(r"^[a-zA-Z0-9_-]{1,40}$")
-_JOB_TYPES = ("hadoopJob", "sparkJob", "pysparkJob", "hiveJob", "pigJob", "sparkRJob",
-              "sparkSqlJob", "prestoJob", "trinoJob", "flinkJob")
 _OUTPUT_ONLY = ("name", "createTime", "updateTime")
 
 
@@ -134,7 +132,7 @@ class DataprocService:
                                                    if n.rsplit("/", 1)[-1] == operation), None)
             if op is None:
                 raise KeyError(f"no operation {operation}")
-            return {j["stepId"]: list(next((j[k] for k in _JOB_TYPES if k in j), {}).get("args") or [])
+            return {j["stepId"]: list(next((j[k] for k in JOB_TYPES if k in j), {}).get("args") or [])
                     for j in op.template.get("jobs") or []}
 
     def templates(self) -> list[dict[str, Any]]:
@@ -181,7 +179,7 @@ class DataprocService:
     def _create(self, req: Request) -> tuple[int, Any]:
         body = dict(req.body or {})
         tid = body.get("id") or ""
-        if not _ID.match(tid):
+        if not STEP_ID.match(tid):
             raise bad_request(f"Invalid template id {tid!r}: 3-50 letters, digits, '_' or '-', "
                               "not starting or ending with '_' or '-'")
         if body.get("version"):
@@ -246,26 +244,7 @@ class DataprocService:
     @staticmethod
     def _check_template(body: dict[str, Any]) -> None:
         """The semantic checks the schema cannot express (the real API makes them too)."""
-        placement = body.get("placement") or {}
-        if sum(k in placement for k in ("managedCluster", "clusterSelector")) != 1:
-            raise bad_request("placement needs exactly one of managedCluster or clusterSelector")
-        steps = [j.get("stepId", "") for j in body.get("jobs") or []]
-        for job in body.get("jobs") or []:
-            if not _ID.match(job.get("stepId", "")):
-                raise bad_request(f"Invalid step id {job.get('stepId')!r}")
-            kinds = [k for k in _JOB_TYPES if k in job]
-            if len(kinds) != 1:
-                raise bad_request(f"Step {job['stepId']}: exactly one job type is required, got {kinds}")
-            for pre in job.get("prerequisiteStepIds") or []:
-                if pre not in steps:
-                    raise bad_request(f"Step {job['stepId']}: unknown prerequisite step {pre!r}")
-        if len(set(steps)) != len(steps):
-            raise bad_request(f"Step ids must be unique, got {steps}")
-        _check_acyclic({j["stepId"]: list(j.get("prerequisiteStepIds") or [])
-                        for j in body.get("jobs") or []})
-        timeout = body.get("dagTimeout")
-        if timeout is not None and not 600 <= float(timeout.rstrip("s")) <= 86400:
-            raise bad_request(f"dagTimeout {timeout} must be between 600s and 86400s")
+        rules.check_structure(body)
         rules.check_cluster(body)
         rules.check_parameters(body)
 
@@ -406,20 +385,3 @@ def _parse_filter(text: str):
         else:
             raise bad_request(f"Invalid filter field {fld!r}: status.state or labels.KEY")
     return lambda op, done: all(c(op, done) for c in checks)
-
-
-def _check_acyclic(graph: dict[str, list[str]]) -> None:
-    seen: dict[str, int] = {}
-
-    def visit(node: str) -> None:
-        if seen.get(node) == 1:
-            raise bad_request(f"Workflow jobs form a cycle through step {node!r}")
-        if seen.get(node) == 2:
-            return
-        seen[node] = 1
-        for pre in graph.get(node, []):
-            visit(pre)
-        seen[node] = 2
-
-    for n in graph:
-        visit(n)

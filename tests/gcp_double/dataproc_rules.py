@@ -37,6 +37,49 @@ _CLUSTER = re.compile(r"^[a-z](?:[a-z0-9-]{0,33}[a-z0-9])$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DURATION = re.compile(r"^-?\d+(\.\d{1,9})?s$")
 ZERO_WORKERS = "dataproc:dataproc.allow.zero.workers"
+STEP_ID = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{1,48})[a-zA-Z0-9]$")
+JOB_TYPES = ("hadoopJob", "sparkJob", "pysparkJob", "hiveJob", "pigJob", "sparkRJob",
+              "sparkSqlJob", "prestoJob", "trinoJob", "flinkJob")
+
+
+def check_structure(body: dict[str, Any]) -> None:
+    """Placement, steps (ids, one job type, known prerequisites, no cycle) and the DAG timeout."""
+    placement = body.get("placement") or {}
+    if sum(k in placement for k in ("managedCluster", "clusterSelector")) != 1:
+        raise bad_request("placement needs exactly one of managedCluster or clusterSelector")
+    steps = [j.get("stepId", "") for j in body.get("jobs") or []]
+    for job in body.get("jobs") or []:
+        if not STEP_ID.match(job.get("stepId", "")):
+            raise bad_request(f"Invalid step id {job.get('stepId')!r}")
+        kinds = [k for k in JOB_TYPES if k in job]
+        if len(kinds) != 1:
+            raise bad_request(f"Step {job['stepId']}: exactly one job type is required, got {kinds}")
+        for pre in job.get("prerequisiteStepIds") or []:
+            if pre not in steps:
+                raise bad_request(f"Step {job['stepId']}: unknown prerequisite step {pre!r}")
+    if len(set(steps)) != len(steps):
+        raise bad_request(f"Step ids must be unique, got {steps}")
+    check_acyclic({j["stepId"]: list(j.get("prerequisiteStepIds") or []) for j in body.get("jobs") or []})
+    timeout = body.get("dagTimeout")
+    if timeout is not None and not 600 <= float(timeout.rstrip("s")) <= 86400:
+        raise bad_request(f"dagTimeout {timeout} must be between 600s and 86400s")
+
+
+def check_acyclic(graph: dict[str, list[str]]) -> None:
+    seen: dict[str, int] = {}
+
+    def visit(node: str) -> None:
+        if seen.get(node) == 1:
+            raise bad_request(f"Workflow jobs form a cycle through step {node!r}")
+        if seen.get(node) == 2:
+            return
+        seen[node] = 1
+        for pre in graph.get(node, []):
+            visit(pre)
+        seen[node] = 2
+
+    for n in graph:
+        visit(n)
 
 
 def _keys(path: str) -> list[tuple[str, str | int]]:

@@ -132,7 +132,7 @@ def substitute(body: dict[str, Any], values: Mapping[str, str]) -> dict[str, Any
             continue
         for path in prm.get("fields") or []:
             keys = parse_field(path)
-            parent = field_value(out, _join(keys[:-1])) if len(keys) > 1 else out
+            parent: Any = field_value(out, _join(keys[:-1])) if len(keys) > 1 else out
             last = keys[-1]
             parent[last if isinstance(last, int) else last.strip("'")] = values[prm["name"]]
     return out
