@@ -7,7 +7,7 @@ backend (a project validated locally is the one deployed to gcp):
 * Dataproc managed cluster: name 2-35 characters (lowercase letters, digits, hyphens, starting
   with a letter); primary workers 0 (single node, only with
   ``dataproc:dataproc.allow.zero.workers=true`` in ``placement.properties``) or at least 2;
-  ``dag_timeout`` between 10 minutes and 24 hours.
+  ``dag_timeout`` between 10 minutes and 24 hours; the zone, if given, in the project's region.
 * Template parameters: each field path resolves in the template at every stage, a field belongs
   to one parameter (funnelops' own FO_EXECUTION_TYPE/FO_LEASE included), regexes compile, and the
   value every run sends (``value``, or the template's own) matches them.
@@ -56,6 +56,10 @@ def check_clusters(p: Checked, c: ProblemCollector) -> None:
             c.add(p.file, p.line((*at, "workers")), f"{where}.placement.workers",
                   "0 workers is a single-node cluster, which Dataproc creates only with the single-node property",
                   f"add properties: {{'{ZERO_WORKERS}': 'true'}} to the placement, or use 2 or more workers")
+        region = p.spec.project.region
+        if pl.zone and not pl.zone.startswith(region + "-"):
+            c.add(p.file, p.line((*at, "zone")), f"{where}.placement.zone",
+                  f"zone {pl.zone} is not in the project's region {region}", f"use a zone such as {region}-b")
         low, high = DAG_TIMEOUT_S
         if not low <= _secs(w.dag_timeout) <= high:
             c.add(p.file, p.line(("workflows", i, "dag_timeout")), f"{where}.dag_timeout",

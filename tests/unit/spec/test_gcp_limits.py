@@ -40,6 +40,7 @@ CASES = [
     Case("one-worker", wf(placement="      workers: 1  #<\n"), "placement.workers", "1 primary worker"),
     Case("zero-workers-without-property", wf(placement="      workers: 0  #<\n"), "placement.workers",
          "dataproc:dataproc.allow.zero.workers"),
+    Case("zone-outside-region", wf(placement="      zone: europe-west1-b  #<\n"), "placement.zone", "us-east1"),
     Case("dag-timeout-short", wf("    dag_timeout: 300s  #<\n"), "workflows[wf-day].dag_timeout", "10 minutes"),
     Case("dag-timeout-long", wf("    dag_timeout: 90000s  #<\n"), "workflows[wf-day].dag_timeout", "24 hours"),
     Case("attempt-deadline-short", wf(SCHED + "    attempt_deadline: 10s  #<\n"),

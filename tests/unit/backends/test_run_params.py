@@ -1,0 +1,64 @@
+"""The run tail and the values every instantiation sends (backends/run_params.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from funnelops.backends.run_params import (default_execution_type, field_value, instantiate_values, substitute,
+                                           with_run_tail)
+from funnelops.backends.shapes import template_to_dataproc
+from funnelops.errors import UsageError
+from funnelops.flows.args import parse_args
+
+
+def cfg(args: list[str], main: str = "funnelops.flows", params: list | None = None) -> dict:
+    jobs = [{"step_id": "flows", "main": main, "args": args, "prerequisites": [], "properties": {}},
+            {"step_id": "other", "main": "pkg.tool", "args": ["--x=1"], "prerequisites": ["flows"], "properties": {}}]
+    jobs, parameters = with_run_tail(jobs, params or [])
+    return {"granularity": "DAY", "initial_load": True, "jobs": jobs, "parameters": parameters,
+            "placement": {"cluster_name": "c1", "master_machine_type": "m", "worker_machine_type": "w",
+                          "workers": 2, "image_version": "2.2-debian12"},
+            "dag_timeout": "3600s", "labels": {"zone": "a"}}
+
+
+def test_the_tail_repeats_the_last_execution_type_and_names_the_scheduled_lease() -> None:
+    c = cfg(["--granularity=DAY", "--execution_type=full", "--refined_flows=false"])
+    flows, other = c["jobs"]
+    assert flows["args"][-2:] == ["--execution_type=full", "--lease=scheduled"]
+    assert other["args"] == ["--x=1"]  # not the flows program: no tail
+    assert [(p["name"], p["fields"]) for p in c["parameters"]] == [
+        ("FO_EXECUTION_TYPE", ["jobs['flows'].pysparkJob.args[3]"]),
+        ("FO_LEASE", ["jobs['flows'].pysparkJob.args[4]"])]
+    assert default_execution_type([]) == "delta"
+    # the flows program reads the tail: the last value of a key wins, --lease is known
+    parsed = parse_args(flows["args"] + ["--execution_type=delta"])
+    assert parsed.execution_type == "delta" and parsed.lease == "scheduled" and parsed.ignored == ()
+
+
+def test_a_value_for_every_declared_parameter() -> None:
+    user = [{"name": "ZONE", "fields": ["labels['zone']"], "description": "", "regexes": []},
+            {"name": "CLUSTER", "fields": ["placement.managedCluster.clusterName"], "description": "", "regexes": []}]
+    body = template_to_dataproc("wf", cfg(["--granularity=DAY"], params=user), lambda m: m)
+    assert instantiate_values(body) == {"ZONE": "a", "CLUSTER": "c1", "FO_EXECUTION_TYPE": "--execution_type=delta",
+                                        "FO_LEASE": "--lease=scheduled"}
+    values = instantiate_values(body, lease="tok123", extra_args=["--execution_type=full"], values={"ZONE": "b"})
+    assert values == {"ZONE": "b", "CLUSTER": "c1", "FO_EXECUTION_TYPE": "--execution_type=full",
+                      "FO_LEASE": "--lease=tok123"}
+    ran = substitute(body, values)
+    assert ran["jobs"][0]["pysparkJob"]["args"][-2:] == ["--execution_type=full", "--lease=tok123"]
+    assert ran["labels"]["zone"] == "b" and body["labels"]["zone"] == "a"  # a copy: the template stays
+    with pytest.raises(UsageError, match="can only vary --execution_type"):
+        instantiate_values(body, extra_args=["--period=2024-01-01"], workflow="wf")
+
+
+@pytest.mark.parametrize("path", ["jobs['nope'].pysparkJob.args[0]", "jobs['flows'].pySparkJob.args[0]",
+                                  "jobs['flows'].pysparkJob.args[99]", "labels['missing']"])
+def test_a_path_that_names_nothing_is_a_key_error(path) -> None:
+    body = template_to_dataproc("wf", cfg([]), lambda m: m)
+    with pytest.raises(KeyError, match="does not resolve"):
+        field_value(body, path)
+
+
+def test_a_malformed_path_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        field_value({}, "jobs[flows].args")
