@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Sequence
 
@@ -24,7 +23,8 @@ from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, holder_
 from funnelops.backends.gcp.ledger import GcsLedger
 from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.shapes import scheduler_state
-from funnelops.backends.types import TERMINAL, Holder, RunLease, RunRecord, SchedulerState, now_iso
+from funnelops.backends.types import (TERMINAL, Holder, LogCursor, LogRead, RunLease, RunRecord, SchedulerState,
+                                      now_iso)
 from funnelops.errors import BackendError, UsageError
 from datetime import UTC
 
@@ -274,9 +274,12 @@ class GcpRuntime:
         """Runs in progress of the project's workflows (scheduler-started ones included)."""
         return [r for r in self.list(limit=1000) if not r.terminal]
 
-    def log_paths(self, run_id: int | str) -> list[Path]:
-        """Step logs of a Dataproc run stay in Dataproc (its driver output URI); none are local."""
-        return []
+    def read_logs(self, run_id: int | str, cursor: LogCursor | None = None) -> LogRead:
+        """Each started step's driver output (GCS objects under its Dataproc job's
+        driverOutputResourceUri) since `cursor`, and the run's Cloud Console URL."""
+        from funnelops.backends.gcp.logs import DriverOutput
+
+        return DriverOutput(self).read(run_id, cursor)
 
     def set_paused(self, scheduler_id: str, paused: bool) -> None:
         self.schedulers.set_paused(scheduler_id, paused)
