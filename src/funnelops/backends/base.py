@@ -185,6 +185,13 @@ class Backend(Protocol):
 
     def handler(self, kind: str) -> ResourceHandler: ...
 
+    def offline_requests(self, resources: Sequence[Resource]) -> list[dict[str, Any]]:
+        """What apply would send to create each resource, rendered with no credentials and no
+        network (`plan --refresh=false`): per resource `address`, `kind`, `name`, `depends_on`,
+        `request` ({method, url, body}) and, by kind, `instantiate` (templates) or `http_body`
+        (schedulers). The bodies come from the functions apply calls. A backend with no REST
+        requests to show (local) raises UsageError."""
+
     def table_rows(self, name: str) -> int:
         """Rows `name` ("dataset.table") holds now: exact, for the data-loss guard."""
 

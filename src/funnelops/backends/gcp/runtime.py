@@ -172,9 +172,9 @@ class GcpRuntime:
         if scheduler is None:
             # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
             request_id = "fo-" + hashlib.sha256(f"{name}/{lease.owner}".encode()).hexdigest()[:32]
-            params, args = _overrides(lease.workflow, args, list(lease.extra_args))
+            body, args = instantiate_body(lease.workflow, args, lease.extra_args)
             op = retry.call(lambda: self.api.instantiate_workflow_template(
-                request={"name": name, "request_id": request_id, "parameters": params}, retry=None),
+                request={"name": name, "request_id": request_id, "parameters": body["parameters"]}, retry=None),
                 f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.instantiate").operation
         else:
             op = self._fire(scheduler, lease, name)
@@ -303,6 +303,17 @@ class GcpRuntime:
         recs = [r for r in out.values() if workflow is None or r.workflow == workflow]
         recs.sort(key=lambda r: r.created_at or r.started_at or "", reverse=True)
         return recs[:limit]
+
+
+def instantiate_body(workflow: str, template_args: list[str], extra_args: Sequence[str]
+                     ) -> tuple[dict[str, Any], list[str]]:
+    """The body of one `instantiate` (its per-run requestId aside) and the args the run gets.
+
+    `launch` sends it and `plan --refresh=false` shows it: one function, so what a reviewer
+    reads is what is sent.
+    """
+    params, args = _overrides(workflow, template_args, list(extra_args))
+    return {"parameters": params}, args
 
 
 def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[str, str], list[str]]:
