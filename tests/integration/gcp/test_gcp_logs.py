@@ -66,7 +66,7 @@ def _cli(project: Path, tmp_path: Path, env: dict[str, str], *args: str, **kw) -
     return subprocess.Popen(cmd, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_logs_of_a_finished_gcp_run_print_each_steps_driver_output(deployed, gcp_double, gcp_env, fake_gcs,
+def test_logs_of_a_finished_gcp_run_print_each_steps_driver_output(deployed, gcp_double, gcp_env, fake_gcs,  # noqa: F811
                                                                    tmp_path):
     project, loaded, backend, staging = deployed
     gcp_double.dataproc.set_run_outcome("funnel-dia", duration_s=None)
@@ -95,7 +95,7 @@ def test_logs_of_a_finished_gcp_run_print_each_steps_driver_output(deployed, gcp
     gcp_double.assert_clean()  # every jobs.get answer held to the Job schema
 
 
-def test_logs_follow_prints_new_bytes_only_and_stops_when_the_run_ends(deployed, gcp_double, gcp_env, fake_gcs,
+def test_logs_follow_prints_new_bytes_only_and_stops_when_the_run_ends(deployed, gcp_double, gcp_env, fake_gcs,  # noqa: F811
                                                                        tmp_path):
     project, loaded, backend, staging = deployed
     gcp_double.dataproc.set_run_outcome("funnel-dia", duration_s=None)

@@ -46,7 +46,7 @@ def _holds(stored: object, sent: object) -> bool:
 
 
 def test_offline_plan_lists_every_resource_with_its_body_and_matches_what_apply_sends(
-        gcp_env, gcp_double, fake_gcs, tmp_path):
+        gcp_env, gcp_double, fake_gcs, tmp_path):  # noqa: F811
     project = make_project(tmp_path)
     done = offline_plan(project, tmp_path, "--json")
     assert done.returncode == 0, done.stderr
