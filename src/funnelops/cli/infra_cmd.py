@@ -73,6 +73,11 @@ def plan(
     app.set_json(as_json)
     loaded = app.project
     if not _truth(refresh):
+        if detailed_exitcode:
+            from funnelops.errors import UsageError
+
+            raise UsageError("--detailed-exitcode needs an observed plan; --refresh=false observes nothing",
+                             "drop one of the two options")
         return _offline_plan(app, stage)
     if stage is None and not app.dry_run:
         from funnelops.lifecycle.order import current_stage

@@ -98,9 +98,7 @@ def _instantiate(backend: GcpBackend, template_body: dict[str, Any], workflow: s
     """The body a plain `funnelops start <workflow>` sends (a run with no extra arguments)."""
     from funnelops.backends.gcp.runtime import instantiate_body
 
-    jobs = template_body.get("jobs") or []
-    args = list(((jobs[0] if jobs else {}).get("pysparkJob") or {}).get("args") or [])
-    body, _ = instantiate_body(workflow, args, ())
+    body, _ = instantiate_body(workflow, template_body, ())
     name = backend.clients.template_name(workflow)
     return {"method": "POST", "url": f"{_base('dataproc', backend.clients.region)}/v1/{name}:instantiate",
             "body": body, "per_run": {"requestId": PER_RUN_REQUEST_ID}}

@@ -132,10 +132,11 @@ class GcpRuntime:
                          started_at=meta.get("startTime") or rec.get("started_at"),
                          ended_at=meta.get("endTime") if op.done else None, steps=steps, error=error)
 
-    def _template_args(self, workflow: str) -> list[str]:
+    def _template(self, workflow: str) -> dict[str, Any]:
+        """The template as Dataproc holds it now (REST JSON shape: what `instantiate_body` reads)."""
         tpl = retry.call(lambda: self.api.get_workflow_template(name=self.clients.template_name(workflow), retry=None),
                          f"workflow template {workflow}", permission="dataproc.workflowTemplates.get")
-        return list(tpl.jobs[0].pyspark_job.args) if tpl.jobs else []
+        return to_dict(tpl)
 
     def _dag_timeout(self, workflow: str) -> float:
         wf = self.loaded.spec.workflow(workflow) if self.loaded is not None else None
@@ -168,11 +169,12 @@ class GcpRuntime:
     def launch(self, lease: RunLease, *, scheduler: str | None = None) -> RunRecord:
         """Instantiate the template (or fire `scheduler` and find the operation it started)."""
         name = self.clients.template_name(lease.workflow)
-        args = self._template_args(lease.workflow)
+        template = self._template(lease.workflow)
+        args = template_args(template)
         if scheduler is None:
             # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
             request_id = "fo-" + hashlib.sha256(f"{name}/{lease.owner}".encode()).hexdigest()[:32]
-            body, args = instantiate_body(lease.workflow, args, lease.extra_args)
+            body, args = instantiate_body(lease.workflow, template, lease.extra_args)
             op = retry.call(lambda: self.api.instantiate_workflow_template(
                 request={"name": name, "request_id": request_id, "parameters": body["parameters"]}, retry=None),
                 f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.instantiate").operation
@@ -305,14 +307,21 @@ class GcpRuntime:
         return recs[:limit]
 
 
-def instantiate_body(workflow: str, template_args: list[str], extra_args: Sequence[str]
+def template_args(template: dict[str, Any]) -> list[str]:
+    """The first step's arguments of a template in its REST JSON shape."""
+    jobs = template.get("jobs") or []
+    return list(((jobs[0] if jobs else {}).get("pysparkJob") or {}).get("args") or [])
+
+
+def instantiate_body(workflow: str, template: dict[str, Any], extra_args: Sequence[str]
                      ) -> tuple[dict[str, Any], list[str]]:
     """The body of one `instantiate` (its per-run requestId aside) and the args the run gets.
 
-    `launch` sends it and `plan --refresh=false` shows it: one function, so what a reviewer
-    reads is what is sent.
+    `template` is the WorkflowTemplate in its REST JSON shape (as Dataproc holds it, or as
+    `TemplateHandler.body` builds it). `launch` sends the result and `plan --refresh=false` shows
+    it: one function, so what a reviewer reads is what is sent.
     """
-    params, args = _overrides(workflow, template_args, list(extra_args))
+    params, args = _overrides(workflow, template_args(template), list(extra_args))
     return {"parameters": params}, args
 
 
