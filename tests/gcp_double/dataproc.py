@@ -302,7 +302,9 @@ class DataprocService:
             pre = list(job.get("prerequisiteStepIds") or [])
             state = ("COMPLETED" if done and not failed else "FAILED" if failed and i == 0
                      else "BLOCKED" if pre or failed else "RUNNING")
-            node = {"stepId": job["stepId"], "jobId": f"{job['stepId']}-{op.suffix}", "state": state}
+            node = {"stepId": job["stepId"], "state": state}
+            if state != "BLOCKED":  # "jobId: populated after the node enters RUNNING state"
+                node["jobId"] = f"{job['stepId']}-{op.suffix}"
             if pre:
                 node["prerequisiteStepIds"] = pre
             if state == "FAILED":

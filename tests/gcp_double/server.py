@@ -103,6 +103,7 @@ class GcpDouble:
                  host: str = "127.0.0.1") -> None:
         from .bigquery import BigQueryService
         from .dataproc import DataprocService
+        from .dataproc_jobs import DataprocJobsService
         from .scheduler import SchedulerService
 
         self.host = host
@@ -126,8 +127,9 @@ class GcpDouble:
         self.dataproc = DataprocService(self, op_duration_s=op_duration_s)
         self.bigquery = BigQueryService(self)
         self.scheduler = SchedulerService(self)
+        self.dataproc_jobs = DataprocJobsService(self)  # jobs.get: where a step's driver output is
         self._handlers: dict[str, Handler] = {}
-        for svc in (self.bigquery, self.dataproc, self.scheduler):
+        for svc in (self.bigquery, self.dataproc, self.scheduler, self.dataproc_jobs):
             self._handlers.update(svc.handlers())
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -257,7 +259,7 @@ class GcpDouble:
             self._fault_rate = 0.0
             self._fault_methods = None
             self._fail_next.clear()
-            for svc in (self.bigquery, self.dataproc, self.scheduler):
+            for svc in (self.bigquery, self.dataproc, self.scheduler, self.dataproc_jobs):
                 svc.reset()
 
     def record(self, method: str, verb: str, path: str, problems: list[Problem]) -> None:

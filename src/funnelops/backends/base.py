@@ -11,20 +11,20 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from collections.abc import Iterable, Sequence
 
-from funnelops.backends.types import (STATES, TERMINAL, TRIGGERS, Holder, RunLease, RunRecord, SchedulerState,
-                                      StageRecord, default_actor, now_iso, record_refusal, refuse)
+from funnelops.backends.types import (STATES, TERMINAL, TRIGGERS, Holder, LogChunk, LogCursor, LogRead, RunLease,
+                                      RunRecord, SchedulerState, StageRecord, default_actor, now_iso, record_refusal,
+                                      refuse)
 from funnelops.resources import Resource
 
 if TYPE_CHECKING:
     from funnelops.plan.model import Plan
 
 __all__ = ["KINDS", "Observed", "ResourceHandler", "Storage", "Runtime", "Ledger", "Schedulers", "Backend",
-           "Holder", "RunLease", "RunRecord", "SchedulerState", "StageRecord", "STATES", "TERMINAL", "TRIGGERS",
-           "default_actor", "now_iso", "record_refusal", "refuse"]
+           "Holder", "LogChunk", "LogCursor", "LogRead", "RunLease", "RunRecord", "SchedulerState", "StageRecord",
+           "STATES", "TERMINAL", "TRIGGERS", "default_actor", "now_iso", "record_refusal", "refuse"]
 
 # The kinds, in the order a plan creates them (deletes go in reverse).
 KINDS = ("bucket", "dataset", "table", "external_table", "view", "workflow_template", "scheduler")
@@ -110,8 +110,13 @@ class Runtime(Protocol):
     def active(self) -> list[RunRecord]:
         """Runs not yet ended (PENDING or RUNNING), across workflows."""
 
-    def log_paths(self, run_id: int | str) -> list[Path]:
-        """Local files holding the run's step logs (none on gcp: Dataproc keeps them)."""
+    def read_logs(self, run_id: int | str, cursor: LogCursor | None = None) -> LogRead:
+        """The run's log text written since `cursor` (None: from the start), one chunk per source.
+
+        Pass the returned cursor back to get only new bytes (`logs --follow` polls this way until
+        the run ends). Local: the step log files; gcp: each Dataproc job's driver output in GCS
+        (its `driverOutputResourceUri` objects). An unknown run is a UsageError.
+        """
 
     def set_paused(self, scheduler_id: str, paused: bool) -> None: ...
 
@@ -179,6 +184,13 @@ class Backend(Protocol):
     def schedulers(self) -> Schedulers: ...
 
     def handler(self, kind: str) -> ResourceHandler: ...
+
+    def offline_requests(self, resources: Sequence[Resource]) -> list[dict[str, Any]]:
+        """What apply would send to create each resource, rendered with no credentials and no
+        network (`plan --refresh=false`): per resource `address`, `kind`, `name`, `depends_on`,
+        `request` ({method, url, body}) and, by kind, `instantiate` (templates) or `http_body`
+        (schedulers). The bodies come from the functions apply calls. A backend with no REST
+        requests to show (local) raises UsageError."""
 
     def table_rows(self, name: str) -> int:
         """Rows `name` ("dataset.table") holds now: exact, for the data-loss guard."""

@@ -184,3 +184,32 @@ def record_refusal(ledger: EventSink | None, subject: str, exc: Exception, **dat
         ledger.record_event("refused", subject, body)
     except Exception:
         pass
+
+
+LogCursor = dict[str, Any]  # where a log reader stopped; opaque to the caller, JSON-able
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """New text of one log source (a step's log file, a Dataproc job's driver output).
+
+    `first` marks the source's first bytes, so a reader prints its header (`==> source <==`) once
+    and the same loop prints both backends' logs.
+    """
+
+    source: str
+    text: str
+    first: bool = False
+
+
+@dataclass
+class LogRead:
+    """What `Runtime.read_logs` found since the cursor it was given.
+
+    `cursor` is handed back on the next call (only new bytes come then); `console_url` is where a
+    person reads the same logs in the cloud console (None on the local backend).
+    """
+
+    chunks: list[LogChunk]
+    cursor: LogCursor
+    console_url: str | None = None

@@ -51,8 +51,19 @@ def plan(
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="Exit 0 when there are no changes, 2 when there are (as Terraform)."),
     show_unchanged: bool = typer.Option(True, "--show-unchanged/--hide-unchanged", help="List unchanged resources."),
+    refresh: str = typer.Option(
+        "true", "--refresh", metavar="true|false",
+        help="--refresh=false (gcp): observe nothing -- no credentials, no network -- and list every resource "
+             "of the stage (default: Workflow, the whole project) with the full REST request apply would send "
+             "to create it, the `instantiate` body of each workflow and each scheduler's decoded HTTP body. "
+             "JSON shape (--json): {format_version, refreshed: false, backend, project, region, stage, "
+             "spec_hash, counts: {kind: n}, resources: [{address, kind, name, depends_on, "
+             "request: {method, url, body}, instantiate?: {method, url, body, per_run}, http_body?}]}."),
 ) -> None:
-    """Show what create-infra would change for a stage, drift included, without changing anything."""
+    """Show what create-infra would change for a stage, drift included, without changing anything.
+
+    With --refresh=false (gcp only), show instead the requests apply would send, observed nothing.
+    """
     from funnelops.plan.apply import preflight
     from funnelops.plan.diff import build_plan
     from funnelops.plan.render import plan_lines
@@ -61,6 +72,13 @@ def plan(
     app = get_ctx(ctx)
     app.set_json(as_json)
     loaded = app.project
+    if not _truth(refresh):
+        if detailed_exitcode:
+            from funnelops.errors import UsageError
+
+            raise UsageError("--detailed-exitcode needs an observed plan; --refresh=false observes nothing",
+                             "drop one of the two options")
+        return _offline_plan(app, stage)
     if stage is None and not app.dry_run:
         from funnelops.lifecycle.order import current_stage
 
@@ -76,6 +94,37 @@ def plan(
     app.console.emit(the_plan.to_dict())
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(2)
+
+
+def _truth(value: str) -> bool:
+    """`--refresh=VALUE` as Terraform spells it (true/false; yes/no and 1/0 too)."""
+    from funnelops.errors import UsageError
+
+    v = value.strip().lower()
+    if v in ("true", "yes", "1"):
+        return True
+    if v in ("false", "no", "0"):
+        return False
+    raise UsageError(f"--refresh must be true or false, not {value!r}", "e.g. `plan --refresh=false --json`")
+
+
+def _offline_plan(app, stage: str | None) -> None:
+    """`plan --refresh=false`: the requests apply would send, built without a network call."""
+    from funnelops.errors import UsageError
+    from funnelops.plan.offline import offline_lines, offline_plan
+    from funnelops.resources import normalize_stage
+
+    if app.backend_kind != "gcp":
+        raise UsageError("plan --refresh=false shows the REST requests the gcp backend would send; the local "
+                         "backend sends none", "run `funnelops --backend gcp plan --refresh=false --json`")
+    stage_key = normalize_stage(stage or "workflow")  # offline, the ledger's stage is unknown: the whole project
+    if app.dry_run:
+        app.console.print(f"dry run: would render the requests of stage {stage_key} on the gcp backend")
+        app.console.emit({"dry_run": True, "command": "plan", "stage": stage_key, "refresh": False})
+        return
+    doc = offline_plan(app.project, app.backend, stage_key)
+    app.console.print("\n".join(offline_lines(doc)))
+    app.console.emit(doc)
 
 
 def create_infra(

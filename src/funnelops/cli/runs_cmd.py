@@ -70,38 +70,49 @@ def logs(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., help="The run id (see `funnelops runs`)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document: the run's state, console URL "
+                                 "and each log source's text ({run, workflow, state, console_url, logs: "
+                                 "[{source, text}]})."),
 ) -> None:
-    """Print a run's step logs; --follow streams them until the run ends."""
-    app = get_ctx(ctx)
-    runtime = app.backend.runtime
-    paths = runtime.log_paths(run_id)
-    if not paths:
-        from funnelops.errors import UsageError
+    """Print a run's step logs; --follow streams them until the run ends.
 
-        raise UsageError(f"no local logs for run {run_id} on the {app.backend_kind} backend",
-                         "Dataproc keeps a run's driver output in Cloud Logging and in the cluster's "
-                         "staging bucket; `funnelops runs --json` shows the run's state and rows")
-    offsets = {p: 0 for p in paths}
+    Local: each step's log file. gcp: each Dataproc job's driver output (the GCS objects under its
+    driverOutputResourceUri), a header per step, and the run's Cloud Console URL on stderr.
+    """
+    app = get_ctx(ctx)
+    app.set_json(as_json)
+    runtime = app.backend.runtime
+    texts: dict[str, list[str]] = {}
+    cursor = None
+    url_shown = False
+    delay = 0.3
     while True:
-        for p in runtime.log_paths(run_id):
-            offsets.setdefault(p, 0)
-            if not p.exists():
+        run = runtime.get(run_id) if follow else None  # before reading: a run seen ended has all its bytes out
+        read = runtime.read_logs(run_id, cursor)
+        cursor = read.cursor
+        if read.console_url and not url_shown and not app.as_json:
+            app.console.err.print(f"console: {esc(read.console_url)}")
+        url_shown = url_shown or bool(read.console_url)
+        for chunk in read.chunks:
+            if app.as_json:
+                texts.setdefault(chunk.source, []).append(chunk.text)
                 continue
-            with open(p, "rb") as fh:
-                fh.seek(offsets[p])
-                chunk = fh.read()
-            if chunk:
-                if offsets[p] == 0:
-                    sys.stdout.write(f"==> {p.name} <==\n")
-                sys.stdout.write(chunk.decode("utf-8", "replace"))
-                sys.stdout.flush()
-                offsets[p] += len(chunk)
-        run = runtime.get(run_id)
+            if chunk.first:
+                sys.stdout.write(f"==> {chunk.source} <==\n")
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
         if not follow or run is None or run.terminal:
-            if follow and run is not None:
+            if app.as_json:
+                final = run or runtime.get(run_id)
+                app.console.emit({"run": str(final.id) if final else run_id,
+                                  "workflow": final.workflow if final else None,
+                                  "state": final.state if final else None, "console_url": read.console_url,
+                                  "logs": [{"source": k, "text": "".join(v)} for k, v in texts.items()]})
+            elif follow and run is not None:
                 sys.stdout.write(f"==> run {run.id} ended {run.state}\n")
             return
-        time.sleep(0.3)
+        time.sleep(delay)
+        delay = min(delay * runtime.poll_backoff, 2.0)  # remote runtimes back off (each poll is API calls)
 
 
 def cancel(ctx: typer.Context, run_id: str = typer.Argument(..., help="The run id.")) -> None:

@@ -14,7 +14,7 @@ import threading
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from funnelops.backends.gcp.artifacts import Artifacts
 from funnelops.backends.gcp.bigquery import (DatasetHandler, ExternalTableHandler, Snapshot, TableHandler,
@@ -99,6 +99,12 @@ class GcpBackend:
 
     def handler(self, kind: str) -> Any:
         return self._handlers[kind]
+
+    def offline_requests(self, resources: Sequence[Resource]) -> list[dict[str, Any]]:
+        """The create request apply would send for each resource, rendered offline (see .offline)."""
+        from funnelops.backends.gcp.offline import offline_requests
+
+        return offline_requests(self, resources)
 
     def table_rows(self, name: str) -> int:
         return self._handlers["table"].rows(name)

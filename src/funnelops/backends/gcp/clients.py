@@ -117,6 +117,17 @@ class Clients:
         self._instrument("dataproc", getattr(client._transport, "_session", None))
         return client
 
+    def _build_dataproc_jobs(self) -> Any:
+        """Dataproc's job controller (jobs.get: where a step's driver output is); regional, like templates."""
+        from google.cloud import dataproc_v1
+
+        client = dataproc_v1.JobControllerClient(
+            transport="rest", credentials=self._credentials("dataproc"),
+            client_options=self._options("dataproc") or
+            {"api_endpoint": f"{self.region}-dataproc.googleapis.com"})
+        self._instrument("dataproc", getattr(client._transport, "_session", None))
+        return client
+
     def _build_scheduler(self) -> Any:
         from google.cloud import scheduler_v1
 
@@ -141,6 +152,10 @@ class Clients:
     @property
     def scheduler(self) -> Any:
         return self._get("scheduler")
+
+    @property
+    def dataproc_jobs(self) -> Any:
+        return self._get("dataproc_jobs")
 
     # -- names --------------------------------------------------------------------------------
     @property

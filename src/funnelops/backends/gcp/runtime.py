@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Sequence
 
@@ -25,7 +24,8 @@ from funnelops.backends.gcp.ledger import GcsLedger
 from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.run_params import instantiate_values, substitute
 from funnelops.backends.shapes import scheduler_state
-from funnelops.backends.types import TERMINAL, Holder, RunLease, RunRecord, SchedulerState, now_iso
+from funnelops.backends.types import (TERMINAL, Holder, LogCursor, LogRead, RunLease, RunRecord, SchedulerState,
+                                      now_iso)
 from funnelops.errors import BackendError
 from datetime import UTC
 
@@ -134,11 +134,12 @@ class GcpRuntime:
                          ended_at=meta.get("endTime") if op.done else None, steps=steps, error=error)
 
     def _template(self, workflow: str) -> dict[str, Any]:
+        """The template as Dataproc holds it now (REST JSON shape: what `instantiate_body` reads)."""
         tpl = retry.call(lambda: self.api.get_workflow_template(name=self.clients.template_name(workflow), retry=None),
                          f"workflow template {workflow}", permission="dataproc.workflowTemplates.get")
         return to_dict(tpl)
 
-    def _user_values(self, workflow: str) -> dict[str, str]:
+    def user_values(self, workflow: str) -> dict[str, str]:
         """The spec's values of the workflow's own parameters (the rest keep the template's value)."""
         wf = self.loaded.spec.workflow(workflow) if self.loaded is not None else None
         return {p.name: p.value for p in wf.parameters if p.value is not None} if wf is not None else {}
@@ -147,7 +148,7 @@ class GcpRuntime:
                        extra_args: Sequence[str] = ()) -> dict[str, str]:
         """A value for every parameter the template declares (Dataproc refuses a run without)."""
         return instantiate_values(template, lease=lease.owner if lease is not None else "scheduled",
-                                  extra_args=extra_args, values=self._user_values(workflow), workflow=workflow)
+                                  extra_args=extra_args, values=self.user_values(workflow), workflow=workflow)
 
     def _dag_timeout(self, workflow: str) -> float:
         wf = self.loaded.spec.workflow(workflow) if self.loaded is not None else None
@@ -184,7 +185,9 @@ class GcpRuntime:
         if scheduler is None:
             # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
             request_id = "fo-" + hashlib.sha256(f"{name}/{lease.owner}".encode()).hexdigest()[:32]
-            params = self.run_parameters(lease.workflow, template, lease, lease.extra_args)
+            body = instantiate_body(lease.workflow, template, lease.extra_args, lease=lease.owner,
+                                    values=self.user_values(lease.workflow))
+            params = body["parameters"]
             op = retry.call(lambda: self.api.instantiate_workflow_template(
                 request={"name": name, "request_id": request_id, "parameters": params}, retry=None),
                 f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.instantiate").operation
@@ -289,9 +292,12 @@ class GcpRuntime:
         """Runs in progress of the project's workflows (scheduler-started ones included)."""
         return [r for r in self.list(limit=1000) if not r.terminal]
 
-    def log_paths(self, run_id: int | str) -> list[Path]:
-        """Step logs of a Dataproc run stay in Dataproc (its driver output URI); none are local."""
-        return []
+    def read_logs(self, run_id: int | str, cursor: LogCursor | None = None) -> LogRead:
+        """Each started step's driver output (GCS objects under its Dataproc job's
+        driverOutputResourceUri) since `cursor`, and the run's Cloud Console URL."""
+        from funnelops.backends.gcp.logs import DriverOutput
+
+        return DriverOutput(self).read(run_id, cursor)
 
     def set_paused(self, scheduler_id: str, paused: bool) -> None:
         self.schedulers.set_paused(scheduler_id, paused)
@@ -315,6 +321,18 @@ class GcpRuntime:
         recs = [r for r in out.values() if workflow is None or r.workflow == workflow]
         recs.sort(key=lambda r: r.created_at or r.started_at or "", reverse=True)
         return recs[:limit]
+
+
+def instantiate_body(workflow: str, template: dict[str, Any], extra_args: Sequence[str], *,
+                     lease: str = "scheduled", values: dict[str, str] | None = None) -> dict[str, Any]:
+    """The body of one `instantiate` (its per-run requestId aside): a value for every declared parameter.
+
+    `template` is the WorkflowTemplate in its REST JSON shape (as Dataproc holds it, or as
+    `TemplateHandler.body` builds it). `launch` sends the result and `plan --refresh=false` shows
+    it: one function, so what a reviewer reads is what is sent.
+    """
+    return {"parameters": instantiate_values(template, lease=lease, extra_args=extra_args, values=values,
+                                             workflow=workflow)}
 
 
 def _from_dict(d: dict[str, Any]) -> RunRecord:

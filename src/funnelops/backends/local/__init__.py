@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from funnelops.backends.local.apply_lock import apply_lock
 from funnelops.backends.local.home import LocalHome
@@ -23,6 +23,7 @@ from funnelops.backends.local.ledger import LocalLedger
 
 if TYPE_CHECKING:
     from funnelops.plan.model import Plan
+    from funnelops.resources import Resource
 
 
 class LocalBackend:
@@ -64,6 +65,13 @@ class LocalBackend:
 
     def handler(self, kind: str) -> Any:
         return self._handlers[kind]
+
+    def offline_requests(self, resources: Sequence[Resource]) -> list[dict[str, Any]]:
+        """No REST requests here: the local backend writes folders, DuckDB and SQLite."""
+        from funnelops.errors import UsageError
+
+        raise UsageError("plan --refresh=false shows the REST requests the gcp backend would send; the local "
+                         "backend sends none", "run `funnelops --backend gcp plan --refresh=false --json`")
 
     def table_rows(self, name: str) -> int:
         return self._handlers["table"].rows(name)

@@ -23,7 +23,7 @@ from funnelops.backends.local.ledger_db import LedgerDB
 from funnelops.backends.local.run_store import RunStore
 from funnelops.backends.local.workflows import SchedulerStore, TemplateStore
 from funnelops.backends.shapes import scheduler_state
-from funnelops.backends.types import Holder, RunLease, RunRecord, SchedulerState, now_iso
+from funnelops.backends.types import Holder, LogChunk, LogCursor, LogRead, RunLease, RunRecord, SchedulerState, now_iso
 from funnelops.errors import BackendError, UsageError
 
 
@@ -155,11 +155,32 @@ class LocalRuntime:
         return {sid: scheduler_state(sid, body) for sid, body in self.schedulers.all().items()}
 
     def log_paths(self, run_id: int | str) -> list[Path]:
+        """The files holding the run's step logs (one per step, named after it)."""
         run = self.get(run_id)
         if run is None:
             raise UsageError(f"no run {run_id}", "see `funnelops runs`")
         base = Path(run.log_dir) if run.log_dir else self.paths.run_logs(run.id)
         return [base / f"{s['step_id']}.log" for s in run.steps]
+
+    def read_logs(self, run_id: int | str, cursor: LogCursor | None = None) -> LogRead:
+        """New bytes of each step's log file since `cursor` (offsets by file name)."""
+        paths = self.log_paths(run_id)
+        if not paths:
+            raise UsageError(f"no local logs for run {run_id} on the local backend",
+                             "`funnelops runs --json` shows the run's state and rows")
+        offsets: dict[str, int] = dict((cursor or {}).get("offsets") or {})
+        chunks = []
+        for p in paths:
+            start = offsets.setdefault(p.name, 0)
+            if not p.exists():
+                continue
+            with open(p, "rb") as fh:
+                fh.seek(start)
+                data = fh.read()
+            if data:
+                chunks.append(LogChunk(p.name, data.decode("utf-8", "replace"), first=start == 0))
+                offsets[p.name] = start + len(data)
+        return LogRead(chunks, {"offsets": offsets})
 
     # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
     def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
