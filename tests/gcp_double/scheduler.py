@@ -165,6 +165,9 @@ class SchedulerService:
         for path in paths:
             if path.split(".")[0] in _OUTPUT_ONLY or path == "name":
                 raise bad_request(f"updateMask path {path!r} cannot be updated")
+            if not _mask_path_known(path):
+                raise bad_request(f"Invalid update mask: Job has no field {path!r} (updateMask paths name "
+                                  "fields of the Job message)")
             _apply(job, body, path.split("."))
         state = job.pop("state")
         self._check(job)
@@ -254,3 +257,18 @@ def _apply(target: dict[str, Any], source: dict[str, Any], keys: list[str]) -> N
             target.pop(head, None)
         return
     _apply(target.setdefault(head, {}), source.get(head) or {}, rest)
+
+
+def _mask_path_known(path: str) -> bool:
+    """Whether an updateMask path names a field of Cloud Scheduler's `Job` (per the discovery
+    document): a misspelled mask is refused by Google, never silently read as "clear nothing"."""
+    from .discovery import load_document
+
+    schemas = load_document("scheduler")["schemas"]
+    schema: dict[str, Any] | None = schemas["Job"]
+    for part in path.split("."):
+        prop = ((schema or {}).get("properties") or {}).get(part)
+        if prop is None:
+            return False
+        schema = schemas.get(prop.get("$ref", "")) if "$ref" in prop else None
+    return True

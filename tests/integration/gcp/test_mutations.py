@@ -75,22 +75,15 @@ class Mutation:
 # FO_EXECUTION_TYPE and FO_LEASE, a value for each on every instantiation.
 MUTATIONS = [
     Mutation("scheduler-update-mask-misspelled", "update_scheduler", "PATCH", r"/locations/[^/]+/jobs/[^/]+$",
-             Edit("query", "updateMask", ("schedule", "schedul")), r"schedul\b",
-             xfail="the double applies any updateMask path (a missing one just clears a field); "
-                   "it must resolve each path against the Job schema"),
+             Edit("query", "updateMask", ("schedule", "schedul")), r"schedul\b"),
     Mutation("template-job-key-misspelled", "apply", "POST", r"/workflowTemplates$",
              Edit("rename", "jobs[*].pysparkJob", "pySparkJob"), r"pySparkJob"),
     Mutation("template-parameter-field-path-misspelled", "apply", "POST", r"/workflowTemplates$",
-             Edit("sub", "parameters[*].fields[*]", (".args[", ".argz[")), r"argz",
-             xfail="helper A: parameter field paths resolved against the template"),
+             Edit("sub", "parameters[*].fields[*]", (".args[", ".argz[")), r"argz"),
     Mutation("instantiate-parameter-value-dropped", "start", "POST", r"/workflowTemplates/[^/:]+:instantiate$",
-             Edit("delete", "parameters.FO_EXECUTION_TYPE"), r"FO_EXECUTION_TYPE",
-             xfail="helper A: FO_EXECUTION_TYPE/FO_LEASE declared and a value required for every "
-                   "declared parameter at instantiate"),
+             Edit("delete", "parameters.FO_EXECUTION_TYPE"), r"FO_EXECUTION_TYPE"),
     Mutation("scheduler-body-without-parameters", "deploy_and_force", "POST", r"/locations/[^/]+/jobs$",
-             Edit("delete", "httpTarget.body.@b64json.parameters"), r"FO_EXECUTION_TYPE|FO_LEASE|parameter",
-             xfail="helper A: the scheduler job's HTTP body carries a value for every declared "
-                   "parameter, and the double requires them"),
+             Edit("delete", "httpTarget.body.@b64json.parameters"), r"FO_EXECUTION_TYPE|FO_LEASE|parameter"),
     Mutation("scheduler-oauth-token-dropped", "deploy_and_force", "POST", r"/locations/[^/]+/jobs$",
              Edit("delete", "httpTarget.oauthToken"), r"OAuth|UNAUTHENTICATED|no Dataproc operation"),
     Mutation("bigquery-field-type-corrupted", "apply", "POST", r"/datasets/[^/]+/tables$",
