@@ -16,7 +16,9 @@ from funnelops.errors import UsageError
 
 GRANULARITIES = ("DAY", "MONTH", "YEAR")
 EXECUTION_TYPES = ("full", "delta")
-_KNOWN = ("trusted_flows", "refined_flows", "granularity", "execution_type", "period", "env", "project", "home")
+# `lease` and `workflow`: the gcp run tail (backends/gcp/cluster_lease.py); the local backend ignores them.
+_KNOWN = ("trusted_flows", "refined_flows", "granularity", "execution_type", "period", "env", "project", "home",
+          "lease", "workflow")
 _VALUE_NEXT = ("project", "home")  # these two also accept `--project PATH`
 
 
@@ -51,6 +53,8 @@ class FlowArgs:
     project: str | None
     home: str | None
     ignored: tuple[str, ...] = ()
+    lease: str | None = None       # gcp: `scheduled` (take the lease) or the CLI's owner token (verify it)
+    workflow: str | None = None    # gcp: the template this run belongs to (names its lease)
 
 
 def _add_months(d: date, n: int) -> date:
@@ -98,7 +102,8 @@ def parse_args(argv: list[str]) -> FlowArgs:
         trusted_flows=_flow_list(values["trusted_flows"], "trusted_flows") if "trusted_flows" in values else None,
         refined_flows=_flow_list(values["refined_flows"], "refined_flows") if "refined_flows" in values else None,
         granularity=gran, execution_type=ex, period=values.get("period") or None,
-        env=values.get("env"), project=values.get("project"), home=values.get("home"), ignored=tuple(ignored))
+        env=values.get("env"), project=values.get("project"), home=values.get("home"), ignored=tuple(ignored),
+        lease=values.get("lease") or None, workflow=values.get("workflow") or None)
     return args
 
 

@@ -97,7 +97,8 @@ def test_iac_from_empty_then_replan_is_a_noop_on_both_observation_paths(gcp_env,
     job = tpl["jobs"][0]["pysparkJob"]
     assert job["mainPythonFileUri"] == f"gs://{art}/funnelops/artifacts/mains/funnelops.flows.py"
     assert job["pythonFileUris"] == [f"gs://{art}/funnelops/artifacts/funnelops.zip"]
-    assert job["args"][-1] == "--refined_flows=false"
+    assert job["args"][-1] == "--workflow=funnel-dia"  # the run tail: the program finds its lease by it
+    assert job["args"][-2] == "--refined_flows=false"
     assert tpl["placement"]["managedCluster"]["config"]["workerConfig"]["numInstances"] == 2
     objects = {b.name for b in fake_gcs.client.list_blobs(art)}
     assert {"funnelops/artifacts/funnelops.zip", "funnelops/artifacts/mains/funnelops.flows.py",

@@ -18,6 +18,7 @@ from funnelops.backends.base import Observed
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.artifacts import Artifacts
 from funnelops.backends.gcp.clients import Clients
+from funnelops.backends.gcp.cluster_lease import FLOWS_MAIN, cluster_tail, strip_cluster_tail
 from funnelops.backends.shapes import GRANULARITY_LABEL, template_from_dataproc, template_to_dataproc
 from funnelops.errors import BackendError
 from funnelops.resources import Resource
@@ -81,6 +82,8 @@ class TemplateHandler:
                 continue
             cfg = template_from_dataproc(body, self.artifacts.main_name)
             cfg["parameters"] = [p for p in cfg["parameters"] if not p["name"].startswith(ARG_PARAM)]
+            for job in cfg["jobs"]:
+                job["args"] = strip_cluster_tail(job["args"])
             out[tid] = Observed(cfg,
                                 extra={"version": int(body.get("version", 0)), "name": body.get("name")})
         return out
@@ -90,6 +93,10 @@ class TemplateHandler:
         extra = arg_parameters(body)
         if extra:
             body["parameters"] = list(body.get("parameters") or []) + extra
+        flows = self.artifacts.main_uri(FLOWS_MAIN)
+        for job in body.get("jobs", []):  # appended last: no parameter's args[i] index moves
+            if job.get("pysparkJob", {}).get("mainPythonFileUri") == flows:
+                job["pysparkJob"]["args"] = list(job["pysparkJob"].get("args", [])) + cluster_tail(res.name)
         return body
 
     @staticmethod

@@ -29,6 +29,7 @@ from funnelops.errors import BackendError, UsageError
 from datetime import UTC
 
 CANCELLED_CODE = 1
+LEASE_PARAM = "FO_LEASE"  # COMMON11 §1: the per-run `--lease=` tail arg's template parameter
 
 
 def _duration_s(text: str | None, default: float = 3600.0) -> float:
@@ -173,6 +174,7 @@ class GcpRuntime:
             # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
             request_id = "fo-" + hashlib.sha256(f"{name}/{lease.owner}".encode()).hexdigest()[:32]
             params, args = _overrides(lease.workflow, args, list(lease.extra_args))
+            params.update(self._lease_parameter(lease))  # the program verifies it holds this lease
             op = retry.call(lambda: self.api.instantiate_workflow_template(
                 request={"name": name, "request_id": request_id, "parameters": params}, retry=None),
                 f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.instantiate").operation
@@ -183,21 +185,44 @@ class GcpRuntime:
         self._dispatched.discard(lease.owner)
         return rec
 
+    def _lease_parameter(self, lease: RunLease) -> dict[str, str]:
+        """`--lease=<owner>` for the template's lease parameter (FO_LEASE; FO_ARG_LEASE on older
+        templates), if it declares one: the program then verifies it runs under this lease."""
+        tpl = retry.call(lambda: self.api.get_workflow_template(name=self.clients.template_name(lease.workflow),
+                                                                retry=None),
+                         f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.get")
+        declared = {p.name for p in tpl.parameters}
+        name = next((n for n in (LEASE_PARAM, arg_param("lease")) if n in declared), None)
+        return {name: f"--lease={lease.owner}"} if name else {}
+
     def _fire(self, scheduler: str, lease: RunLease, template: str) -> Any:
+        """Fire the scheduler ONCE and find the operation its dispatch started.
+
+        `jobs.run` is not idempotent: a retry after a lost answer would start a second run. Its
+        answer says nothing about this dispatch either (the Job's `status` is the previous
+        attempt's; the dispatch happens after the answer), so only the operation confirms it.
+        The lease is marked adoptable first: the program this fire starts (`--lease=scheduled`)
+        adopts it instead of skipping itself.
+        """
+        # Later updates of the lease (leases.update) follow the generation the adopter writes.
+        self.leases.update(lease.handle, adopt="scheduled")
         before = {op.name for op, _ in self._active(lease.workflow)}
         t0 = time.time()
-        job = to_dict(retry.call(lambda: self.clients.scheduler.run_job(
-            name=self.clients.job_name(scheduler), retry=None), f"scheduler {scheduler}",
-            permission="cloudscheduler.jobs.run"))
-        status = job.get("status") or {}
-        if status.get("code"):
-            raise BackendError(f"scheduler '{scheduler}' fired, but its target refused: "
-                               f"{status.get('message', '')}", "check the job's target and service account")
+        try:
+            self.clients.scheduler.run_job(name=self.clients.job_name(scheduler), retry=None)
+        except Exception as exc:
+            if not _ambiguous(exc):  # refused (400/403/404/429): nothing was dispatched
+                if retry.status_of(exc) is None:
+                    raise
+                raise retry.describe(exc, f"scheduler {scheduler}", "cloudscheduler.jobs.run") from None
+            self._dispatched.add(lease.owner)  # it may have fired: only the operation can tell
         op = self._confirm(template, before, t0)
         if op is None:  # keep the lease (it expires on its own): a late start must not overlap
             self._dispatched.add(lease.owner)
-            raise BackendError(f"scheduler '{scheduler}' fired, but no Dataproc operation of {lease.workflow} "
-                               f"appeared within {self.confirm_timeout_s:.0f}s", "check `funnelops runs` shortly")
+            raise BackendError(f"scheduler '{scheduler}' was fired once, but no Dataproc operation of "
+                               f"{lease.workflow} appeared within {self.confirm_timeout_s:.0f}s (not fired "
+                               "again: jobs.run is not idempotent)",
+                               "check `funnelops runs` and the job's last attempt in the console shortly")
         return op
 
     def _started(self, lease: RunLease, op: Any, args: list[str]) -> RunRecord:
@@ -316,6 +341,14 @@ def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[s
         for i in hits:
             out[i] = arg
     return params, out
+
+
+def _ambiguous(exc: BaseException) -> bool:
+    """A failure after which the request may have been served: timeouts, 5xx, a dropped answer."""
+    status = retry.status_of(exc)
+    if status is not None:
+        return status in (408, 500, 502, 503, 504)
+    return retry._transient(exc)  # the connection broke or timed out: we cannot know
 
 
 def _from_dict(d: dict[str, Any]) -> RunRecord:
