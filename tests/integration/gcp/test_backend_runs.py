@@ -143,7 +143,8 @@ def test_force_runs_the_scheduler_and_confirms_the_operation(deployed, gcp_doubl
     # A run the scheduler started on its own clock (no lease) is seen too.
     gcp_double.dataproc.finish()
     coordinator.wait(backend.runtime, [run.id], poll_s=0.05)
-    backend.clients.scheduler.run_job(name=backend.clients.job_name("mes"))
+    gcp_double.scheduler.fire("mes")  # its own clock
+    gcp_double.scheduler.settle()
     holder = backend.runtime.holder("funnel-mes")
     assert holder is not None and holder.trigger == "scheduled"
     with pytest.raises(RunInProgress):
