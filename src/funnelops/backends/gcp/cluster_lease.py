@@ -68,7 +68,7 @@ def cluster_name() -> str | None:
 
     req = urllib.request.Request(_METADATA, headers={"Metadata-Flavor": "Google"})
     try:
-        with urllib.request.urlopen(req, timeout=2) as resp:  # noqa: S310 (fixed metadata URL)
+        with urllib.request.urlopen(req, timeout=2) as resp:
             return resp.read().decode().strip() or None
     except OSError:
         return None

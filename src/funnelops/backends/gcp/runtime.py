@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
-from funnelops.backends.gcp.dataproc import arg_param, to_dict
+from funnelops.backends.gcp.dataproc import arg_param
 from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, holder_of
 from funnelops.backends.gcp.ledger import GcsLedger
 from funnelops.backends.gcp.scheduler import SchedulerHandler
@@ -133,9 +133,12 @@ class GcpRuntime:
                          started_at=meta.get("startTime") or rec.get("started_at"),
                          ended_at=meta.get("endTime") if op.done else None, steps=steps, error=error)
 
-    def _template_args(self, workflow: str) -> list[str]:
-        tpl = retry.call(lambda: self.api.get_workflow_template(name=self.clients.template_name(workflow), retry=None),
-                         f"workflow template {workflow}", permission="dataproc.workflowTemplates.get")
+    def _template(self, workflow: str) -> Any:
+        return retry.call(lambda: self.api.get_workflow_template(name=self.clients.template_name(workflow), retry=None),
+                          f"workflow template {workflow}", permission="dataproc.workflowTemplates.get")
+
+    def _template_args(self, workflow: str, tpl: Any = None) -> list[str]:
+        tpl = tpl if tpl is not None else self._template(workflow)
         return list(tpl.jobs[0].pyspark_job.args) if tpl.jobs else []
 
     def _dag_timeout(self, workflow: str) -> float:
@@ -169,12 +172,13 @@ class GcpRuntime:
     def launch(self, lease: RunLease, *, scheduler: str | None = None) -> RunRecord:
         """Instantiate the template (or fire `scheduler` and find the operation it started)."""
         name = self.clients.template_name(lease.workflow)
-        args = self._template_args(lease.workflow)
+        tpl = self._template(lease.workflow)
+        args = self._template_args(lease.workflow, tpl)
         if scheduler is None:
             # Derived from the lease: a retried instantiate (lost answer, 503) joins the same run.
             request_id = "fo-" + hashlib.sha256(f"{name}/{lease.owner}".encode()).hexdigest()[:32]
             params, args = _overrides(lease.workflow, args, list(lease.extra_args))
-            params.update(self._lease_parameter(lease))  # the program verifies it holds this lease
+            params.update(_lease_parameter(tpl, lease.owner))  # the program verifies it holds this lease
             op = retry.call(lambda: self.api.instantiate_workflow_template(
                 request={"name": name, "request_id": request_id, "parameters": params}, retry=None),
                 f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.instantiate").operation
@@ -184,16 +188,6 @@ class GcpRuntime:
         rec = self._started(lease, op, args)
         self._dispatched.discard(lease.owner)
         return rec
-
-    def _lease_parameter(self, lease: RunLease) -> dict[str, str]:
-        """`--lease=<owner>` for the template's lease parameter (FO_LEASE; FO_ARG_LEASE on older
-        templates), if it declares one: the program then verifies it runs under this lease."""
-        tpl = retry.call(lambda: self.api.get_workflow_template(name=self.clients.template_name(lease.workflow),
-                                                                retry=None),
-                         f"workflow template {lease.workflow}", permission="dataproc.workflowTemplates.get")
-        declared = {p.name for p in tpl.parameters}
-        name = next((n for n in (LEASE_PARAM, arg_param("lease")) if n in declared), None)
-        return {name: f"--lease={lease.owner}"} if name else {}
 
     def _fire(self, scheduler: str, lease: RunLease, template: str) -> Any:
         """Fire the scheduler ONCE and find the operation its dispatch started.
@@ -341,6 +335,14 @@ def _overrides(workflow: str, args: list[str], extra: list[str]) -> tuple[dict[s
         for i in hits:
             out[i] = arg
     return params, out
+
+
+def _lease_parameter(tpl: Any, owner: str) -> dict[str, str]:
+    """`--lease=<owner>` for the template's lease parameter (FO_LEASE; FO_ARG_LEASE on templates
+    whose args carry `--lease=`), if it declares one: the program verifies it runs under it."""
+    declared = {p.name for p in tpl.parameters}
+    name = next((n for n in (LEASE_PARAM, arg_param("lease")) if n in declared), None)
+    return {name: f"--lease={owner}"} if name else {}
 
 
 def _ambiguous(exc: BaseException) -> bool:
