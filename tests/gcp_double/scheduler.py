@@ -55,8 +55,7 @@ class SchedulerService:
         self.reset()
 
     def reset(self) -> None:
-        self.settle(2.0)  # let a dispatch in flight land before its state is forgotten
-        self._epoch = getattr(self, "_epoch", 0) + 1  # a later straggler lands nowhere
+        self._epoch = getattr(self, "_epoch", 0) + 1  # a dispatch still in flight lands nowhere
         self.dispatch_delay_s = 0.05
         self._jobs: dict[str, dict[str, Any]] = {}
         self.dispatches: list[dict[str, Any]] = []

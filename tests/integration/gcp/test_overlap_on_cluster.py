@@ -141,6 +141,12 @@ def test_a_run_whose_lease_token_does_not_match_fails_before_touching_data(deplo
     rec = executor.runs[bogus.name]
     assert rec.error and "exit code 3" in rec.error
     assert "lease not-the-owner is not held" in _outputs(executor, bogus.name)
+    [step] = rec.steps  # its driver output, where Dataproc puts it (jobs.get's driverOutputResourceUri)
+    assert executor.driver_output_uri(step.job_id) == (
+        f"gs://{executor.staging_bucket}/google-cloud-dataproc-metainfo/{rec.cluster_uuid}/jobs/{step.job_id}"
+        "/driveroutput")
+    failed = next(o for o in _ops(gcp_double) if o["name"] == bogus.name)
+    assert failed["done"] and failed["error"]["message"] == rec.error
     assert _work(gcp_double) == before  # nothing written
     assert backend.leases.read(WORKFLOW).data["owner"] == lease.owner  # the holder keeps it
     gcp_double.assert_clean()
