@@ -151,7 +151,7 @@ def workflow_config(loaded: LoadedProject, name: str, stage: str) -> dict[str, A
             for j in w.jobs]
     params = [{"name": p.name, "fields": list(p.fields), "description": p.description, "regexes": list(p.regexes)}
               for p in w.parameters]
-    jobs, params = with_run_tail(jobs, params)
+    jobs, params = with_run_tail(jobs, params, w.name)
     placement = w.placement.model_dump(mode="json")
     placement["service_account"] = placement["service_account"] or spec.project.service_account
     placement["properties"] = dict(sorted(placement["properties"].items()))

@@ -119,3 +119,17 @@ def fake_gcs(_fake_gcs_session: str) -> FakeGcs:
     client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
                             client_options={"api_endpoint": _fake_gcs_session})
     return FakeGcs(url=_fake_gcs_session, client=client)
+
+
+@pytest.fixture
+def dataproc_executor(gcp_double: Any, fake_gcs: FakeGcs, tmp_path: Any) -> Iterator[Any]:
+    """The double's Dataproc executing instantiated workflows for real (see executor.py): each
+    step's program as a subprocess, data under ``tmp_path/buckets`` (FUNNELOPS_BUCKETS_URI),
+    leases and driver output in fake-gcs (staging bucket ``executor.staging_bucket``)."""
+    from tests.gcp_double.executor import Executor
+
+    executor = Executor(gcp_double, storage_endpoint=fake_gcs.url,
+                        staging_bucket=f"dataproc-staging-{uuid.uuid4().hex[:12]}",
+                        data_uri=(tmp_path / "buckets").as_uri(), workdir=tmp_path / "cluster").attach()
+    yield executor
+    executor.close()

@@ -7,6 +7,13 @@ Dataproc operation the job started. On Google the job's HTTP target POSTs to
 body to the ``InstantiateWorkflowTemplateRequest`` schema. What the real dispatch would get
 wrong (no OAuth token, a GET, a missing template) lands in the job's ``status`` as it would.
 
+``jobs.run`` is asynchronous, as on Google: it answers at once with the Job as it was (its
+``status`` and ``lastAttemptTime`` are the PREVIOUS attempt's), and the HTTP target is called
+``dispatch_delay_s`` later on a thread; that attempt's result becomes the job's ``status``
+afterwards. So nobody can read "did this fire work?" from the answer: only the Dataproc operation
+tells. :meth:`SchedulerService.fire` is the cron's own fire (no API call); :meth:`settle` waits
+for the dispatches in flight.
+
 Server-side defaults the real API fills in (``state``, ``userUpdateTime``, ``scheduleTime``,
 ``attemptDeadline`` 180s, the retry defaults) are filled here too, so a diff that compares
 desired with observed meets them.
@@ -20,6 +27,8 @@ import copy
 import datetime as _dt
 import json
 import re
+import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -46,8 +55,43 @@ class SchedulerService:
         self.reset()
 
     def reset(self) -> None:
+        self._epoch = getattr(self, "_epoch", 0) + 1  # a dispatch still in flight lands nowhere
+        self.dispatch_delay_s = 0.05
         self._jobs: dict[str, dict[str, Any]] = {}
         self.dispatches: list[dict[str, Any]] = []
+        self._pending: list[threading.Thread] = []
+
+    def fire(self, name: str) -> None:
+        """The cron's own fire of job `name` (full name or id): an attempt, as at schedule time."""
+        with self.double.lock:
+            full = name if "/" in name else next((n for n in self._jobs if n.rsplit("/", 1)[-1] == name), name)
+            if full not in self._jobs:
+                raise KeyError(f"no scheduler job {name}")
+            self._start_attempt(full)
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the dispatches started so far have landed."""
+        deadline = time.monotonic() + timeout
+        for t in list(getattr(self, "_pending", [])):
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def _start_attempt(self, name: str) -> None:
+        thread = threading.Thread(target=self._attempt, args=(name, self._epoch), daemon=True,
+                                  name=f"scheduler-attempt-{name.rsplit('/', 1)[-1]}")
+        self._pending = [t for t in self._pending if t.is_alive()] + [thread]
+        thread.start()
+
+    def _attempt(self, name: str, epoch: int) -> None:
+        time.sleep(self.dispatch_delay_s)
+        with self.double.lock:
+            job = self._jobs.get(name)
+            if job is None or epoch != self._epoch:
+                return
+            job["lastAttemptTime"] = now_rfc3339()
+            status, operation = self._dispatch(job)
+            job["status"] = status
+            self.dispatches.append({"job": job["name"], "target": copy.deepcopy(job.get("httpTarget")),
+                                    "status": status, "operation": operation})
 
     def handlers(self) -> dict[str, Any]:
         base = "cloudscheduler.projects.locations.jobs"
@@ -197,14 +241,12 @@ class SchedulerService:
         return 200, copy.deepcopy(job)
 
     def _run(self, req: Request) -> tuple[int, Any]:
-        """Dispatch now, "even if the job is already running" (the API's own words)."""
+        """Dispatch now, "even if the job is already running" (the API's own words): answered
+        before the attempt, with the previous attempt's `status` and `lastAttemptTime`."""
         job = self._job(req)
-        job["lastAttemptTime"] = now_rfc3339()
-        status, operation = self._dispatch(job)
-        job["status"] = status
-        self.dispatches.append({"job": job["name"], "target": copy.deepcopy(job.get("httpTarget")),
-                                "status": status, "operation": operation})
-        return 200, copy.deepcopy(job)
+        answer = copy.deepcopy(job)
+        self._start_attempt(job["name"])
+        return 200, answer
 
     def _dispatch(self, job: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         http = job.get("httpTarget")

@@ -118,6 +118,8 @@ class GcpDouble:
         self._fault_methods: tuple[str, ...] | None = None
         self._rng = random.Random(seed)
         self._fail_next: list[tuple[int, str | None]] = []
+        self._drop_next: list[tuple[int, str | None]] = []
+        self._gates: list[tuple[str, threading.Event]] = []
         self._calls: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
         self._violations: list[Violation] = []
@@ -203,6 +205,20 @@ class GcpDouble:
         with self.lock:
             self._fail_next.extend([(status, method)] * n)
 
+    def drop_answer_next(self, n: int = 1, status: int = 503, method: str | None = None) -> None:
+        """The next ``n`` matching requests ARE served, then answered ``status`` (an answer lost
+        on the way back: what makes a retry of a non-idempotent call dangerous)."""
+        with self.lock:
+            self._drop_next.extend([(status, method)] * n)
+
+    def gate(self, method: str) -> threading.Event:
+        """Hold requests whose method id contains ``method`` until the returned event is set
+        (a slow backend on demand: a run that stays inside its work while a test acts)."""
+        event = threading.Event()
+        with self.lock:
+            self._gates.append((method, event))
+        return event
+
     # -- what happened ---------------------------------------------------------------------
     @property
     def calls(self) -> Counter[str]:
@@ -259,6 +275,10 @@ class GcpDouble:
             self._fault_rate = 0.0
             self._fault_methods = None
             self._fail_next.clear()
+            self._drop_next.clear()
+            for _, event in self._gates:
+                event.set()
+            self._gates.clear()
             for svc in (self.bigquery, self.dataproc, self.scheduler, self.dataproc_jobs):
                 svc.reset()
 
@@ -288,9 +308,20 @@ class GcpDouble:
             self._calls[method.id] += 1
             latency = self._latency_ms
             fault = self._pick_fault(method.id)
+            gates = [e for m, e in self._gates if m in method.id]
+            drop = next((i for i, (_, only) in enumerate(self._drop_next) if only is None or only in method.id),
+                        None)
+            dropped = self._drop_next.pop(drop)[0] if drop is not None and not fault else None
         if latency > 0:
             time.sleep(latency / 1000.0)
+        for event in gates:
+            event.wait(60)
         status, body = self._answer(method, verb, path, params, query, headers, raw, fault)
+        if dropped is not None:
+            status, body = dropped, ApiError(dropped, "Injected fault: the answer was lost after the "
+                                             "request was served").body()
+            with self.lock:
+                self._faults[method.id] += 1
         with self.lock:
             self.log.append((method.id, verb, path, status))
             if fault:

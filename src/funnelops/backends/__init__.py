@@ -30,11 +30,12 @@ def open_backend(name: str, loaded: Any, home: Path, *, reinit: bool = False) ->
     raise UsageError(f"unknown backend '{name}'", "use --backend local or --backend gcp")
 
 
-def flows_runtime(name: str, *, home: Path, loaded: Any) -> FlowsRuntime:
+def flows_runtime(name: str, *, home: Path, loaded: Any, ctx: Any = None) -> FlowsRuntime:
     """What the flows program runs on for backend `name`: its engines, clients and overlap guard.
 
     The flows package imports no backend; this registry builds the composition lazily, so the
-    gcp one (Spark, google-cloud) is only imported where it runs.
+    gcp one (Spark, google-cloud) is only imported where it runs. `ctx` (the run's
+    RunContext) carries the gcp run tail (--lease, --workflow); the local backend ignores it.
     """
     from funnelops.errors import UsageError
 
@@ -45,5 +46,5 @@ def flows_runtime(name: str, *, home: Path, loaded: Any) -> FlowsRuntime:
     if name == "gcp":
         from funnelops.backends.gcp.flows_runtime import gcp_flows_runtime
 
-        return gcp_flows_runtime(home, loaded)
+        return gcp_flows_runtime(home, loaded, ctx)
     raise UsageError(f"unknown backend '{name}'", f"use one of: {', '.join(FLOWS_BACKENDS)}")

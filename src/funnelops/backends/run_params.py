@@ -5,7 +5,7 @@ parameters must be provided when the template is instantiated"), so only what re
 run is a parameter. Every step whose main is the flows program gets a *run tail* appended to its
 arguments, after the workflow's and the stage's (the flows parser keeps the LAST value of a key):
 
-    --execution_type=<the step's last --execution_type, else delta>  --lease=scheduled
+    --execution_type=<the step's last --execution_type, else delta>  --lease=scheduled  --workflow=<name>
 
 and the template declares two parameters over those tail arguments:
 
@@ -55,11 +55,14 @@ def default_execution_type(args: Sequence[str]) -> str:
     return found[-1].lower() if found else "delta"
 
 
-def run_tail(args: Sequence[str]) -> list[str]:
-    return [f"--execution_type={default_execution_type(args)}", f"--lease={SCHEDULED_LEASE}"]
+def run_tail(args: Sequence[str], workflow: str | None = None) -> list[str]:
+    """The tail of a flows step: the two parameterised args, then (constant) the workflow's name,
+    which the program on Dataproc needs to find its lease (backends/gcp/cluster_lease.py)."""
+    tail = [f"--execution_type={default_execution_type(args)}", f"--lease={SCHEDULED_LEASE}"]
+    return tail + ([f"--workflow={workflow}"] if workflow else [])
 
 
-def with_run_tail(jobs: list[dict[str, Any]], parameters: list[dict[str, Any]]
+def with_run_tail(jobs: list[dict[str, Any]], parameters: list[dict[str, Any]], workflow: str | None = None
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Neutral template jobs and parameters -> the same with the run tail and its two parameters.
 
@@ -72,7 +75,7 @@ def with_run_tail(jobs: list[dict[str, Any]], parameters: list[dict[str, Any]]
         job = {**job, "args": list(job["args"])}
         if job["main"] == FLOWS_MAIN:
             n = len(job["args"])
-            job["args"] += run_tail(job["args"])
+            job["args"] += run_tail(job["args"], workflow)
             exec_fields.append(arg_field(job["step_id"], n))
             lease_fields.append(arg_field(job["step_id"], n + 1))
         out_jobs.append(job)

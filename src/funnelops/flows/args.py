@@ -16,8 +16,9 @@ from funnelops.errors import UsageError
 
 GRANULARITIES = ("DAY", "MONTH", "YEAR")
 EXECUTION_TYPES = ("full", "delta")
+# `lease` and `workflow`: the gcp run tail (backends/gcp/cluster_lease.py); the local backend ignores them.
 _KNOWN = ("trusted_flows", "refined_flows", "granularity", "execution_type", "period", "env", "project", "home",
-          "lease")  # --lease=: whose lease a run on Dataproc works under (run tail, backends/run_params.py)
+          "lease", "workflow")
 _VALUE_NEXT = ("project", "home")  # these two also accept `--project PATH`
 
 
@@ -52,7 +53,8 @@ class FlowArgs:
     project: str | None
     home: str | None
     ignored: tuple[str, ...] = ()
-    lease: str | None = None  # the local backend ignores it (its supervisor holds the lease)
+    lease: str | None = None       # gcp: `scheduled` (take the lease) or the CLI's owner token (verify it)
+    workflow: str | None = None    # gcp: the template this run belongs to (names its lease)
 
 
 def _add_months(d: date, n: int) -> date:
@@ -101,7 +103,7 @@ def parse_args(argv: list[str]) -> FlowArgs:
         refined_flows=_flow_list(values["refined_flows"], "refined_flows") if "refined_flows" in values else None,
         granularity=gran, execution_type=ex, period=values.get("period") or None,
         env=values.get("env"), project=values.get("project"), home=values.get("home"), ignored=tuple(ignored),
-        lease=values.get("lease") or None)
+        lease=values.get("lease") or None, workflow=values.get("workflow") or None)
     return args
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from funnelops.errors import EXIT_FAILURE, EXIT_OK, FunnelopsError, UsageError
 from funnelops.flows.args import parse_args, resolve_period
 from funnelops.flows.context import RunContext, write_metrics
-from funnelops.flows.engines.base import FlowsRuntime
+from funnelops.flows.engines.base import FlowsRuntime, RunSkipped
 
 
 def _fail(message: str, hint: str | None = None) -> None:
@@ -42,7 +42,7 @@ def build_context(argv: list[str]) -> tuple[RunContext, list[str], list[str], Pa
     trusted = registry.select(args.trusted_flows, registry.trusted_names(loaded.base_dir), "trusted")
     refined = registry.select(args.refined_flows, registry.refined_names(loaded.base_dir), "refined")
     ctx = RunContext(loaded=loaded, granularity=args.granularity, execution_type=args.execution_type,
-                     period=period, env=args.env)
+                     period=period, env=args.env, lease=args.lease, workflow=args.workflow)
     return ctx, trusted, refined, home
 
 
@@ -54,7 +54,7 @@ def open_runtime(ctx: RunContext, home: Path) -> FlowsRuntime:
     name = (os.environ.get("FUNNELOPS_BACKEND") or "local").strip().lower()
     if name not in FLOWS_BACKENDS:
         raise UsageError(f"FUNNELOPS_BACKEND={name} is not valid", f"use one of: {', '.join(FLOWS_BACKENDS)}")
-    return flows_runtime(name, home=home, loaded=ctx.loaded)
+    return flows_runtime(name, home=home, loaded=ctx.loaded, ctx=ctx)
 
 
 def run(ctx: RunContext, runtime: FlowsRuntime, trusted: list[str], refined: list[str]) -> None:
@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         runtime = open_runtime(ctx, home)
         with runtime.guard.hold():
             run(ctx, runtime, trusted, refined)
+    except RunSkipped as skipped:  # another run of the workflow is in progress: not a failure
+        print(skipped, flush=True)
+        return EXIT_OK
     except FunnelopsError as exc:
         _fail(exc.message, exc.hint)
         if ctx is not None:

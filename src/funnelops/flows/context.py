@@ -51,6 +51,8 @@ class RunContext:
     period: Period                 # the selected period; `full` runs ignore it for selection
     env: str | None = None
     results: list[FlowResult] = field(default_factory=list)
+    lease: str | None = None       # the run tail's --lease (gcp overlap guard); None outside gcp
+    workflow: str | None = None    # the run tail's --workflow
 
     @property
     def full(self) -> bool:

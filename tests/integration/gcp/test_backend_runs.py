@@ -36,7 +36,7 @@ def test_start_runs_one_and_refuses_a_second_while_it_runs(deployed, gcp_double)
     assert op["metadata"]["parameters"] == {"FO_EXECUTION_TYPE": "--execution_type=full",
                                             "FO_LEASE": f"--lease={lease.token}"}
     args = gcp_double.dataproc.run_args(op["name"])["funnel-flows"]
-    assert args[-2:] == ["--execution_type=full", f"--lease={lease.token}"] and args == run.args
+    assert args[-3:] == ["--execution_type=full", f"--lease={lease.token}", "--workflow=funnel-dia"] and args == run.args
     with pytest.raises(RunInProgress) as refused:
         coordinator.start(backend, "funnel-dia", trigger="manual", actor="someone")
     assert refused.value.exit_code == 3
@@ -148,7 +148,8 @@ def test_force_runs_the_scheduler_and_confirms_the_operation(deployed, gcp_doubl
     # A run the scheduler started on its own clock (no lease) is seen too.
     gcp_double.dataproc.finish()
     coordinator.wait(backend.runtime, [run.id], poll_s=0.05)
-    backend.clients.scheduler.run_job(name=backend.clients.job_name("mes"))
+    gcp_double.scheduler.fire("mes")  # its own clock
+    gcp_double.scheduler.settle()
     holder = backend.runtime.holder("funnel-mes")
     assert holder is not None and holder.trigger == "scheduled"
     with pytest.raises(RunInProgress):

@@ -51,7 +51,7 @@ def test_a_scheduler_fire_of_an_applied_template_is_accepted(gcp_env, gcp_double
     body = json.loads(base64.b64decode(dispatch["target"]["body"]))
     assert body == {"parameters": {"FO_EXECUTION_TYPE": "--execution_type=delta", "FO_LEASE": "--lease=scheduled"}}
     args = gcp_double.dataproc.run_args(dispatch["operation"])["funnel-flows"]
-    assert args[-2:] == ["--execution_type=delta", "--lease=scheduled"]
+    assert args[-3:] == ["--execution_type=delta", "--lease=scheduled", "--workflow=funnel-dia"]
     gcp_double.assert_clean()
 
 

@@ -85,7 +85,10 @@ def test_run_starts_the_dataproc_workflow_named_in_the_target(clients, gcp_doubl
     tpl = make_template(clients)
     created = clients.scheduler.create_job(parent=LOCATION, job=job())
     ran = clients.scheduler.run_job(name=created.name)
-    assert ran.last_attempt_time and ran.status.code == 0
+    assert not ran.last_attempt_time  # the answer is the job as it was: no attempt yet
+    gcp_double.scheduler.settle()
+    got = clients.scheduler.get_job(name=created.name)
+    assert got.last_attempt_time and got.status.code == 0
     ops = clients.templates.list_operations(
         request={"name": f"{TEMPLATES}/operations", "filter": "status.state = ACTIVE"}).operations
     assert len(ops) == 1
@@ -94,6 +97,7 @@ def test_run_starts_the_dataproc_workflow_named_in_the_target(clients, gcp_doubl
     assert meta.template == tpl.name
     # "even if the job is already running": a second run starts a second workflow.
     clients.scheduler.run_job(name=created.name)
+    gcp_double.scheduler.settle()
     assert len(gcp_double.dataproc.operations(template="dia", active=True)) == 2
     assert [d["operation"] is not None for d in gcp_double.scheduler.dispatches] == [True, True]
 
@@ -101,9 +105,12 @@ def test_run_starts_the_dataproc_workflow_named_in_the_target(clients, gcp_doubl
 def test_run_reports_what_the_real_dispatch_would_get_wrong(clients, gcp_double):
     make_template(clients)
     no_token = clients.scheduler.create_job(parent=LOCATION, job=job("no-token", oauth=False))
-    assert clients.scheduler.run_job(name=no_token.name).status.code == 16  # UNAUTHENTICATED
+    assert clients.scheduler.run_job(name=no_token.name).status.code == 0  # answered before the attempt
     missing = clients.scheduler.create_job(parent=LOCATION, job=job("missing", template="gone"))
-    assert clients.scheduler.run_job(name=missing.name).status.code == 5  # NOT_FOUND
+    clients.scheduler.run_job(name=missing.name)
+    gcp_double.scheduler.settle()
+    assert clients.scheduler.get_job(name=no_token.name).status.code == 16  # UNAUTHENTICATED
+    assert clients.scheduler.get_job(name=missing.name).status.code == 5  # NOT_FOUND
     assert gcp_double.dataproc.operations() == []
 
 
@@ -111,7 +118,9 @@ def test_target_body_is_held_to_the_instantiate_schema(clients, gcp_double):
     gcp_double.expect_violations()
     make_template(clients)
     bad = clients.scheduler.create_job(parent=LOCATION, job=job("bad", body={"requestid": "x"}))
-    ran = clients.scheduler.run_job(name=bad.name)
+    clients.scheduler.run_job(name=bad.name)
+    gcp_double.scheduler.settle()
+    ran = clients.scheduler.get_job(name=bad.name)
     assert ran.status.code == 3  # INVALID_ARGUMENT, and the violation is on record
     assert [(v.field, v.kind) for v in gcp_double.violations] == [("requestid", "unknown-field")]
 

@@ -77,3 +77,11 @@ def test_flow_selection():
         select(("lead",), known, "trusted")
     assert "known trusted flows: leads, targets, won_deals" in e.value.message
     assert e.value.exit_code == 2
+
+
+def test_the_gcp_run_tail_is_read_last_value_wins():
+    """The gcp run tail (`--lease`, `--workflow`) is known: the template's `--lease=scheduled` is
+    replaced per run by the FO_LEASE parameter, and the flows program finds its lease by both."""
+    args = parse_args(["--granularity=DAY", "--lease=scheduled", "--workflow=funnel-dia", "--lease=abc123"])
+    assert (args.lease, args.workflow, args.ignored) == ("abc123", "funnel-dia", ())
+    assert parse_args(["--granularity=DAY"]).lease is None

@@ -7,11 +7,10 @@ driver through the backend's storage client; BigQuery jobs go through the backen
 (FUNNELOPS_BIGQUERY_ENDPOINT with anonymous credentials for the contract double; otherwise
 Application Default Credentials).
 
-Overlap guard: a pass-through for now. TODO(#11 item 6): the program on the cluster must take
-(scheduled fire) or verify (forced run, FUNNELOPS_LEASE_OWNER) the workflow's GCS lease
-(:mod:`funnelops.backends.gcp.leases`) and release it at the end. That needs what the job does
-not have today: the workflow's name and the artifacts bucket in its environment, and a
-liveness check of the lease's Dataproc operation from inside the run it belongs to.
+Overlap guard: the workflow's GCS lease, taken by a scheduled fire (``--lease=scheduled``) or
+verified for a run the CLI started (``--lease=<owner token>``); see
+:mod:`funnelops.backends.gcp.cluster_lease`. A run without ``--lease`` (the flows started by hand,
+outside any template) guards nothing, as the local backend does without FUNNELOPS_WORKFLOW.
 """
 
 from __future__ import annotations
@@ -52,8 +51,11 @@ def _check_engine() -> None:
                          "the gcp path reads gs:// with Spark: set FUNNELOPS_ENGINE=spark or unset it")
 
 
-def gcp_flows_runtime(home: Path, loaded: Any) -> FlowsRuntime:
-    """The flows runtime of a project deployed on gcp (`home` is unused: nothing is local)."""
+def gcp_flows_runtime(home: Path, loaded: Any, ctx: Any = None) -> FlowsRuntime:
+    """The flows runtime of a project deployed on gcp (`home` is unused: nothing is local);
+    `ctx` (the run's RunContext) brings the run tail: --lease and --workflow."""
+    from funnelops.backends.gcp.cluster_lease import guard_for
+
     from funnelops.flows.engines.bigquery_refined import BigQueryRefined
     from funnelops.flows.engines.spark_trusted import SparkTrusted
 
@@ -71,5 +73,6 @@ def gcp_flows_runtime(home: Path, loaded: Any) -> FlowsRuntime:
                                  read_bytes=partial(read_object, project=project.id),
                                  master=os.environ.get("FUNNELOPS_SPARK_MASTER") or None)
 
+    guard = guard_for(loaded, getattr(ctx, "lease", None), getattr(ctx, "workflow", None))
     return FlowsRuntime(trusted=trusted, refined=lambda ctx: BigQueryRefined.open(ctx, clients),
-                        guard=PassThroughGuard(), label=" backend=gcp")
+                        guard=guard or PassThroughGuard(), label=" backend=gcp")

@@ -26,6 +26,8 @@ from funnelops.errors import BackendError
 
 PREFIX = "funnelops/leases/"
 START_WINDOW_S = 600  # how long a lease without an operation stays live (a crash before start)
+# Fields that tell our own earlier write (its answer lost) from a competitor's.
+_SAME_WRITE = ("owner", "heartbeat_at", "adopted_by", "instance")
 
 
 @dataclass
@@ -93,8 +95,7 @@ class Leases:
             except exceptions.PreconditionFailed:
                 # Lost, unless an earlier attempt of ours succeeded and only its answer was lost.
                 now = self.read(workflow)
-                if now is not None and now.data.get("owner") == data["owner"] and \
-                        now.data.get("heartbeat_at") == data.get("heartbeat_at"):
+                if now is not None and all(now.data.get(k) == data.get(k) for k in _SAME_WRITE):
                     return now.generation
                 return None
             except exceptions.NotFound:
@@ -102,6 +103,10 @@ class Leases:
             except Exception as exc:
                 raise retry.describe(exc, self._uri(workflow), "storage.objects.create") from None
         raise BackendError(f"cannot write {self._uri(workflow)}", "check the artifacts bucket exists")
+
+    def write(self, workflow: str, data: dict[str, Any], if_generation: int) -> int | None:
+        """Write `data` if the object is still at `if_generation` (0: absent); None if we lost."""
+        return self._write(workflow, data, if_generation)
 
     def acquire(self, workflow: str, *, trigger: str, actor: str, is_live: Callable[[Lease], bool],
                 ttl_s: float = START_WINDOW_S) -> Lease:
@@ -126,15 +131,28 @@ class Leases:
         raise refuse(holder_of(current.data if current else data))
 
     def update(self, lease: Lease, ttl_s: float | None = None, **fields: Any) -> Lease:
-        """Heartbeat (and record run/operation); raises if the lease was lost meanwhile."""
-        data = {**lease.data, **fields, "heartbeat_at": now_iso()}
-        if ttl_s is not None:
-            data.update(expires=time.time() + ttl_s, expires_at=_iso(time.time() + ttl_s))
-        gen = self._write(lease.workflow, data, lease.generation)
-        if gen is None:
-            raise BackendError(f"lost the lease of workflow '{lease.workflow}' (someone took it over)",
-                               "another funnelops judged it stale; check `funnelops runs`")
-        return Lease(lease.workflow, gen, data)
+        """Heartbeat (and record run/operation); raises if the lease was lost meanwhile.
+
+        A lease marked adoptable (``force-scheduler``) may have been adopted meanwhile by the
+        program its fire started: same owner, new generation. Then the update goes on top of
+        what the adopter wrote, and the operation the adopter named (its own) is kept.
+        """
+        current = lease
+        for _ in range(3):
+            keep = {k: current.data[k] for k in ("run_id", "operation")  # only what changed under us
+                    if current is not lease and current.data.get("adopted_by") and current.data.get(k)}
+            data = {**current.data, **fields, **keep, "heartbeat_at": now_iso()}
+            if ttl_s is not None:
+                data.update(expires=time.time() + ttl_s, expires_at=_iso(time.time() + ttl_s))
+            gen = self._write(lease.workflow, data, current.generation)
+            if gen is not None:
+                return Lease(lease.workflow, gen, data)
+            now = self.read(lease.workflow)
+            if now is None or now.data.get("owner") != lease.token:
+                break
+            current = now
+        raise BackendError(f"lost the lease of workflow '{lease.workflow}' (someone took it over)",
+                           "another funnelops judged it stale; check `funnelops runs`")
 
     def release(self, workflow: str, *, owner: str | None = None, run_id: Any = None) -> bool:
         """Delete the lease if it is (still) the one we mean: by owner token or by run id."""

@@ -202,20 +202,33 @@ class GcpRuntime:
         return rec
 
     def _fire(self, scheduler: str, lease: RunLease, template: str) -> Any:
+        """Fire the scheduler ONCE and find the operation its dispatch started.
+
+        `jobs.run` is not idempotent: a retry after a lost answer would start a second run. Its
+        answer says nothing about this dispatch either (the Job's `status` is the previous
+        attempt's; the dispatch happens after the answer), so only the operation confirms it.
+        The lease is marked adoptable first: the program this fire starts (`--lease=scheduled`)
+        adopts it instead of skipping itself.
+        """
+        # Later updates of the lease (leases.update) follow the generation the adopter writes.
+        self.leases.update(lease.handle, adopt="scheduled")
         before = {op.name for op, _ in self._active(lease.workflow)}
         t0 = time.time()
-        job = to_dict(retry.call(lambda: self.clients.scheduler.run_job(
-            name=self.clients.job_name(scheduler), retry=None), f"scheduler {scheduler}",
-            permission="cloudscheduler.jobs.run"))
-        status = job.get("status") or {}
-        if status.get("code"):
-            raise BackendError(f"scheduler '{scheduler}' fired, but its target refused: "
-                               f"{status.get('message', '')}", "check the job's target and service account")
+        try:
+            self.clients.scheduler.run_job(name=self.clients.job_name(scheduler), retry=None)
+        except Exception as exc:
+            if not _ambiguous(exc):  # refused (400/403/404/429): nothing was dispatched
+                if retry.status_of(exc) is None:
+                    raise
+                raise retry.describe(exc, f"scheduler {scheduler}", "cloudscheduler.jobs.run") from None
+            self._dispatched.add(lease.owner)  # it may have fired: only the operation can tell
         op = self._confirm(template, before, t0)
         if op is None:  # keep the lease (it expires on its own): a late start must not overlap
             self._dispatched.add(lease.owner)
-            raise BackendError(f"scheduler '{scheduler}' fired, but no Dataproc operation of {lease.workflow} "
-                               f"appeared within {self.confirm_timeout_s:.0f}s", "check `funnelops runs` shortly")
+            raise BackendError(f"scheduler '{scheduler}' was fired once, but no Dataproc operation of "
+                               f"{lease.workflow} appeared within {self.confirm_timeout_s:.0f}s (not fired "
+                               "again: jobs.run is not idempotent)",
+                               "check `funnelops runs` and the job's last attempt in the console shortly")
         return op
 
     def _started(self, lease: RunLease, op: Any, args: list[str]) -> RunRecord:
@@ -333,6 +346,14 @@ def instantiate_body(workflow: str, template: dict[str, Any], extra_args: Sequen
     """
     return {"parameters": instantiate_values(template, lease=lease, extra_args=extra_args, values=values,
                                              workflow=workflow)}
+
+
+def _ambiguous(exc: BaseException) -> bool:
+    """A failure after which the request may have been served: timeouts, 5xx, a dropped answer."""
+    status = retry.status_of(exc)
+    if status is not None:
+        return status in (408, 500, 502, 503, 504)
+    return retry._transient(exc)  # the connection broke or timed out: we cannot know
 
 
 def _from_dict(d: dict[str, Any]) -> RunRecord:

@@ -47,6 +47,12 @@ class OverlapGuard(Protocol):
     def verify(self) -> None: ...
 
 
+class RunSkipped(Exception):
+    """Raised by `OverlapGuard.hold` when this run must not run, and that is no failure: a
+    scheduled fire that found another run of its workflow in progress. The flows program prints
+    the message (``skipped: run ... in progress ...``) and exits 0 without touching data."""
+
+
 class PassThroughGuard:
     """A guard that guards nothing (a backend without a lease the flows program can reach)."""
 
