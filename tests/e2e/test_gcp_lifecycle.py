@@ -76,7 +76,7 @@ def test_the_seed_lifecycle_on_gcp(gcp_double, fake_gcs, tmp_path):
     assert len(gcp_double.scheduler.dispatches) == 4
     assert all(d["operation"] for d in gcp_double.scheduler.dispatches)
     # The scheduler's body gave every parameter a value: the fired runs work under their own lease.
-    assert all(gcp_double.dataproc.run_args(d["operation"])["funnel-flows"][-1] == "--lease=scheduled"
+    assert all(gcp_double.dataproc.run_args(d["operation"])["funnel-flows"][-2] == "--lease=scheduled"
                for d in gcp_double.scheduler.dispatches)
     args = {t["id"]: t["jobs"][0]["pysparkJob"]["args"] for t in gcp_double.dataproc.templates()}
     assert not any("--trusted_flows=false" in a or "--refined_flows=false" in a for a in args.values())

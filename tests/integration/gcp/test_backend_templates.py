@@ -46,12 +46,13 @@ def test_a_scheduler_fire_of_an_applied_template_is_accepted(gcp_env, gcp_double
     gcp_double.dataproc.set_run_outcome(duration_s=None)
     job = backend.clients.scheduler.run_job(name=backend.clients.job_name("mes"))
     assert not job.status.code, job.status.message
+    gcp_double.scheduler.settle(10)  # jobs.run answers first, then dispatches (as Cloud Scheduler does)
     (dispatch,) = gcp_double.scheduler.dispatches
     assert dispatch["operation"], dispatch["status"]
     body = json.loads(base64.b64decode(dispatch["target"]["body"]))
     assert body == {"parameters": {"FO_EXECUTION_TYPE": "--execution_type=delta", "FO_LEASE": "--lease=scheduled"}}
     args = gcp_double.dataproc.run_args(dispatch["operation"])["funnel-flows"]
-    assert args[-3:] == ["--execution_type=delta", "--lease=scheduled", "--workflow=funnel-dia"]
+    assert args[-3:] == ["--execution_type=delta", "--lease=scheduled", "--workflow=funnel-mes"]
     gcp_double.assert_clean()
 
 
