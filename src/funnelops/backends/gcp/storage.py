@@ -25,7 +25,14 @@ from funnelops.resources import Resource
 
 MANAGED_LABEL = "funnelops-managed"
 RECORDS = "funnelops/buckets/"
-FIELDS = ("location", "storage_class", "labels", "lifecycle_rules")
+FIELDS = ("location", "storage_class", "labels", "lifecycle_rules", "uniform_bucket_level_access",
+          "public_access_prevention", "versioning")
+
+
+def default_bucket_config(location: str) -> dict[str, Any]:
+    """A bucket the spec does not declare (the artifacts bucket): the spec's safe defaults."""
+    return {"location": location.upper(), "storage_class": "STANDARD", "labels": {}, "lifecycle_rules": [],
+            "uniform_bucket_level_access": True, "public_access_prevention": "enforced", "versioning": False}
 
 
 def _hidden(name: str) -> bool:
@@ -90,9 +97,13 @@ def bucket_config(props: dict[str, Any]) -> dict[str, Any]:
         if action.get("storageClass"):
             rule["storage_class"] = action["storageClass"]
         rules.append(rule)
+    iam = props.get("iamConfiguration") or {}
     return {"location": (props.get("location") or "").upper(),
             "storage_class": props.get("storageClass") or "STANDARD",
-            "labels": dict(sorted(labels.items())), "lifecycle_rules": rules}
+            "labels": dict(sorted(labels.items())), "lifecycle_rules": rules,
+            "uniform_bucket_level_access": bool((iam.get("uniformBucketLevelAccess") or {}).get("enabled")),
+            "public_access_prevention": iam.get("publicAccessPrevention") or "inherited",
+            "versioning": bool((props.get("versioning") or {}).get("enabled"))}
 
 
 def _lifecycle(cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -185,10 +196,27 @@ class BucketHandler:
                 obs.rows = 1 if held[name] else 0
         return out
 
-    def _apply(self, bucket: Any, cfg: dict[str, Any]) -> None:
-        bucket.storage_class = cfg["storage_class"]
-        bucket.labels = {**cfg["labels"], MANAGED_LABEL: "true"}
-        bucket.lifecycle_rules = _lifecycle(cfg)
+    @staticmethod
+    def _apply(bucket: Any, cfg: dict[str, Any], fields: Iterable[str] = FIELDS) -> None:
+        """Set ``fields`` of ``cfg`` on ``bucket``: the client then sends exactly those (a PATCH
+        carries only what changed; location cannot change in place and is never patched)."""
+        from google.cloud.storage.bucket import IAMConfiguration
+
+        fields = set(fields)
+        if "storage_class" in fields:
+            bucket.storage_class = cfg["storage_class"]
+        if "labels" in fields:
+            bucket.labels = {**cfg["labels"], MANAGED_LABEL: "true"}
+        if "lifecycle_rules" in fields:
+            bucket.lifecycle_rules = _lifecycle(cfg)
+        if fields & {"uniform_bucket_level_access", "public_access_prevention"}:
+            # A fresh IAMConfiguration, not the one read back: that one carries the server's
+            # lockedTime and the deprecated bucketPolicyOnly twin, which are not ours to send.
+            bucket._patch_property("iamConfiguration", IAMConfiguration(
+                bucket, public_access_prevention=cfg["public_access_prevention"],
+                uniform_bucket_level_access_enabled=cfg["uniform_bucket_level_access"]))
+        if "versioning" in fields:
+            bucket.versioning_enabled = cfg["versioning"]
 
     def _record(self, res: Resource, answer: dict[str, Any]) -> None:
         seen = bucket_config(answer)
@@ -218,8 +246,9 @@ class BucketHandler:
         what = f"bucket {res.name}"
         bucket = retry.call(lambda: self.clients.storage.get_bucket(res.name, retry=None), what,
                             permission="storage.buckets.get")
-        self._apply(bucket, res.config)
-        retry.call(lambda: bucket.patch(retry=None), what, permission="storage.buckets.update")
+        self._apply(bucket, res.config, [f for f in changed if f in FIELDS])
+        if bucket._changes:
+            retry.call(lambda: bucket.patch(retry=None), what, permission="storage.buckets.update")
         self._record(res, bucket._properties)
 
     def delete(self, name: str, observed: Observed) -> None:
