@@ -68,7 +68,8 @@ def check_query_values(method: Method, query: dict[str, str]) -> list[Problem]:
             problems.append(Problem(key, "bad-enum", f"{value!r} is not one of {p['enum']}"))
         elif p.get("format") in ("int64", "int32", "uint32") and not _INT.match(value):
             problems.append(Problem(key, "wrong-type", f"expected an integer, got {value!r}"))
-        elif p.get("type") == "boolean" and value not in ("true", "false"):
+        elif p.get("type") == "boolean" and value.lower() not in ("true", "false"):
+            # case-insensitive: the official client sends Python's "True" and GCS takes it
             problems.append(Problem(key, "wrong-type", f"expected true or false, got {value!r}"))
     return problems
 

@@ -150,3 +150,22 @@ def test_a_misspelled_lifecycle_condition_is_refused(gcs_env, fake_gcs, tmp_path
     assert [v.field for v in refused] == ["lifecycle.rule[0].condition.agee"]
     assert refused[0].kind == "unknown-field"
     assert raw not in {b.name for b in fake_gcs.client.list_buckets()}
+
+
+def test_deleting_a_bucket_deletes_every_generation_and_folder_marker(gcs_env, fake_gcs, tmp_path):
+    """Google refuses to delete a bucket that still holds noncurrent versions or "dir/" markers;
+    fake-gcs keeps neither apart, so the check is on the wire: every delete names a generation."""
+    from funnelops.backends.base import Observed
+
+    loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
+    bucket = fake_gcs.new_bucket("versioned")
+    for name in ("data/part-0.parquet", "data/"):
+        bucket.blob(name).upload_from_string(b"x")
+    fake_gcs.proxy.reset()
+    backend.handler("bucket").delete(bucket.name, Observed({}))
+    listed = [s for s in fake_gcs.proxy.requests("objects.list") if f"/b/{bucket.name}/" in s.path]
+    assert listed and all(s.query.get("versions", "").lower() == "true" for s in listed)
+    deletes = [s for s in fake_gcs.proxy.requests("objects.delete") if f"/b/{bucket.name}/" in s.path]
+    assert sorted(s.path.rsplit("/", 1)[-1] for s in deletes) == ["data%2F", "data%2Fpart-0.parquet"]
+    assert all(s.query.get("generation") for s in deletes)
+    assert fake_gcs.proxy.requests("buckets.delete")[-1].status < 300

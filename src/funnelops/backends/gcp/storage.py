@@ -86,6 +86,34 @@ class GcsStorage:
             list(pool.map(lambda n: retry.call(lambda: b.blob(n).delete(retry=None), f"gs://{bucket}/{n}"), names))
         return len(names)
 
+    def empty_bucket(self, bucket: str) -> int:
+        """Delete every object of ``bucket``, noncurrent versions and "folder/" markers included:
+        Google refuses to delete a bucket that still holds any (a bucket that had versioning on
+        keeps the old generations after it is turned off)."""
+        from google.api_core import exceptions
+
+        try:
+            listed = retry.call(lambda: [(b.name, b.generation) for b in self.clients.storage.list_blobs(
+                bucket, versions=True, retry=None)], f"gs://{bucket}", raw=True)
+        except exceptions.NotFound:
+            return 0
+        except Exception as exc:
+            raise retry.describe(exc, f"gs://{bucket}", "storage.objects.list") from None
+        b = self.clients.storage.bucket(bucket)
+
+        def drop(item: tuple[str, int]) -> None:
+            try:
+                retry.call(lambda: b.blob(item[0], generation=item[1]).delete(retry=None),
+                           f"gs://{bucket}/{item[0]}#{item[1]}", raw=True)
+            except exceptions.NotFound:
+                pass
+            except Exception as exc:
+                raise retry.describe(exc, f"gs://{bucket}/{item[0]}", "storage.objects.delete") from None
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(drop, listed))
+        return len(listed)
+
 
 def bucket_config(props: dict[str, Any]) -> dict[str, Any]:
     """A bucket resource (GCS JSON) as the neutral config."""
@@ -258,7 +286,7 @@ class BucketHandler:
         if name == self.records.artifacts:
             raise BackendError(f"{what} holds funnelops' ledger, leases and artifacts; it is not deleted",
                                "delete it by hand once the project is gone")
-        self.storage.delete_prefix(name, "")
+        self.storage.empty_bucket(name)
         try:
             retry.call(lambda: self.clients.storage.bucket(name).delete(retry=None), what,
                        permission="storage.buckets.delete", raw=True)
