@@ -78,6 +78,11 @@ def test_bucket_bodies_carry_uniform_access_public_access_prevention_and_version
                                                      "publicAccessPrevention": "enforced"}, name
         assert inserts[name]["versioning"] == {"enabled": False}, name
     assert bucket_changes(loaded, backend) == {}  # observed back: a re-plan is a no-op
+    from funnelops.backends.gcp.storage import bucket_body  # what an offline plan shows is what is sent
+    from funnelops.resources import desired_resources
+
+    for res in (r for r in desired_resources(loaded, "iac") if r.kind == "bucket"):
+        assert bucket_body(res.name, res.config) == inserts[res.name]
 
 
 def test_a_bucket_without_location_takes_the_projects(gcs_env, fake_gcs, tmp_path):

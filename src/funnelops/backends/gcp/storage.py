@@ -130,7 +130,8 @@ def bucket_config(props: dict[str, Any]) -> dict[str, Any]:
             "storage_class": props.get("storageClass") or "STANDARD",
             "labels": dict(sorted(labels.items())), "lifecycle_rules": rules,
             "uniform_bucket_level_access": bool((iam.get("uniformBucketLevelAccess") or {}).get("enabled")),
-            "public_access_prevention": iam.get("publicAccessPrevention") or "inherited",
+            # older buckets report "unspecified", which Google treats as inherited
+            "public_access_prevention": "enforced" if iam.get("publicAccessPrevention") == "enforced" else "inherited",
             "versioning": bool((props.get("versioning") or {}).get("enabled"))}
 
 
@@ -142,6 +143,16 @@ def _lifecycle(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             action["storageClass"] = r["storage_class"]
         out.append({"action": action, "condition": {"age": r["age_days"]}})
     return out
+
+
+def bucket_body(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The ``buckets.insert`` JSON body for a neutral config: what :meth:`BucketHandler.create`
+    sends through the client, for reviewers (an offline plan) and tests."""
+    return {"name": name, "location": cfg["location"], "storageClass": cfg["storage_class"],
+            "labels": {**cfg["labels"], MANAGED_LABEL: "true"}, "lifecycle": {"rule": _lifecycle(cfg)},
+            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": cfg["uniform_bucket_level_access"]},
+                                 "publicAccessPrevention": cfg["public_access_prevention"]},
+            "versioning": {"enabled": cfg["versioning"]}}
 
 
 class BucketRecords:
