@@ -61,12 +61,15 @@ class Resource:
         return f"{self.kind}.{self.name}"
 
 
-def _bucket(b) -> Resource:
+def _bucket(b, default_location: str) -> Resource:
     cfg = {
-        "location": (b.location or "US").upper(),
+        "location": (b.location or default_location).upper(),
         "storage_class": b.storage_class,
         "labels": dict(sorted(b.labels.items())),
         "lifecycle_rules": [r.model_dump(mode="json", exclude_none=True) for r in b.lifecycle_rules],
+        "uniform_bucket_level_access": b.uniform_bucket_level_access,
+        "public_access_prevention": b.public_access_prevention,
+        "versioning": b.versioning,
     }
     return Resource("bucket", b.name, cfg, (), b.deletion_protection)
 
@@ -76,8 +79,8 @@ def desired_resources(loaded: LoadedProject, stage: str) -> list[Resource]:
     if stage not in STAGES:
         stage = normalize_stage(stage)
     spec = loaded.spec
-    out: list[Resource] = [_bucket(b) for b in spec.buckets]
     default_loc = spec.project.location.upper()
+    out: list[Resource] = [_bucket(b, default_loc) for b in spec.buckets]
     for d in spec.datasets:
         out.append(Resource("dataset", d.id, {
             "location": (d.location or default_loc).upper(),

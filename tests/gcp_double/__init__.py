@@ -20,7 +20,8 @@ Usage::
 
 Modules: :mod:`.discovery` (routing and validation), :mod:`.server` (HTTP, knobs, counters),
 :mod:`.bigquery` / :mod:`.bigquery_rules` / :mod:`.bigquery_jobs`, :mod:`.dataproc`,
-:mod:`.scheduler`.
+:mod:`.scheduler`. GCS is fake-gcs-server behind :mod:`.gcs_proxy` (rules in :mod:`.gcs_rules`),
+which holds every storage request to storage.v1.json the same way (the ``fake_gcs`` fixture).
 """
 
 from .common import ApiError

@@ -36,6 +36,7 @@ SERVICES: dict[str, tuple[str, str | None]] = {
     "bigquery": ("bigquery.v2.json", None),
     "dataproc": ("dataproc.v1.json", "google.cloud.dataproc.v1"),
     "scheduler": ("cloudscheduler.v1.json", "google.cloud.scheduler.v1"),
+    "storage": ("storage.v1.json", None),  # held by the GCS proxy in front of fake-gcs-server
 }
 # The proto modules that register those packages in the default descriptor pool.
 _PROTO_MODULES = {"dataproc": "google.cloud.dataproc_v1", "scheduler": "google.cloud.scheduler_v1"}
@@ -44,6 +45,7 @@ _REQUIRED = re.compile(r"^\s*\[?Required\b")
 _OUTPUT_ONLY = re.compile(r"^\s*(\[?Optional\]?\.?\s*)?\[?Output[ -]only\]?", re.IGNORECASE)
 _DURATION = re.compile(r"^-?\d+(\.\d{1,9})?s$")
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
+_DATE = re.compile(r"^\d{4}-\d\d-\d\d$")
 _INT = re.compile(r"^-?\d+$")
 # Query parameters every Google REST endpoint takes besides the method's own.
 _TRANSPORT_PARAMS = {"$alt", "alt", "prettyPrint", "fields", "key", "quotaUser", "$.xgafv",
@@ -224,6 +226,9 @@ class Validator:
             if not isinstance(value, dict):
                 problems.append(Problem(path, "wrong-type", f"expected an object, got {_jt(value)}"))
                 return value
+            if "properties" in prop:  # an inline message (GCS nests most of its settings so)
+                return self._fields(prop, fname or "object", value, path, problems, partial=partial,
+                                    echo={}, response=response)
             extra = prop.get("additionalProperties")
             if extra is None:
                 return value
@@ -245,6 +250,14 @@ class Validator:
             for k in value:  # an empty message (RunJobRequest, Empty, ...)
                 problems.append(Problem(_join(path, k), "unknown-field", f'{ref} has no field "{k}"'))
             return value
+        return self._fields(schema, ref, value, path, problems, partial=partial, echo=echo,
+                            response=response)
+
+    def _fields(self, schema: dict[str, Any], ref: str, value: dict[str, Any], path: str,
+                problems: list[Problem], *, partial: bool, echo: dict[str, Any],
+                response: bool) -> dict[str, Any]:
+        """The fields of one message, named ``ref`` (a schema id, or an inline field's name)."""
+        props = schema.get("properties", {})
         out: dict[str, Any] = {}
         for key, val in value.items():
             where = _join(path, key)
@@ -332,8 +345,10 @@ class Validator:
                 bad("a string")
             elif fmt == "google-duration" and not _DURATION.match(value):
                 bad('a duration like "600s"')
-            elif fmt == "google-datetime" and not _DATETIME.match(value):
+            elif fmt in ("google-datetime", "date-time") and not _DATETIME.match(value):
                 bad("an RFC 3339 timestamp")
+            elif fmt == "date" and not _DATE.match(value):
+                bad('an RFC 3339 date like "2024-01-31"')
             elif fmt == "byte":
                 try:
                     base64.b64decode(value.replace("-", "+").replace("_", "/") + "==", validate=False)

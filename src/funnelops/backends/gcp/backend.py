@@ -25,7 +25,7 @@ from funnelops.backends.gcp.leases import Leases
 from funnelops.backends.gcp.ledger import LEDGER, GcsJson, GcsLedger
 from funnelops.backends.gcp.runtime import GcpRuntime
 from funnelops.backends.gcp.scheduler import SchedulerHandler
-from funnelops.backends.gcp.storage import BucketHandler, BucketRecords, GcsStorage
+from funnelops.backends.gcp.storage import BucketHandler, BucketRecords, GcsStorage, default_bucket_config
 from funnelops.resources import Resource
 
 if TYPE_CHECKING:
@@ -131,9 +131,8 @@ class GcpBackend:
                 retry.call(lambda: self.clients.storage.get_bucket(name, retry=None), f"bucket {name}",
                            permission="storage.buckets.get", raw=True)
             except exceptions.NotFound:
-                res = self._desired_buckets.get(name) or Resource(
-                    "bucket", name, {"location": "US", "storage_class": "STANDARD", "labels": {},
-                                     "lifecycle_rules": []})
+                location = self.loaded.spec.project.location if self.loaded is not None else "US"
+                res = self._desired_buckets.get(name) or Resource("bucket", name, default_bucket_config(location))
                 self._artifacts_ready = True  # the handler records into it once it is made
                 self._handlers["bucket"].create(res)
             except Exception as exc:

@@ -25,7 +25,14 @@ from funnelops.resources import Resource
 
 MANAGED_LABEL = "funnelops-managed"
 RECORDS = "funnelops/buckets/"
-FIELDS = ("location", "storage_class", "labels", "lifecycle_rules")
+FIELDS = ("location", "storage_class", "labels", "lifecycle_rules", "uniform_bucket_level_access",
+          "public_access_prevention", "versioning")
+
+
+def default_bucket_config(location: str) -> dict[str, Any]:
+    """A bucket the spec does not declare (the artifacts bucket): the spec's safe defaults."""
+    return {"location": location.upper(), "storage_class": "STANDARD", "labels": {}, "lifecycle_rules": [],
+            "uniform_bucket_level_access": True, "public_access_prevention": "enforced", "versioning": False}
 
 
 def _hidden(name: str) -> bool:
@@ -79,6 +86,34 @@ class GcsStorage:
             list(pool.map(lambda n: retry.call(lambda: b.blob(n).delete(retry=None), f"gs://{bucket}/{n}"), names))
         return len(names)
 
+    def empty_bucket(self, bucket: str) -> int:
+        """Delete every object of ``bucket``, noncurrent versions and "folder/" markers included:
+        Google refuses to delete a bucket that still holds any (a bucket that had versioning on
+        keeps the old generations after it is turned off)."""
+        from google.api_core import exceptions
+
+        try:
+            listed = retry.call(lambda: [(b.name, b.generation) for b in self.clients.storage.list_blobs(
+                bucket, versions=True, retry=None)], f"gs://{bucket}", raw=True)
+        except exceptions.NotFound:
+            return 0
+        except Exception as exc:
+            raise retry.describe(exc, f"gs://{bucket}", "storage.objects.list") from None
+        b = self.clients.storage.bucket(bucket)
+
+        def drop(item: tuple[str, int]) -> None:
+            try:
+                retry.call(lambda: b.blob(item[0], generation=item[1]).delete(retry=None),
+                           f"gs://{bucket}/{item[0]}#{item[1]}", raw=True)
+            except exceptions.NotFound:
+                pass
+            except Exception as exc:
+                raise retry.describe(exc, f"gs://{bucket}/{item[0]}", "storage.objects.delete") from None
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(drop, listed))
+        return len(listed)
+
 
 def bucket_config(props: dict[str, Any]) -> dict[str, Any]:
     """A bucket resource (GCS JSON) as the neutral config."""
@@ -90,9 +125,14 @@ def bucket_config(props: dict[str, Any]) -> dict[str, Any]:
         if action.get("storageClass"):
             rule["storage_class"] = action["storageClass"]
         rules.append(rule)
+    iam = props.get("iamConfiguration") or {}
     return {"location": (props.get("location") or "").upper(),
             "storage_class": props.get("storageClass") or "STANDARD",
-            "labels": dict(sorted(labels.items())), "lifecycle_rules": rules}
+            "labels": dict(sorted(labels.items())), "lifecycle_rules": rules,
+            "uniform_bucket_level_access": bool((iam.get("uniformBucketLevelAccess") or {}).get("enabled")),
+            # older buckets report "unspecified", which Google treats as inherited
+            "public_access_prevention": "enforced" if iam.get("publicAccessPrevention") == "enforced" else "inherited",
+            "versioning": bool((props.get("versioning") or {}).get("enabled"))}
 
 
 def _lifecycle(cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,6 +143,16 @@ def _lifecycle(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             action["storageClass"] = r["storage_class"]
         out.append({"action": action, "condition": {"age": r["age_days"]}})
     return out
+
+
+def bucket_body(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The ``buckets.insert`` JSON body for a neutral config: what :meth:`BucketHandler.create`
+    sends through the client, for reviewers (an offline plan) and tests."""
+    return {"name": name, "location": cfg["location"], "storageClass": cfg["storage_class"],
+            "labels": {**cfg["labels"], MANAGED_LABEL: "true"}, "lifecycle": {"rule": _lifecycle(cfg)},
+            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": cfg["uniform_bucket_level_access"]},
+                                 "publicAccessPrevention": cfg["public_access_prevention"]},
+            "versioning": {"enabled": cfg["versioning"]}}
 
 
 class BucketRecords:
@@ -185,10 +235,27 @@ class BucketHandler:
                 obs.rows = 1 if held[name] else 0
         return out
 
-    def _apply(self, bucket: Any, cfg: dict[str, Any]) -> None:
-        bucket.storage_class = cfg["storage_class"]
-        bucket.labels = {**cfg["labels"], MANAGED_LABEL: "true"}
-        bucket.lifecycle_rules = _lifecycle(cfg)
+    @staticmethod
+    def _apply(bucket: Any, cfg: dict[str, Any], fields: Iterable[str] = FIELDS) -> None:
+        """Set ``fields`` of ``cfg`` on ``bucket``: the client then sends exactly those (a PATCH
+        carries only what changed; location cannot change in place and is never patched)."""
+        from google.cloud.storage.bucket import IAMConfiguration
+
+        fields = set(fields)
+        if "storage_class" in fields:
+            bucket.storage_class = cfg["storage_class"]
+        if "labels" in fields:
+            bucket.labels = {**cfg["labels"], MANAGED_LABEL: "true"}
+        if "lifecycle_rules" in fields:
+            bucket.lifecycle_rules = _lifecycle(cfg)
+        if fields & {"uniform_bucket_level_access", "public_access_prevention"}:
+            # A fresh IAMConfiguration, not the one read back: that one carries the server's
+            # lockedTime and the deprecated bucketPolicyOnly twin, which are not ours to send.
+            bucket._patch_property("iamConfiguration", IAMConfiguration(
+                bucket, public_access_prevention=cfg["public_access_prevention"],
+                uniform_bucket_level_access_enabled=cfg["uniform_bucket_level_access"]))
+        if "versioning" in fields:
+            bucket.versioning_enabled = cfg["versioning"]
 
     def _record(self, res: Resource, answer: dict[str, Any]) -> None:
         seen = bucket_config(answer)
@@ -218,8 +285,9 @@ class BucketHandler:
         what = f"bucket {res.name}"
         bucket = retry.call(lambda: self.clients.storage.get_bucket(res.name, retry=None), what,
                             permission="storage.buckets.get")
-        self._apply(bucket, res.config)
-        retry.call(lambda: bucket.patch(retry=None), what, permission="storage.buckets.update")
+        self._apply(bucket, res.config, [f for f in changed if f in FIELDS])
+        if bucket._changes:
+            retry.call(lambda: bucket.patch(retry=None), what, permission="storage.buckets.update")
         self._record(res, bucket._properties)
 
     def delete(self, name: str, observed: Observed) -> None:
@@ -229,7 +297,7 @@ class BucketHandler:
         if name == self.records.artifacts:
             raise BackendError(f"{what} holds funnelops' ledger, leases and artifacts; it is not deleted",
                                "delete it by hand once the project is gone")
-        self.storage.delete_prefix(name, "")
+        self.storage.empty_bucket(name)
         try:
             retry.call(lambda: self.clients.storage.bucket(name).delete(retry=None), what,
                        permission="storage.buckets.delete", raw=True)

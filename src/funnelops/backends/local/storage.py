@@ -18,6 +18,10 @@ from funnelops.errors import BackendError
 from funnelops.resources import Resource
 
 META = ".bucket.json"
+# Settings that only mean something on GCS; a folder recorded before funnelops knew them is read
+# with the spec's defaults, so plans on existing local homes stay no-ops.
+SETTING_DEFAULTS = {"uniform_bucket_level_access": True, "public_access_prevention": "enforced",
+                    "versioning": False}
 
 
 class LocalStorage:
@@ -72,6 +76,8 @@ class BucketHandler:
                 cfg = json.loads(meta.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 cfg = {"location": "(unreadable .bucket.json)"}
+            if isinstance(cfg, dict) and "storage_class" in cfg:
+                cfg = {**SETTING_DEFAULTS, **cfg}
             has_data = self.storage.has_objects(entry.name, "")
             out[entry.name] = Observed(cfg, rows=1 if has_data else 0)
         return out
