@@ -340,15 +340,17 @@ def test_mutation_catalogue_is_well_formed():
 
 
 @pytest.mark.parametrize("driver", sorted(DRIVERS))
-def test_control_uncorrupted_run_passes(driver, gcp_env, gcp_double, tmp_path):  # noqa: F811
+def test_control_uncorrupted_run_passes(driver, gcp_env, gcp_double, fake_gcs, tmp_path):  # noqa: F811
     """Every driver, with nothing corrupted, succeeds and breaks no contract."""
     DRIVERS[driver](World(tmp_path, gcp_double), _nothing)
     gcp_double.assert_clean()
+    fake_gcs.proxy.assert_clean()
 
 
 @pytest.mark.parametrize("mutation", _params())
-def test_a_corrupted_request_makes_the_gcp_tier_fail(mutation, gcp_env, gcp_double, tmp_path):  # noqa: F811
+def test_a_corrupted_request_makes_the_gcp_tier_fail(mutation, gcp_env, gcp_double, fake_gcs, tmp_path):  # noqa: F811
     gcp_double.expect_violations()
+    fake_gcs.proxy.expect_violations()  # GCS requests are held to storage.v1.json by the proxy
     holder: list[Interceptor] = []
 
     @contextmanager
