@@ -21,8 +21,12 @@ DATAPROC_ROOT = "https://dataproc.googleapis.com/v1"
 
 
 def template_to_dataproc(name: str, cfg: dict[str, Any], main_uri: Callable[[str], str],
-                         python_file_uris: list[str] | None = None) -> dict[str, Any]:
-    """A neutral workflow template config as a Dataproc `WorkflowTemplate` body (camelCase)."""
+                         python_file_uris: list[str] | None = None,
+                         init_actions: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """A neutral workflow template config as a Dataproc `WorkflowTemplate` body (camelCase).
+
+    `init_actions` (``NodeInitializationAction`` bodies) go to the managed cluster's
+    ``config.initializationActions``: the gcp backend installs the cluster's wheelhouse there."""
     labels = dict(cfg.get("labels", {}))
     labels[GRANULARITY_LABEL] = cfg["granularity"].lower()
     labels[INITIAL_LOAD_LABEL] = "true" if cfg.get("initial_load") else "false"
@@ -52,6 +56,8 @@ def template_to_dataproc(name: str, cfg: dict[str, Any], main_uri: Callable[[str
         "jobs": jobs,
         "dagTimeout": cfg["dag_timeout"],
     }
+    if init_actions:
+        out["placement"]["managedCluster"]["config"]["initializationActions"] = [dict(a) for a in init_actions]
     if cfg.get("parameters"):
         out["parameters"] = [{k: v for k, v in prm.items() if v not in ("", None)} for prm in cfg["parameters"]]
     return out

@@ -268,11 +268,19 @@ def test_cli_create_infra_and_plan_against_the_emulators(gcp_env, gcp_double, tm
 def test_without_the_extra_the_backend_says_how_to_install_it(tmp_path):
     code = ("import sys; sys.modules['google.cloud.dataproc_v1'] = None\n"
             "from funnelops.errors import MissingExtra\n"
-            "try:\n    import funnelops.backends.gcp\nexcept MissingExtra as e:\n"
+            "try:\n    from funnelops.backends.gcp import GcpBackend\nexcept MissingExtra as e:\n"
             "    print(e.exit_code, e.message, '|', e.hint)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.startswith("2 the gcp backend needs google.cloud.dataproc_v1"), out.stderr
     assert "pip install 'funnelops[gcp]'" in out.stdout
+    # The cluster's flows program needs only the storage and BigQuery clients (the wheelhouse): its
+    # modules import without the Dataproc and Scheduler clients.
+    cluster = ("import sys; sys.modules['google.cloud.dataproc_v1'] = None\n"
+               "sys.modules['google.cloud.scheduler_v1'] = None\n"
+               "import funnelops.backends.gcp.flows_runtime, funnelops.backends.gcp.leases\n"
+               "import funnelops.backends.gcp.clients\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", cluster], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr[-500:]
     # ...and the core never imports it: the CLI answers --help without the Google clients.
     probe = ("import sys, runpy; sys.argv = ['funnelops', '--help']\n"
              "try:\n    runpy.run_module('funnelops', run_name='__main__')\nexcept SystemExit:\n    pass\n"

@@ -20,6 +20,8 @@ from funnelops.backends.local.workflows import SchedulerHandler, SchedulerStore,
 from funnelops.backends.local.runtime import LocalRuntime
 from funnelops.backends.local.ledger_db import LedgerDB
 from funnelops.backends.local.ledger import LocalLedger
+from funnelops.backends.local.storage import NoArtifacts
+from funnelops.resources import Resource
 
 if TYPE_CHECKING:
     from funnelops.plan.model import Plan
@@ -53,6 +55,7 @@ class LocalBackend:
             "table": TableHandler(self.warehouse),
             "external_table": ExternalTableHandler(self.warehouse),
             "view": ViewHandler(self.warehouse),
+            "artifacts": NoArtifacts(),
             "workflow_template": TemplateHandler(self.templates),
             "scheduler": SchedulerHandler(self.schedulers),
         }
@@ -64,6 +67,10 @@ class LocalBackend:
 
     def handler(self, kind: str) -> Any:
         return self._handlers[kind]
+
+    def owned_resources(self, stage: str) -> list[Resource]:
+        """None: local runs read the project folder itself, nothing is uploaded."""
+        return []
 
     def table_rows(self, name: str) -> int:
         return self._handlers["table"].rows(name)
