@@ -83,7 +83,8 @@ def test_iac_from_empty_then_replan_is_a_noop_on_both_observation_paths(gcp_env,
     loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
     plan, result = apply(loaded, backend, "iac")
     summary = plan.summary()
-    assert summary["create"] == 4 + 3 + 5 + 3 + 4 + 4 and summary["waiting"] == 0  # no external tables in IaC
+    # buckets, the artifacts, datasets, tables, views, templates, schedulers; no external tables in IaC
+    assert summary["create"] == 4 + 1 + 3 + 5 + 3 + 4 + 4 and summary["waiting"] == 0
     assert result.ok
     # What landed, in Google's shapes.
     views = [t for t in gcp_double.bigquery.tables("funnel_reporting") if t["type"] == "VIEW"]
@@ -233,7 +234,9 @@ def test_drift_and_label_changes_show_and_converge(gcp_env, gcp_double, tmp_path
     changed = {c.address: [f.field for f in c.fields] for c in plan.mutating()}
     assert changed == {"table.funnel_refined.attainment": ["labels.owner"],
                        "view.funnel_reporting.v_funnel_monthly": ["query"],
-                       "scheduler.dia": ["schedule"]}
+                       "scheduler.dia": ["schedule"],
+                       # the project file and the SQL travel to the cluster: their new content too
+                       f"artifacts.{backend.artifacts_bucket}": ["funnelops.zip", "project/funnel.yaml"]}
     # Only the view is fetched (its fingerprint no longer matches the project); the label drift
     # shows from the listing itself.
     assert gcp_double.count("tables.get") == 1
@@ -257,7 +260,7 @@ def test_cli_create_infra_and_plan_against_the_emulators(gcp_env, gcp_double, tm
                              timeout=120)
     assert planned.returncode == 0, planned.stderr
     summary = json.loads(planned.stdout)["summary"]
-    assert summary["unchanged"] == 23 and summary["create"] == summary["update"] == summary["replace"] == 0
+    assert summary["unchanged"] == 24 and summary["create"] == summary["update"] == summary["replace"] == 0
     # The ledger lives in GCS: a separate process (another pipeline agent) sees the IaC stage.
 
     _, backend = open_gcp(path, tmp_path)
