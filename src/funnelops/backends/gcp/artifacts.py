@@ -216,9 +216,9 @@ class Artifacts:
         blob.metadata = {HASH_KEY: digest}
         ctype = {".zip": "application/zip", ".whl": "application/zip"}.get(Path(name).suffix, "text/plain")
         if isinstance(data, Path):
-            send = lambda: blob.upload_from_filename(str(data), content_type=ctype, retry=None)  # noqa: E731
+            send = lambda: blob.upload_from_filename(str(data), content_type=ctype, retry=None)
         else:
-            send = lambda: blob.upload_from_string(data, content_type=ctype, retry=None)  # noqa: E731
+            send = lambda: blob.upload_from_string(data, content_type=ctype, retry=None)
         retry.call(send, f"gs://{self.bucket}/{PREFIX}{name}", permission="storage.objects.create")
         self.uploaded.append(PREFIX + name)
 
@@ -253,6 +253,23 @@ class Artifacts:
             return list(self.uploaded)
 
 
+    def remove_all(self) -> None:
+        from google.api_core import exceptions
+
+        storage = self.clients.storage
+        names = [b.name for b in retry.call(lambda: list(storage.list_blobs(self.bucket, prefix=PREFIX, retry=None)),
+                                            f"gs://{self.bucket}/{PREFIX}", permission="storage.objects.list")]
+        for name in names:
+            blob = storage.bucket(self.bucket).blob(name)
+            try:
+                retry.call(lambda: blob.delete(retry=None), f"gs://{self.bucket}/{name}",  # noqa: B023 (called in this iteration)
+                           permission="storage.objects.delete", raw=True)
+            except exceptions.NotFound:
+                pass
+            except Exception as exc:
+                raise retry.describe(exc, f"gs://{self.bucket}/{name}", "storage.objects.delete") from None
+
+
 class ArtifactsHandler:
     """The ``artifacts`` resource kind: one per project (named after its bucket), diffed by hash."""
 
@@ -285,4 +302,6 @@ class ArtifactsHandler:
         self.create(res)
 
     def delete(self, name: str, observed: Observed) -> None:
-        """Never proposed (the backend observes only its own bucket's artifacts, which stay)."""
+        """`destroy`: remove every object under the artifacts prefix (the bucket itself, which also
+        holds the ledger and the leases, is the bucket resource's business)."""
+        self.artifacts.remove_all()
