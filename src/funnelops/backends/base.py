@@ -27,7 +27,9 @@ __all__ = ["KINDS", "Observed", "ResourceHandler", "Storage", "Runtime", "Ledger
            "STATES", "TERMINAL", "TRIGGERS", "default_actor", "now_iso", "record_refusal", "refuse"]
 
 # The kinds, in the order a plan creates them (deletes go in reverse).
-KINDS = ("bucket", "dataset", "table", "external_table", "view", "workflow_template", "scheduler")
+# `artifacts` is backend-owned (see Backend.owned_resources): what the backend uploads to run the
+# project (gcp: the zip, launchers, init action, wheelhouse), diffed by content hash.
+KINDS = ("bucket", "artifacts", "dataset", "table", "external_table", "view", "workflow_template", "scheduler")
 
 
 @dataclass
@@ -191,6 +193,10 @@ class Backend(Protocol):
         `request` ({method, url, body}) and, by kind, `instantiate` (templates) or `http_body`
         (schedulers). The bodies come from the functions apply calls. A backend with no REST
         requests to show (local) raises UsageError."""
+
+    def owned_resources(self, stage: str) -> list[Resource]:
+        """Resources the backend itself needs to run the project at `stage`, planned beside the
+        spec's (gcp: the artifacts Dataproc runs; local: none, flows run from the project folder)."""
 
     def table_rows(self, name: str) -> int:
         """Rows `name` ("dataset.table") holds now: exact, for the data-loss guard."""

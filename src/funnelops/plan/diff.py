@@ -119,7 +119,8 @@ def observe_all(backend: Backend, names_by_kind: dict[str, list[str]],
 def build_plan(loaded: LoadedProject, backend: Backend, stage: str, kinds: set[str] | None = None) -> Plan:
     """The plan for `stage`; `kinds` restricts it to some resource kinds (e.g. templates only)."""
     stage = normalize_stage(stage) if stage not in ("iac", "initial_data", "workflow") else stage
-    desired = topo_order([r for r in desired_resources(loaded, stage) if kinds is None or r.kind in kinds])
+    wanted = desired_resources(loaded, stage) + backend.owned_resources(stage)
+    desired = topo_order([r for r in wanted if kinds is None or r.kind in kinds])
     # what the project holds at any stage: only external tables are deferred by stage
     in_spec = {r.address for r in desired} | {f"external_table.{e.address}" for e in loaded.spec.external_tables}
     later = in_spec - {r.address for r in desired}  # deferred at this stage (external tables at IaC)

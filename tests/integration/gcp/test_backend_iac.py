@@ -83,7 +83,8 @@ def test_iac_from_empty_then_replan_is_a_noop_on_both_observation_paths(gcp_env,
     loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
     plan, result = apply(loaded, backend, "iac")
     summary = plan.summary()
-    assert summary["create"] == 4 + 3 + 5 + 3 + 4 + 4 and summary["waiting"] == 0  # no external tables in IaC
+    # buckets, the artifacts, datasets, tables, views, templates, schedulers; no external tables in IaC
+    assert summary["create"] == 4 + 1 + 3 + 5 + 3 + 4 + 4 and summary["waiting"] == 0
     assert result.ok
     # What landed, in Google's shapes.
     views = [t for t in gcp_double.bigquery.tables("funnel_reporting") if t["type"] == "VIEW"]
@@ -236,7 +237,9 @@ def test_drift_and_label_changes_show_and_converge(gcp_env, gcp_double, tmp_path
     changed = {c.address: [f.field for f in c.fields] for c in plan.mutating()}
     assert changed == {"table.funnel_refined.attainment": ["labels.owner"],
                        "view.funnel_reporting.v_funnel_monthly": ["query"],
-                       "scheduler.dia": ["schedule"]}
+                       "scheduler.dia": ["schedule"],
+                       # the project file and the SQL travel to the cluster: their new content too
+                       f"artifacts.{backend.artifacts_bucket}": ["funnelops.zip", "project/funnel.yaml"]}
     # Only the view is fetched (its fingerprint no longer matches the project); the label drift
     # shows from the listing itself.
     assert gcp_double.count("tables.get") == 1
@@ -260,7 +263,7 @@ def test_cli_create_infra_and_plan_against_the_emulators(gcp_env, gcp_double, tm
                              timeout=120)
     assert planned.returncode == 0, planned.stderr
     summary = json.loads(planned.stdout)["summary"]
-    assert summary["unchanged"] == 23 and summary["create"] == summary["update"] == summary["replace"] == 0
+    assert summary["unchanged"] == 24 and summary["create"] == summary["update"] == summary["replace"] == 0
     # The ledger lives in GCS: a separate process (another pipeline agent) sees the IaC stage.
 
     _, backend = open_gcp(path, tmp_path)
@@ -271,11 +274,19 @@ def test_cli_create_infra_and_plan_against_the_emulators(gcp_env, gcp_double, tm
 def test_without_the_extra_the_backend_says_how_to_install_it(tmp_path):
     code = ("import sys; sys.modules['google.cloud.dataproc_v1'] = None\n"
             "from funnelops.errors import MissingExtra\n"
-            "try:\n    import funnelops.backends.gcp\nexcept MissingExtra as e:\n"
+            "try:\n    from funnelops.backends.gcp import GcpBackend\nexcept MissingExtra as e:\n"
             "    print(e.exit_code, e.message, '|', e.hint)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.startswith("2 the gcp backend needs google.cloud.dataproc_v1"), out.stderr
     assert "pip install 'funnelops[gcp]'" in out.stdout
+    # The cluster's flows program needs only the storage and BigQuery clients (the wheelhouse): its
+    # modules import without the Dataproc and Scheduler clients.
+    cluster = ("import sys; sys.modules['google.cloud.dataproc_v1'] = None\n"
+               "sys.modules['google.cloud.scheduler_v1'] = None\n"
+               "import funnelops.backends.gcp.flows_runtime, funnelops.backends.gcp.leases\n"
+               "import funnelops.backends.gcp.clients\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", cluster], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr[-500:]
     # ...and the core never imports it: the CLI answers --help without the Google clients.
     probe = ("import sys, runpy; sys.argv = ['funnelops', '--help']\n"
              "try:\n    runpy.run_module('funnelops', run_name='__main__')\nexcept SystemExit:\n    pass\n"

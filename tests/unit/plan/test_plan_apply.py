@@ -117,6 +117,9 @@ class FakeBackend:
     def handler(self, kind: str) -> FakeHandler:
         return self._handlers[kind]
 
+    def owned_resources(self, stage: str) -> list:
+        return []
+
     # What plan/ uses of the Backend contract besides the handlers: nothing to hold or check here.
     def table_rows(self, name: str) -> int:
         return self.rows.get(f"table.{name}", 0)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Iterator, Sequence
 
-from funnelops.backends.gcp.artifacts import Artifacts
+from funnelops.backends.gcp.artifacts import Artifacts, ArtifactsHandler
 from funnelops.backends.gcp.bigquery import (DatasetHandler, ExternalTableHandler, Snapshot, TableHandler,
                                              ViewHandler)
 from funnelops.backends.gcp.clients import Clients
@@ -61,7 +61,7 @@ class GcpBackend:
         self.clients = Clients(project, region)
         self.storage = GcsStorage(self.clients)
         self.artifacts_bucket = artifacts_bucket
-        self.artifacts = Artifacts(self.clients, artifacts_bucket, loaded)
+        self.artifacts = Artifacts(self.clients, artifacts_bucket, loaded, home)
         self._bucket_lock = threading.RLock()
         self._artifacts_ready = False
         desired: dict[str, dict[str, Resource]] = {k: {} for k in WAREHOUSE_KINDS + ("bucket",)}
@@ -84,12 +84,15 @@ class GcpBackend:
             "external_table": ExternalTableHandler(self.clients, self.snapshot, wh["external_table"],
                                                    self.max_parallel, deep_observe),
             "view": ViewHandler(self.clients, self.snapshot, wh["view"], self.max_parallel, deep_observe),
-            "workflow_template": TemplateHandler(self.clients, self.artifacts, self.upload_artifacts),
+            "artifacts": ArtifactsHandler(self.artifacts, self.ensure_artifacts_bucket),
+            # a template write needs the bucket only: the artifacts are their own planned resource
+            "workflow_template": TemplateHandler(self.clients, self.artifacts, self.ensure_artifacts_bucket),
             "scheduler": self.schedulers,
         }
         self.ledger = GcsLedger(GcsJson(self.clients, artifacts_bucket, LEDGER, self.ensure_artifacts_bucket))
         self.leases = Leases(self.clients, artifacts_bucket, self.ensure_artifacts_bucket)
-        self.runtime = GcpRuntime(self.clients, self.ledger, self.leases, self.schedulers, loaded)
+        self.runtime = GcpRuntime(self.clients, self.ledger, self.leases, self.schedulers, loaded,
+                                  verify_artifacts=self.artifacts.verify)
 
     @classmethod
     def for_project(cls, loaded: Any, home: Path) -> GcpBackend:
@@ -105,6 +108,13 @@ class GcpBackend:
         from funnelops.backends.gcp.offline import offline_requests
 
         return offline_requests(self, resources)
+
+    def owned_resources(self, stage: str) -> list[Resource]:
+        """The artifacts Dataproc runs (one resource, diffed by content hash), at every stage:
+        templates reference them from the first stage on."""
+        if self.loaded is None or not self.loaded.spec.workflows:
+            return []
+        return [self._handlers["artifacts"].resource()]
 
     def table_rows(self, name: str) -> int:
         return self._handlers["table"].rows(name)

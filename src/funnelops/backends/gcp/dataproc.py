@@ -64,12 +64,35 @@ class TemplateHandler:
             if tid not in wanted and GRANULARITY_LABEL not in (body.get("labels") or {}):
                 continue
             cfg = template_from_dataproc(body, self.artifacts.main_name)
+            # The wheelhouse install is the backend's, not the project's: compared here, never diffed as config.
+            cfg.pop("init_actions", None)
+            stale = self._stale_init_actions(tid, body)
+            if stale is not None:  # not in the neutral shape: a mismatch shows as a change to send
+                cfg["initialization_actions"] = stale
             out[tid] = Observed(cfg,
                                 extra={"version": int(body.get("version", 0)), "name": body.get("name")})
         return out
 
+    def init_actions(self, workflow: str) -> list[dict[str, str]]:
+        """What the workflow's cluster runs at creation: the wheelhouse install, unless its placement
+        says ``bootstrap: none`` (a custom image that carries the dependencies)."""
+        from funnelops.backends.gcp.artifacts import bootstraps
+
+        loaded = self.artifacts.loaded
+        wf = next((w for w in loaded.spec.workflows if w.name == workflow), None) if loaded is not None else None
+        return self.artifacts.init_actions() if wf is None or bootstraps(wf) else []
+
+    def _stale_init_actions(self, workflow: str, body: dict[str, Any]) -> list[str] | None:
+        """The template's init action files when they are not what this project sends, else None."""
+        got = body.get("placement", {}).get("managedCluster", {}).get("config", {}).get("initializationActions", [])
+        want = self.init_actions(workflow)
+        if [a.get("executableFile") for a in got] == [a["executableFile"] for a in want]:
+            return None
+        return [a.get("executableFile", "") for a in got]
+
     def body(self, res: Resource) -> dict[str, Any]:
-        return template_to_dataproc(res.name, res.config, self.artifacts.main_uri, self.artifacts.python_file_uris)
+        return template_to_dataproc(res.name, res.config, self.artifacts.main_uri, self.artifacts.python_file_uris,
+                                    init_actions=self.init_actions(res.name))
 
     @staticmethod
     def _message(body: dict[str, Any]) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from typing import Any
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.gcp.clients import Clients
@@ -46,13 +46,16 @@ class GcpRuntime:
     stop_grace_s: float | None = None  # a cancelled operation ends on its own; wait for it
 
     def __init__(self, clients: Clients, ledger: GcsLedger, leases: Leases, schedulers: SchedulerHandler,
-                 loaded: Any | None = None, confirm_timeout_s: float = 60.0) -> None:
+                 loaded: Any | None = None, confirm_timeout_s: float = 60.0,
+                 verify_artifacts: Callable[[str], None] | None = None) -> None:
         self.clients = clients
         self.ledger = ledger
         self.leases = leases
         self.schedulers = schedulers
         self.loaded = loaded
         self.confirm_timeout_s = confirm_timeout_s
+        # checks the uploaded artifacts match the project before any run starts (raises if not)
+        self.verify_artifacts = verify_artifacts
         self._dispatched: set[str] = set()  # lease owners whose run was started: never release on error
 
     @property
@@ -180,6 +183,8 @@ class GcpRuntime:
 
     def launch(self, lease: RunLease, *, scheduler: str | None = None) -> RunRecord:
         """Instantiate the template (or fire `scheduler` and find the operation it started)."""
+        if self.verify_artifacts is not None:  # before anything starts: never run stale code
+            self.verify_artifacts(lease.workflow)
         name = self.clients.template_name(lease.workflow)
         template = self._template(lease.workflow)
         if scheduler is None:

@@ -20,6 +20,8 @@ from funnelops.backends.local.workflows import SchedulerHandler, SchedulerStore,
 from funnelops.backends.local.runtime import LocalRuntime
 from funnelops.backends.local.ledger_db import LedgerDB
 from funnelops.backends.local.ledger import LocalLedger
+from funnelops.backends.local.storage import NoArtifacts
+from funnelops.resources import Resource
 
 if TYPE_CHECKING:
     from funnelops.plan.model import Plan
@@ -54,6 +56,7 @@ class LocalBackend:
             "table": TableHandler(self.warehouse),
             "external_table": ExternalTableHandler(self.warehouse),
             "view": ViewHandler(self.warehouse),
+            "artifacts": NoArtifacts(),
             "workflow_template": TemplateHandler(self.templates),
             "scheduler": SchedulerHandler(self.schedulers),
         }
@@ -72,6 +75,10 @@ class LocalBackend:
 
         raise UsageError("plan --refresh=false shows the REST requests the gcp backend would send; the local "
                          "backend sends none", "run `funnelops --backend gcp plan --refresh=false --json`")
+
+    def owned_resources(self, stage: str) -> list[Resource]:
+        """None: local runs read the project folder itself, nothing is uploaded."""
+        return []
 
     def table_rows(self, name: str) -> int:
         return self._handlers["table"].rows(name)

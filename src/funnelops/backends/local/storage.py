@@ -101,3 +101,23 @@ class BucketHandler:
             shutil.rmtree(path)
         except OSError as exc:
             raise BackendError(f"cannot delete bucket folder {path}: {exc}") from None
+
+
+class NoArtifacts:
+    """The ``artifacts`` kind on the local backend: there are none (runs read the project folder),
+    so it observes nothing and is never asked to make any (`owned_resources` is empty)."""
+
+    kind = "artifacts"
+
+    def observe(self, names: Iterable[str]) -> dict[str, Observed]:
+        return {}
+
+    def create(self, res: Resource) -> None:
+        raise BackendError(f"the local backend keeps no artifacts ({res.address})",
+                           "artifacts are planned by the gcp backend only")
+
+    def update(self, res: Resource, observed: Observed, changed: list[str]) -> None:
+        self.create(res)
+
+    def delete(self, name: str, observed: Observed) -> None:
+        """Nothing to delete: nothing is ever observed."""
