@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from funnelops.errors import UsageError
-from funnelops.spec.project import template_args
+from funnelops.spec.project import template_args, workflow_config  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from funnelops.spec.project import LoadedProject
@@ -138,37 +138,6 @@ def desired_resources(loaded: LoadedProject, stage: str) -> list[Resource]:
             "parameters": scheduled_values(loaded, s.workflow, templates.get(s.workflow)),
         }, (f"workflow_template.{s.workflow}",), create_only=frozenset({"paused"})))
     return out
-
-
-def workflow_config(loaded: LoadedProject, name: str, stage: str) -> dict[str, Any]:
-    """A workflow's template config at `stage`: args composed, the run tail and its parameters added
-    (`backends/run_params.py`), the cluster's service account defaulting to the project's."""
-    from funnelops.backends.run_params import with_run_tail
-
-    spec = loaded.spec
-    w = spec.workflow(name)
-    if w is None:
-        raise UsageError(f"unknown workflow '{name}'")
-    jobs = [{"step_id": j.step_id, "main": j.main, "args": template_args(loaded, w.name, stage, j.args),
-             "prerequisites": list(j.prerequisites), "properties": dict(sorted(j.properties.items()))}
-            for j in w.jobs]
-    params = [{"name": p.name, "fields": list(p.fields), "description": p.description, "regexes": list(p.regexes)}
-              for p in w.parameters]
-    jobs, params = with_run_tail(jobs, params, w.name)
-    placement = w.placement.model_dump(mode="json")
-    placement["service_account"] = placement["service_account"] or spec.project.service_account
-    placement["properties"] = dict(sorted(placement["properties"].items()))
-    if placement["image_uri"]:
-        placement["image_version"] = ""  # a custom image carries its version
-    return {
-        "granularity": w.granularity,
-        "initial_load": w.initial_load,
-        "jobs": jobs,
-        "parameters": params,
-        "placement": placement,
-        "dag_timeout": w.dag_timeout,
-        "labels": dict(sorted(w.labels.items())),
-    }
 
 
 def scheduled_values(loaded: LoadedProject, workflow: str, template: dict[str, Any] | None) -> dict[str, str]:

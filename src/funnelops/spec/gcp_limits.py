@@ -124,7 +124,7 @@ def _template_problem(p: Checked, w: Workflow, name: str) -> tuple[str, str] | N
     """(spec key, message) of what Dataproc would refuse about parameter `name` of `w` at any stage."""
     from funnelops.backends.run_params import field_value, instantiate_values
     from funnelops.backends.shapes import template_to_dataproc
-    from funnelops.resources import workflow_config
+    from funnelops.spec.project import workflow_config
 
     prm = next(x for x in w.parameters if x.name == name)
     for stage in STAGES:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from funnelops.errors import UsageError
 from funnelops.spec.models import ColumnSchema, ProjectSpec
 
 Path_ = tuple[Any, ...]
@@ -56,3 +57,37 @@ def template_args(loaded: LoadedProject, workflow_name: str, stage: str, job_arg
         raise UsageError(f"unknown workflow '{workflow_name}'")
     dynamic = list(getattr(spec.stages, stage))
     return variable_args(spec.variables) + list(wf.args) + list(job_args or []) + dynamic
+
+
+def workflow_config(loaded: LoadedProject, name: str, stage: str) -> dict[str, Any]:
+    """A workflow's template config at `stage`: args composed, the run tail and its parameters added
+    (`backends/run_params.py`), the cluster's service account defaulting to the project's.
+
+    Here, beside `template_args`, rather than in `resources`: `validate` checks user parameters
+    against exactly this template (spec/gcp_limits.py), and spec sits below resources."""
+    from funnelops.backends.run_params import with_run_tail
+
+    spec = loaded.spec
+    w = spec.workflow(name)
+    if w is None:
+        raise UsageError(f"unknown workflow '{name}'")
+    jobs = [{"step_id": j.step_id, "main": j.main, "args": template_args(loaded, w.name, stage, j.args),
+             "prerequisites": list(j.prerequisites), "properties": dict(sorted(j.properties.items()))}
+            for j in w.jobs]
+    params = [{"name": p.name, "fields": list(p.fields), "description": p.description, "regexes": list(p.regexes)}
+              for p in w.parameters]
+    jobs, params = with_run_tail(jobs, params, w.name)
+    placement = w.placement.model_dump(mode="json")
+    placement["service_account"] = placement["service_account"] or spec.project.service_account
+    placement["properties"] = dict(sorted(placement["properties"].items()))
+    if placement["image_uri"]:
+        placement["image_version"] = ""  # a custom image carries its version
+    return {
+        "granularity": w.granularity,
+        "initial_load": w.initial_load,
+        "jobs": jobs,
+        "parameters": params,
+        "placement": placement,
+        "dag_timeout": w.dag_timeout,
+        "labels": dict(sorted(w.labels.items())),
+    }

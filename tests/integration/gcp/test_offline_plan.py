@@ -26,8 +26,11 @@ OFFLINE_ENV = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.
 
 def offline_plan(project: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
     """The CLI in a process with no endpoints, no credentials and every proxy unroutable."""
+    # No endpoints, no credentials; the suite's stub wheelhouse stays (it names the init action, as
+    # the packaged requirement set does for a user).
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FUNNELOPS_") and k not in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST")}
+           if (not k.startswith("FUNNELOPS_") or k == "FUNNELOPS_WHEELHOUSE_DIR")
+           and k not in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST")}
     env.update(OFFLINE_ENV, HOME=str(home))  # no ~/.config/gcloud ADC either
     cmd = [sys.executable, "-m", "funnelops", "--backend", "gcp", "--project", str(project), "--home",
            str(home / "fo"), "plan", "--refresh=false", *args]
