@@ -6,7 +6,9 @@ the artifacts bucket. A FRESH virtualenv of Python 3.11 holding only PySpark 3.5
 for the stock image. The template's initialization action (its own script, with a ``gsutil`` shim
 that copies from that folder) installs the wheelhouse with ``--no-index``; then the template's main
 program (the launcher) runs through ``spark-submit`` with the template's ``pythonFileUris`` and
-args, against a folder of raw data standing for the buckets. It must run every trusted flow.
+args, against a folder of raw data standing for the buckets. It must run every trusted flow, under
+the workflow's GCS lease (the run tail's `--lease=scheduled`: the program takes the lease in the
+artifacts bucket on fake-gcs, through the wheelhouse's google-cloud-storage, and releases it).
 
 The virtualenv and the wheelhouse are cached under ``$FUNNELOPS_TEST_CACHE`` (default
 ``~/.cache/funnelops-tests``), keyed by the Python and the requirement set, so a rerun skips the
@@ -129,13 +131,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def test_the_template_runs_every_trusted_flow_on_a_stock_image(tmp_path, monkeypatch, cache, image_python,
-                                                              raw_buckets):
+                                                              raw_buckets, fake_gcs, gcp_double):
     t0 = time.perf_counter()
     monkeypatch.delenv(wheelhouse.ENV_DIR, raising=False)  # the real wheelhouse, from PyPI (cached)
     loaded = load_project(PROJECT)
     backend = GcpBackend.for_project(loaded, cache / "home")  # clients are lazy: nothing is called
     gcs = tmp_path / "gcs"
     _lay_out_artifacts(backend, gcs)
+    fake_gcs.client.create_bucket(backend.artifacts.bucket)  # where the run's lease lives
     t_built = time.perf_counter()
     res = next(r for r in desired_resources(loaded, "workflow") if r.address == "workflow_template.funnel-dia")
     body = backend.handler("workflow_template").body(res)
@@ -172,6 +175,8 @@ def test_the_template_runs_every_trusted_flow_on_a_stock_image(tmp_path, monkeyp
                          env=_clean_env(SPARK_HOME=str(spark_home), PYSPARK_PYTHON=str(image_python),
                                         PYSPARK_DRIVER_PYTHON=str(image_python), FUNNELOPS_SITE=str(site),
                                         FUNNELOPS_BUCKETS_URI=raw_buckets.as_uri(),
+                                        FUNNELOPS_STORAGE_ENDPOINT=fake_gcs.url, FUNNELOPS_CLUSTER_NAME="funnel-x1",
+                                        FUNNELOPS_DATAPROC_ENDPOINT=gcp_double.url,
                                         FUNNELOPS_METRICS_FILE=str(metrics)))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     ran = json.loads(metrics.read_text())
@@ -185,5 +190,11 @@ def test_the_template_runs_every_trusted_flow_on_a_stock_image(tmp_path, monkeyp
     for flow in expected:
         if kept[flow]:
             assert any((trusted / flow).rglob("*.parquet")), f"no parquet written for {flow}: {ran['flows']}"
+    # The program worked under the workflow's lease and gave it back (one flows step: it releases).
+    assert fake_gcs.proxy.requests("objects.insert"), "no lease was taken"
+    assert fake_gcs.proxy.requests("objects.delete"), "the lease was not released"
+    # ... and looked for its own operation with the wheelhouse's Dataproc client (none here: no workflow ran).
+    assert gcp_double.count("operations.list"), gcp_double.calls()
+    assert not list(fake_gcs.client.list_blobs(backend.artifacts.bucket, prefix="funnelops/leases/"))
     print(f"\ncluster-side: artifacts {t_built - t0:.1f}s, init action {t_init - t_built:.1f}s, "
           f"run {time.perf_counter() - t_init:.1f}s")

@@ -92,7 +92,7 @@ class AppContext:
         if self._loaded is None:
             from funnelops.spec.loader import load_project
 
-            self._loaded = load_project(self.project_path)
+            self._loaded = load_project(self.project_path, backend=self.backend_name)
         return self._loaded
 
     @property

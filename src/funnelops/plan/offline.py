@@ -29,7 +29,7 @@ FORMAT_VERSION = 1
 
 def offline_plan(loaded: LoadedProject, backend: Backend, stage: str) -> dict[str, Any]:
     """The document above for `stage` (a normalised stage key)."""
-    resources = topo_order(desired_resources(loaded, stage))
+    resources = topo_order(desired_resources(loaded, stage) + backend.owned_resources(stage))
     entries = backend.offline_requests(resources)
     counts: dict[str, int] = {}
     for e in entries:

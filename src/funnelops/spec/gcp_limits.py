@@ -80,7 +80,7 @@ def check_scheduler_deadlines(p: Checked, c: ProblemCollector) -> None:
 def check_service_accounts(p: Checked, c: ProblemCollector) -> None:
     """On gcp, scheduler jobs and clusters have an identity (see the module docstring)."""
     spec = p.spec
-    if spec.project.backend != "gcp" or spec.project.service_account:
+    if p.loaded.backend != "gcp" or spec.project.service_account:
         return
     if spec.schedulers:
         c.add(p.file, p.line(("project", "service_account")), "project.service_account",

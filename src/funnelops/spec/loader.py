@@ -249,8 +249,10 @@ def _known_fields_hint(name: Any, parent: Path_) -> str | None:
     return did_you_mean(str(name), names)
 
 
-def load_project(path: str | Path) -> LoadedProject:
-    """Read, validate and cross-check a project file. Raises ProjectError with every problem."""
+def load_project(path: str | Path, backend: str | None = None) -> LoadedProject:
+    """Read, validate and cross-check a project file. Raises ProjectError with every problem.
+
+    `backend`: the backend the command line chose, when it overrides the file's."""
     p = Path(path)
     file = str(p)
     if not p.exists():
@@ -275,7 +277,7 @@ def load_project(path: str | Path) -> LoadedProject:
         more = partial_problems(data, lines, p, file)
         problems += [q for q in more if (q.line, q.field, q.message) not in seen]
         raise ProjectError(problems) from None
-    loaded = LoadedProject(spec=spec, path=p.resolve(), lines=lines)
+    loaded = LoadedProject(spec=spec, path=p.resolve(), lines=lines, backend_override=backend)
     resolve_and_check(loaded, file)
     loaded.spec_hash = spec_hash(loaded)
     return loaded

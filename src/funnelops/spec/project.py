@@ -36,6 +36,13 @@ class LoadedProject:
     table_schemas: dict[str, list[ColumnSchema]] = field(default_factory=dict)
     view_sql: dict[str, str] = field(default_factory=dict)
     spec_hash: str = ""
+    # `--backend` when the command line overrides the file's `project.backend`: backend-specific
+    # checks (a gcp project's service accounts) follow what will really run.
+    backend_override: str | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.backend_override or self.spec.project.backend
 
     @property
     def base_dir(self) -> Path:

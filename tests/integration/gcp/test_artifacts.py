@@ -47,7 +47,7 @@ def test_a_changed_flow_file_is_planned_refused_at_force_and_uploaded_by_apply(g
     with pytest.raises(BackendError) as refused:
         coordinator.force_scheduler(backend, "dia", "funnel-dia", actor="pipeline")
     assert "artifacts" in refused.value.message and "funnelops.zip" in refused.value.message
-    assert "funnelops apply" in (refused.value.hint or "")
+    assert "funnelops job create-infra" in (refused.value.hint or "")
     assert gcp_double.count("jobs.run") == 0 and not gcp_double.dataproc.operations(template="funnel-dia")
     assert backend.leases.read("funnel-dia") is None  # nothing started: the lease is free again
     with pytest.raises(BackendError):
@@ -117,3 +117,27 @@ def test_an_unreachable_pypi_names_the_command_to_run(tmp_path, monkeypatch):
     assert not list((tmp_path / "home").rglob("requirements.txt")) or not any(
         p.parent.name == wheelhouse.requirements_hash() for p in (tmp_path / "home").rglob("requirements.txt"))
     assert os.environ.get(wheelhouse.ENV_DIR) is None
+
+
+def test_a_custom_image_without_bootstrap_gets_no_initialization_action(gcp_env, gcp_double, fake_gcs,  # noqa: F811
+                                                                        tmp_path):
+    """`placement.bootstrap: none` (a team's baked image): no init action, the image's URI on both
+    node groups and no imageVersion beside it; the other workflows keep the wheelhouse install."""
+    image = "projects/funnel-test/global/images/funnel-flows-2024"
+
+    def baked(text: str) -> str:
+        return text.replace("    labels: {granularity: day}\n",
+                            f"    labels: {{granularity: day}}\n    placement:\n      bootstrap: none\n"
+                            f"      image_uri: {image}\n", 1)
+
+    loaded, backend = open_gcp(make_project(tmp_path, baked), tmp_path)
+    apply(loaded, backend, "iac")
+    templates = {t["id"]: t for t in gcp_double.dataproc.templates()}
+    config = templates["funnel-dia"]["placement"]["managedCluster"]["config"]
+    assert "initializationActions" not in config
+    assert config["masterConfig"]["imageUri"] == config["workerConfig"]["imageUri"] == image
+    assert "imageVersion" not in config.get("softwareConfig", {})
+    assert templates["funnel-mes"]["placement"]["managedCluster"]["config"]["initializationActions"]
+    from funnelops.plan.diff import build_plan
+
+    assert all(c.action == "unchanged" for c in build_plan(loaded, backend, "iac").changes)

@@ -58,9 +58,12 @@ def test_offline_plan_lists_every_resource_with_its_body_and_matches_what_apply_
     loaded, backend = open_gcp(project, tmp_path)
     from funnelops.resources import desired_resources
 
-    wanted = {r.address for r in desired_resources(loaded, "workflow")}
+    # The spec's resources and the backend's own (the artifacts Dataproc runs, diffed by hash).
+    wanted = {r.address for r in desired_resources(loaded, "workflow") + backend.owned_resources("workflow")}
     by_address = {e["address"]: e for e in doc["resources"]}
     assert set(by_address) == wanted and len(doc["resources"]) == len(wanted)
+    artifacts = next(e for e in doc["resources"] if e["kind"] == "artifacts")
+    assert artifacts["request"]["body"]["objects_sha256"] == dict(sorted(backend.artifacts.desired().items()))
     assert all(e["request"]["method"] == "POST" and e["request"]["body"] for e in doc["resources"])
     pid, region = loaded.spec.project.id, loaded.spec.project.region
     bucket = next(e for e in doc["resources"] if e["kind"] == "bucket")

@@ -105,3 +105,13 @@ def test_values_google_takes_pass(write_project) -> None:
                      "    jobs:"))
     loaded = load_project(write_project(text))
     assert loaded.spec.workflows[0].placement.workers == 0
+
+
+def test_the_command_lines_backend_decides_the_gcp_checks(write_project) -> None:
+    """`--backend gcp` over a file that says `backend: local` (the shipped example does) still gets
+    the gcp identity checks: what runs decides, not the file's default."""
+    path = write_project(wf(SCHED, placement="      service_account: c@p.iam.x.com\n"))
+    load_project(path)  # local: no scheduler identity needed
+    with pytest.raises(ProjectError) as info:
+        load_project(path, backend="gcp")
+    assert [p.field for p in info.value.problems] == ["project.service_account"]

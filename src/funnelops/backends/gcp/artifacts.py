@@ -208,7 +208,8 @@ class Artifacts:
             shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
             raise BackendError(f"refusing to start {workflow}: the artifacts in {self.base} differ from the "
                                f"project ({shown})",
-                               "run `funnelops apply` (or the create-infra job) to upload them, then start again")
+                               "run the create-infra job again (`funnelops job create-infra --stage <current stage>`; "
+                               "`funnelops plan` shows the change) to upload them, then start again")
 
     # -- upload -----------------------------------------------------------------------------------
     def _put(self, name: str, data: bytes | Path, digest: str) -> None:

@@ -230,9 +230,9 @@ class _Operations:
             return isinstance(exc, exceptions.NotFound)
 
     def find(self, cluster: str) -> str | None:
-        from google.cloud import dataproc_v1
+        try:  # best effort: a failure (even a missing client) only loses the shortcut to the lease's end
+            from google.cloud import dataproc_v1
 
-        try:
             resp = self.clients.dataproc.list_operations(request={
                 "name": f"{self.clients.region_path}/operations", "filter": "status.state = ACTIVE"}, retry=None)
             for op in resp.operations:

@@ -41,27 +41,6 @@ def _base(service: str, region: str) -> str:
     return endpoint(service) or default
 
 
-def bucket_body(handler: Any, res: Resource) -> dict[str, Any]:
-    """The JSON `storage.buckets.insert` carries for `res`, built by the handler's own code.
-
-    A handler that offers ``body(res)`` is asked directly; otherwise its ``_apply`` sets the
-    fields on a ``Bucket`` with no client and the body is serialised the way
-    ``google.cloud.storage.Client.create_bucket`` does (changed properties + name + location).
-    """
-    own = getattr(handler, "body", None)
-    if callable(own):
-        return dict(own(res))
-    from google.cloud.storage import Bucket
-
-    bucket = Bucket(client=None, name=res.name)
-    handler._apply(bucket, res.config)
-    body = {key: bucket._properties[key] for key in sorted(bucket._changes)}
-    body["name"] = res.name
-    if res.config.get("location"):
-        body["location"] = res.config["location"]
-    return body
-
-
 def _decoded(b64: str | None) -> Any:
     """A scheduler job's HTTP body, decoded (JSON when it is JSON)."""
     if not b64:
@@ -77,8 +56,14 @@ def _request(backend: GcpBackend, res: Resource) -> dict[str, Any]:
     c = backend.clients
     handler = backend.handler(res.kind)
     if res.kind == "bucket":
+        from funnelops.backends.gcp.storage import bucket_body
+
         return {"method": "POST", "url": f"{_base('storage', c.region)}/storage/v1/b?project={c.project}",
-                "body": bucket_body(handler, res)}
+                "body": bucket_body(res.name, res.config)}
+    if res.kind == "artifacts":  # one upload per object whose hash differs from the bucket's
+        return {"method": "POST",
+                "url": f"{_base('storage', c.region)}/upload/storage/v1/b/{res.name}/o?uploadType=multipart",
+                "body": {"objects_sha256": dict(sorted(res.config.items()))}}
     if res.kind == "dataset":
         return {"method": "POST", "url": f"{_base('bigquery', c.region)}/bigquery/v2/projects/{c.project}/datasets",
                 "body": handler.body(res)}
