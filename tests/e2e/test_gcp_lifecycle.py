@@ -62,7 +62,7 @@ def test_the_seed_lifecycle_on_gcp(gcp_double, fake_gcs, tmp_path):
     assert len(ops) == 6 and all(op["done"] for op in ops)  # three initial-load workflows, twice
     assert {op["metadata"]["template"].rsplit("/", 1)[-1] for op in ops} == {"funnel-dia", "funnel-mes", "funnel-anio"}
     # Every instantiation sends a value for every declared parameter (the lease is the CLI's token).
-    assert all(set(op["metadata"]["parameters"]) == {"FO_EXECUTION_TYPE", "FO_LEASE"} for op in ops)
+    assert all(set(op["metadata"]["parameters"]) == {"FO_EXECUTION_TYPE", "FO_LEASE", "FO_PERIOD"} for op in ops)
     assert all(op["metadata"]["parameters"]["FO_EXECUTION_TYPE"] == "--execution_type=full" for op in ops)
     assert any(t["tableReference"]["tableId"] == "leads" for t in gcp_double.bigquery.tables("funnel_trusted"))
     args = {t["id"]: t["jobs"][0]["pysparkJob"]["args"] for t in gcp_double.dataproc.templates()}
@@ -76,7 +76,7 @@ def test_the_seed_lifecycle_on_gcp(gcp_double, fake_gcs, tmp_path):
     assert len(gcp_double.scheduler.dispatches) == 4
     assert all(d["operation"] for d in gcp_double.scheduler.dispatches)
     # The scheduler's body gave every parameter a value: the fired runs work under their own lease.
-    assert all(gcp_double.dataproc.run_args(d["operation"])["funnel-flows"][-2] == "--lease=scheduled"
+    assert all(gcp_double.dataproc.run_args(d["operation"])["funnel-flows"][-3] == "--lease=scheduled"
                for d in gcp_double.scheduler.dispatches)
     args = {t["id"]: t["jobs"][0]["pysparkJob"]["args"] for t in gcp_double.dataproc.templates()}
     assert not any("--trusted_flows=false" in a or "--refined_flows=false" in a for a in args.values())

@@ -5,14 +5,17 @@ parameters must be provided when the template is instantiated"), so only what re
 run is a parameter. Every step whose main is the flows program gets a *run tail* appended to its
 arguments, after the workflow's and the stage's (the flows parser keeps the LAST value of a key):
 
-    --execution_type=<the step's last --execution_type, else delta>  --lease=scheduled  --workflow=<name>
+    --execution_type=<the step's last --execution_type, else delta>  --lease=scheduled
+    --period=<the step's last --period, else current>  --workflow=<name>
 
-and the template declares two parameters over those tail arguments:
+and the template declares three parameters over those tail arguments:
 
 * ``FO_EXECUTION_TYPE``: the tail's ``--execution_type=`` argument in every flows step
   (``--execution_type=full`` for the initial load);
 * ``FO_LEASE``: the tail's ``--lease=`` argument in every flows step (``--lease=scheduled`` when
-  Cloud Scheduler fires, ``--lease=<owner token>`` when the CLI took the lease).
+  Cloud Scheduler fires, ``--lease=<owner token>`` when the CLI took the lease);
+* ``FO_PERIOD``: the tail's ``--period=`` argument (``--period=current`` unless a run asks for one
+  period: a forced run or a backfill over historical data, ``--period=2024-03``).
 
 User-declared parameters (``workflows[].parameters`` in the spec) need a value on every run too:
 their spec ``value``, or else the value the template holds at the parameter's first field, so a
@@ -34,13 +37,17 @@ from funnelops.errors import UsageError
 FLOWS_MAIN = "funnelops.flows"
 EXECUTION_PARAM = "FO_EXECUTION_TYPE"
 LEASE_PARAM = "FO_LEASE"
-RUN_PARAMS = (EXECUTION_PARAM, LEASE_PARAM)
+PERIOD_PARAM = "FO_PERIOD"
+RUN_PARAMS = (EXECUTION_PARAM, LEASE_PARAM, PERIOD_PARAM)
 SCHEDULED_LEASE = "scheduled"
 EXECUTION_REGEX = r"^--execution_type=(full|delta)$"
 LEASE_REGEX = r"^--lease=[A-Za-z0-9_-]{1,64}$"
+PERIOD_REGEX = r"^--period=(current|previous|\d{4}(-\d{2}(-\d{2})?)?)$"
+CURRENT_PERIOD = "current"
 _DESCRIPTIONS = {
     EXECUTION_PARAM: "funnelops: --execution_type of one run (full for the initial load)",
     LEASE_PARAM: "funnelops: whose lease the run works under (scheduled: it takes the lease itself)",
+    PERIOD_PARAM: "funnelops: the period one run processes (current, previous, YYYY, YYYY-MM or YYYY-MM-DD)",
 }
 
 
@@ -55,22 +62,29 @@ def default_execution_type(args: Sequence[str]) -> str:
     return found[-1].lower() if found else "delta"
 
 
+def default_period(args: Sequence[str]) -> str:
+    """The period the args select: the last `--period=`, else current."""
+    found = [a.split("=", 1)[1] for a in args if a.startswith("--period=")]
+    return found[-1] if found and found[-1] else CURRENT_PERIOD
+
+
 def run_tail(args: Sequence[str], workflow: str | None = None) -> list[str]:
-    """The tail of a flows step: the two parameterised args, then (constant) the workflow's name,
-    which the program on Dataproc needs to find its lease (backends/gcp/cluster_lease.py)."""
-    tail = [f"--execution_type={default_execution_type(args)}", f"--lease={SCHEDULED_LEASE}"]
+    """The tail of a flows step: the three parameterised args, then (constant, LAST) the workflow's
+    name, which the program on Dataproc needs to find its lease (backends/gcp/cluster_lease.py)."""
+    tail = [f"--execution_type={default_execution_type(args)}", f"--lease={SCHEDULED_LEASE}",
+            f"--period={default_period(args)}"]
     return tail + ([f"--workflow={workflow}"] if workflow else [])
 
 
 def with_run_tail(jobs: list[dict[str, Any]], parameters: list[dict[str, Any]], workflow: str | None = None
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Neutral template jobs and parameters -> the same with the run tail and its two parameters.
+    """Neutral template jobs and parameters -> the same with the run tail and its three parameters.
 
     Jobs are neutral step configs (`step_id`, `main`, `args`...); parameters are neutral ones
     (`name`, `fields`, `description`, `regexes`). Steps that do not run the flows program are
     left alone; a template without any has no run parameters.
     """
-    out_jobs, exec_fields, lease_fields = [], [], []
+    out_jobs, exec_fields, lease_fields, period_fields = [], [], [], []
     for job in jobs:
         job = {**job, "args": list(job["args"])}
         if job["main"] == FLOWS_MAIN:
@@ -78,6 +92,7 @@ def with_run_tail(jobs: list[dict[str, Any]], parameters: list[dict[str, Any]], 
             job["args"] += run_tail(job["args"], workflow)
             exec_fields.append(arg_field(job["step_id"], n))
             lease_fields.append(arg_field(job["step_id"], n + 1))
+            period_fields.append(arg_field(job["step_id"], n + 2))
         out_jobs.append(job)
     params = [dict(p) for p in parameters]
     if exec_fields:
@@ -85,6 +100,8 @@ def with_run_tail(jobs: list[dict[str, Any]], parameters: list[dict[str, Any]], 
                        "description": _DESCRIPTIONS[EXECUTION_PARAM], "regexes": [EXECUTION_REGEX]})
         params.append({"name": LEASE_PARAM, "fields": lease_fields,
                        "description": _DESCRIPTIONS[LEASE_PARAM], "regexes": [LEASE_REGEX]})
+        params.append({"name": PERIOD_PARAM, "fields": period_fields,
+                       "description": _DESCRIPTIONS[PERIOD_PARAM], "regexes": [PERIOD_REGEX]})
     return out_jobs, params
 
 
@@ -153,17 +170,22 @@ def instantiate_values(body: dict[str, Any], *, lease: str = SCHEDULED_LEASE, ex
                        values: Mapping[str, str] | None = None, workflow: str = "") -> dict[str, str]:
     """A value for EVERY parameter the Dataproc template body declares.
 
-    `extra_args` may only vary the execution type (`--execution_type=full|delta`): that is all a
-    run can change without changing the template. `values` are the spec's values of user
-    parameters; a parameter without one keeps the template's value at its first field.
+    `extra_args` may only vary the execution type (`--execution_type=full|delta`) and the period
+    (`--period=...`): that is all a run can change without changing the template (the last of
+    each wins). `values` are the spec's values of user parameters; a parameter without one keeps
+    the template's value at its first field.
     """
     values = dict(values or {})
-    execution = None
+    execution = period = None
     for arg in extra_args:
-        if not re.fullmatch(EXECUTION_REGEX, arg):
+        if re.fullmatch(EXECUTION_REGEX, arg):
+            execution = arg
+        elif re.fullmatch(PERIOD_REGEX, arg):
+            period = arg
+        else:
             raise UsageError(f"cannot pass {arg} to a run of {workflow or 'this workflow'}: a run can only vary "
-                             "--execution_type=full|delta", "change the workflow's args in the project instead")
-        execution = arg
+                             "--execution_type=full|delta and --period=current|previous|YYYY[-MM[-DD]]",
+                             "change the workflow's args in the project instead")
     out: dict[str, str] = {}
     for prm in body.get("parameters") or []:
         name = prm.get("name", "")
@@ -171,6 +193,8 @@ def instantiate_values(body: dict[str, Any], *, lease: str = SCHEDULED_LEASE, ex
             out[name] = f"--lease={lease}"
         elif name == EXECUTION_PARAM and execution is not None:
             out[name] = execution
+        elif name == PERIOD_PARAM and period is not None:
+            out[name] = period
         elif name in values:
             out[name] = str(values[name])
         else:

@@ -108,8 +108,12 @@ def parse_args(argv: list[str]) -> FlowArgs:
 
 
 def resolve_period(granularity: str, text: str | None, time_zone: str, now: datetime | None = None) -> Period:
-    """`YYYY-MM-DD` / `YYYY-MM` / `YYYY` / `previous` / None (the current period in `time_zone`)."""
+    """`YYYY-MM-DD` / `YYYY-MM` / `YYYY` / `previous` / `current` or None (the current period in
+    `time_zone`). `current` is spelled out because the gcp run tail always carries a `--period=`."""
     from zoneinfo import ZoneInfo
+
+    if text == "current":
+        text = None
 
     today = (now or datetime.now(ZoneInfo(time_zone))).astimezone(ZoneInfo(time_zone)).date()
     label = text or "current"

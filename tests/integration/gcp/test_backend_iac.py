@@ -100,8 +100,8 @@ def test_iac_from_empty_then_replan_is_a_noop_on_both_observation_paths(gcp_env,
     assert job["pythonFileUris"] == [f"gs://{art}/funnelops/artifacts/funnelops.zip"]
     # The stage's dynamic argument, then the run tail: what varies per run (template parameters),
     # then the workflow's name, by which the program on the cluster finds its lease.
-    assert job["args"][-4:] == ["--refined_flows=false", "--execution_type=delta", "--lease=scheduled",
-                                "--workflow=funnel-dia"]
+    assert job["args"][-5:] == ["--refined_flows=false", "--execution_type=delta", "--lease=scheduled",
+                                "--period=current", "--workflow=funnel-dia"]
     assert tpl["placement"]["managedCluster"]["config"]["workerConfig"]["numInstances"] == 2
     objects = {b.name for b in fake_gcs.client.list_blobs(art)}
     assert {"funnelops/artifacts/funnelops.zip", "funnelops/artifacts/mains/funnelops.flows.py",

@@ -34,9 +34,10 @@ def test_start_runs_one_and_refuses_a_second_while_it_runs(deployed, gcp_double)
     lease = backend.leases.read("funnel-dia")
     # A value for every declared parameter: the run's execution type and the CLI's lease token.
     assert op["metadata"]["parameters"] == {"FO_EXECUTION_TYPE": "--execution_type=full",
-                                            "FO_LEASE": f"--lease={lease.token}"}
+                                            "FO_LEASE": f"--lease={lease.token}", "FO_PERIOD": "--period=current"}
     args = gcp_double.dataproc.run_args(op["name"])["funnel-flows"]
-    assert args[-3:] == ["--execution_type=full", f"--lease={lease.token}", "--workflow=funnel-dia"] and args == run.args
+    assert args[-4:] == ["--execution_type=full", f"--lease={lease.token}", "--period=current",
+                         "--workflow=funnel-dia"] and args == run.args
     with pytest.raises(RunInProgress) as refused:
         coordinator.start(backend, "funnel-dia", trigger="manual", actor="someone")
     assert refused.value.exit_code == 3

@@ -50,9 +50,10 @@ def test_a_scheduler_fire_of_an_applied_template_is_accepted(gcp_env, gcp_double
     (dispatch,) = gcp_double.scheduler.dispatches
     assert dispatch["operation"], dispatch["status"]
     body = json.loads(base64.b64decode(dispatch["target"]["body"]))
-    assert body == {"parameters": {"FO_EXECUTION_TYPE": "--execution_type=delta", "FO_LEASE": "--lease=scheduled"}}
+    assert body == {"parameters": {"FO_EXECUTION_TYPE": "--execution_type=delta", "FO_LEASE": "--lease=scheduled",
+                                   "FO_PERIOD": "--period=current"}}
     args = gcp_double.dataproc.run_args(dispatch["operation"])["funnel-flows"]
-    assert args[-3:] == ["--execution_type=delta", "--lease=scheduled", "--workflow=funnel-mes"]
+    assert args[-4:] == ["--execution_type=delta", "--lease=scheduled", "--period=current", "--workflow=funnel-mes"]
     gcp_double.assert_clean()
 
 
@@ -62,7 +63,7 @@ def test_every_instantiation_sends_every_declared_parameter(gcp_env, gcp_double,
     apply(loaded, backend, "iac")
     declared = {p["name"] for t in gcp_double.dataproc.templates() if t["id"] == "funnel-dia"
                 for p in t["parameters"]}
-    assert declared == {"CLUSTER", "FO_EXECUTION_TYPE", "FO_LEASE"}
+    assert declared == {"CLUSTER", "FO_EXECUTION_TYPE", "FO_LEASE", "FO_PERIOD"}
     full = coordinator.start(backend, "funnel-dia", trigger="initial-load", actor="ci",
                              extra_args=["--execution_type=full"])
     coordinator.wait(backend.runtime, [full.id], poll_s=0.05)

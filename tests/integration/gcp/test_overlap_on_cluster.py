@@ -133,7 +133,8 @@ def test_a_run_whose_lease_token_does_not_match_fails_before_touching_data(deplo
     lease = backend.runtime.acquire(WORKFLOW, trigger="manual", actor="other")
     bogus = api.instantiate_workflow_template(request={
         "name": backend.clients.template_name(WORKFLOW),
-        "parameters": {"FO_EXECUTION_TYPE": "--execution_type=delta", "FO_LEASE": "--lease=not-the-owner"}}).operation
+        "parameters": {"FO_EXECUTION_TYPE": "--execution_type=delta", "FO_LEASE": "--lease=not-the-owner",
+                       "FO_PERIOD": "--period=current"}}).operation
     executor.runs[bogus.name].done.wait(90)
     rec = executor.runs[bogus.name]
     assert rec.error and "exit code 3" in rec.error

@@ -157,6 +157,7 @@ def test_iac_from_empty_creates_everything(env) -> None:
     assert body["jobs"][0]["stepId"] == "flows"
     assert body["jobs"][0]["pysparkJob"]["args"] == ["--env=dev", "--granularity=DAY", "--refined_flows=false",
                                                      "--execution_type=delta", "--lease=scheduled",  # + run tail
+                                                     "--period=current",
                                                      "--workflow=wf-day"]
     assert body["labels"]["funnelops-initial-load"] == "true"
     (sid, sbody, state), = ledger(home, "SELECT id, body, state FROM schedulers")
@@ -240,6 +241,7 @@ def test_template_args_follow_the_stage_updated_in_place(env) -> None:
     (body, created2, v2), = ledger(home, "SELECT body, create_time, version FROM templates")
     args = json.loads(body)["jobs"][0]["pysparkJob"]["args"]
     assert args == ["--env=dev", "--granularity=DAY", "--trusted_flows=false", "--execution_type=delta", "--lease=scheduled",
+                    "--period=current",
                     "--workflow=wf-day"]
     assert (v1, v2) == (1, 2)
     assert created2 == created  # updated, not deleted and re-created

@@ -24,15 +24,23 @@ def cfg(args: list[str], main: str = "funnelops.flows", params: list | None = No
 def test_the_tail_repeats_the_last_execution_type_and_names_the_scheduled_lease() -> None:
     c = cfg(["--granularity=DAY", "--execution_type=full", "--refined_flows=false"])
     flows, other = c["jobs"]
-    assert flows["args"][-2:] == ["--execution_type=full", "--lease=scheduled"]
+    assert flows["args"][-3:] == ["--execution_type=full", "--lease=scheduled", "--period=current"]
     assert other["args"] == ["--x=1"]  # not the flows program: no tail
     assert [(p["name"], p["fields"]) for p in c["parameters"]] == [
         ("FO_EXECUTION_TYPE", ["jobs['flows'].pysparkJob.args[3]"]),
-        ("FO_LEASE", ["jobs['flows'].pysparkJob.args[4]"])]
+        ("FO_LEASE", ["jobs['flows'].pysparkJob.args[4]"]),
+        ("FO_PERIOD", ["jobs['flows'].pysparkJob.args[5]"])]
     assert default_execution_type([]) == "delta"
     # the flows program reads the tail: the last value of a key wins, --lease is known
     parsed = parse_args(flows["args"] + ["--execution_type=delta"])
     assert parsed.execution_type == "delta" and parsed.lease == "scheduled" and parsed.ignored == ()
+    assert parsed.period == "current"
+
+
+def test_the_tail_keeps_the_steps_own_period_and_ends_with_the_workflow() -> None:
+    jobs = [{"step_id": "flows", "main": "funnelops.flows", "args": ["--period=previous"], "prerequisites": []}]
+    out, _ = with_run_tail(jobs, [], "wf")
+    assert out[0]["args"][1:] == ["--execution_type=delta", "--lease=scheduled", "--period=previous", "--workflow=wf"]
 
 
 def test_a_value_for_every_declared_parameter() -> None:
@@ -40,15 +48,19 @@ def test_a_value_for_every_declared_parameter() -> None:
             {"name": "CLUSTER", "fields": ["placement.managedCluster.clusterName"], "description": "", "regexes": []}]
     body = template_to_dataproc("wf", cfg(["--granularity=DAY"], params=user), lambda m: m)
     assert instantiate_values(body) == {"ZONE": "a", "CLUSTER": "c1", "FO_EXECUTION_TYPE": "--execution_type=delta",
-                                        "FO_LEASE": "--lease=scheduled"}
-    values = instantiate_values(body, lease="tok123", extra_args=["--execution_type=full"], values={"ZONE": "b"})
+                                        "FO_LEASE": "--lease=scheduled", "FO_PERIOD": "--period=current"}
+    values = instantiate_values(body, lease="tok123", extra_args=["--execution_type=full", "--period=2024-01-01"],
+                                values={"ZONE": "b"})
     assert values == {"ZONE": "b", "CLUSTER": "c1", "FO_EXECUTION_TYPE": "--execution_type=full",
-                      "FO_LEASE": "--lease=tok123"}
+                      "FO_LEASE": "--lease=tok123", "FO_PERIOD": "--period=2024-01-01"}
     ran = substitute(body, values)
-    assert ran["jobs"][0]["pysparkJob"]["args"][-2:] == ["--execution_type=full", "--lease=tok123"]
+    assert ran["jobs"][0]["pysparkJob"]["args"][-3:] == ["--execution_type=full", "--lease=tok123",
+                                                         "--period=2024-01-01"]
     assert ran["labels"]["zone"] == "b" and body["labels"]["zone"] == "a"  # a copy: the template stays
     with pytest.raises(UsageError, match="can only vary --execution_type"):
-        instantiate_values(body, extra_args=["--period=2024-01-01"], workflow="wf")
+        instantiate_values(body, extra_args=["--granularity=MONTH"], workflow="wf")
+    with pytest.raises(UsageError, match="can only vary"):
+        instantiate_values(body, extra_args=["--period=2024-1"], workflow="wf")
 
 
 @pytest.mark.parametrize("path", ["jobs['nope'].pysparkJob.args[0]", "jobs['flows'].pySparkJob.args[0]",

@@ -63,6 +63,13 @@ def test_current_and_previous_use_the_project_time_zone():
     assert resolve_period("YEAR", "previous", "UTC", jan).start == date(2023, 1, 1)
 
 
+def test_current_spelled_out_is_the_current_period():
+    """The run tail always carries `--period=` (current unless a run asks for a period)."""
+    now = datetime(2024, 3, 1, 3, 0, tzinfo=UTC)
+    p = resolve_period("DAY", "current", "America/Bogota", now)
+    assert (p.start, p.label) == (date(2024, 2, 29), "current")
+
+
 def test_widen_to_months_for_monthly_sources():
     p = resolve_period("DAY", "2024-02-10", "UTC").widen_to_months()
     assert (p.start, p.end) == (date(2024, 2, 1), date(2024, 3, 1))
