@@ -19,7 +19,7 @@ from funnelops.errors import RunInProgress
 
 STATES = ("PENDING", "RUNNING", "DONE", "FAILED", "CANCELLED", "LOST")
 TERMINAL = ("DONE", "FAILED", "CANCELLED", "LOST")
-TRIGGERS = ("initial-load", "forced", "scheduled", "manual")
+TRIGGERS = ("initial-load", "forced", "scheduled", "manual", "backfill")
 
 
 def now_iso() -> str:
@@ -62,9 +62,16 @@ class RunRecord:
     def terminal(self) -> bool:
         return self.state in TERMINAL
 
+    @property
+    def period(self) -> str | None:
+        """The period the run was asked for: its args' last `--period=` (None: the flows' default)."""
+        found = [a.split("=", 1)[1] for a in self.args if a.startswith("--period=")]
+        return found[-1] if found else None
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("pid", None)
+        out["period"] = self.period
         return out
 
 
@@ -80,7 +87,8 @@ class Holder:
     actor: str | None = None
 
     def describe(self) -> str:
-        by = {"scheduled": "the scheduler", "forced": "a forced run", "initial-load": "the initial load"}.get(
+        by = {"scheduled": "the scheduler", "forced": "a forced run", "initial-load": "the initial load",
+              "backfill": "a backfill"}.get(
             self.trigger or "", self.actor or self.owner)
         when = _local_clock(self.acquired_at)
         run = f"run {self.run_id}" if self.run_id is not None else f"owner {self.owner}"

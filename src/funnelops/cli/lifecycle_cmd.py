@@ -8,6 +8,9 @@ from funnelops.cli.context import AppContext, esc, get_ctx
 from funnelops.cli.groups import job_app, pipeline_app
 
 SCHEDULER_HELP = "Día | Mes | Año | 'Duplicado mes' (aliases: dia, mes, anio, duplicado-mes)"
+PERIOD_HELP = ("The period the run processes, in the workflow's granularity: YYYY-MM-DD (DAY), YYYY-MM (MONTH), "
+               "YYYY (YEAR), previous or current (default: what the workflow's args say, else current). "
+               "On gcp the template is then instantiated directly: a Cloud Scheduler fire cannot carry it.")
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +19,7 @@ def register(app: typer.Typer) -> None:
     job_app.command("force-scheduler")(force_scheduler)
     pipeline_app.command("funnel")(pipeline_funnel)
     pipeline_app.command("workflow")(pipeline_workflow)
+    app.command("backfill")(backfill)
     app.add_typer(pipeline_app, name="pipeline")
 
 
@@ -61,19 +65,24 @@ def rerun_workflow_templates(ctx: typer.Context) -> None:
 def force_scheduler(
     ctx: typer.Context,
     scheduler: str = typer.Option(..., "--scheduler", "-s", help=SCHEDULER_HELP),
+    period: str | None = typer.Option(None, "--period", help=PERIOD_HELP),
 ) -> None:
-    """Initialize the templates, check the scheduler's workflow is not running, and force it."""
+    """Initialize the templates, check the scheduler's workflow is not running, and force it.
+
+    The Workflow stage is recorded once the forced run succeeds (`status` shows it in progress)."""
     from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle import jobs
 
     app = get_ctx(ctx)
     loaded = app.project
     s = jobs.resolve_scheduler(loaded, scheduler)
+    jobs.period_args(loaded, s.workflow, period)  # a bad period is exit 2, even in a dry run
     if app.dry_run:
         return _dry(app, f"initialize the templates, check that {s.workflow} is not running, and force "
-                         f"scheduler {s.name} on {app.backend_kind}",
-                    {"command": "job force-scheduler", "scheduler": s.name, "workflow": s.workflow})
-    run = jobs.force_scheduler(loaded, app.backend, s.id, actor=_actor(), reporter=ConsoleReporter(app))
+                         f"scheduler {s.name} on {app.backend_kind}" + (f" for period {period}" if period else ""),
+                    {"command": "job force-scheduler", "scheduler": s.name, "workflow": s.workflow, "period": period})
+    run = jobs.force_scheduler(loaded, app.backend, s.id, actor=_actor(), reporter=ConsoleReporter(app),
+                               period=period)
     app.console.emit({"scheduler": s.name, "workflow": s.workflow, "run": run.to_dict()})
 
 
@@ -113,7 +122,9 @@ def pipeline_funnel(
 def pipeline_workflow(
     ctx: typer.Context,
     scheduler: str = typer.Option(..., "--scheduler", "-s", help=SCHEDULER_HELP),
-    wait: bool = typer.Option(False, "--wait", help="Follow the forced run to its end."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the forced run to its end (the Workflow stage is "
+                              "recorded when it succeeds)."),
+    period: str | None = typer.Option(None, "--period", help=PERIOD_HELP),
 ) -> None:
     """Datos_GCP_Funnel_Workflow: initialize the templates, check for a run in progress, force the scheduler."""
     from funnelops.cli.reporter import ConsoleReporter
@@ -123,11 +134,70 @@ def pipeline_workflow(
     app = get_ctx(ctx)
     loaded = app.project
     s = jobs.resolve_scheduler(loaded, scheduler)
+    jobs.period_args(loaded, s.workflow, period)  # a bad period is exit 2, even in a dry run
     if app.dry_run:
         return _dry(app, f"run Datos_GCP_Funnel_Workflow (Select a Scheduler={s.name}) on {app.backend_kind}: "
-                         f"initialize templates, check {s.workflow} is not running, force {s.name}",
-                    {"pipeline": "Datos_GCP_Funnel_Workflow", "scheduler": s.name, "workflow": s.workflow})
+                         f"initialize templates, check {s.workflow} is not running, force {s.name}"
+                         + (f" for period {period}" if period else ""),
+                    {"pipeline": "Datos_GCP_Funnel_Workflow", "scheduler": s.name, "workflow": s.workflow,
+                     "period": period})
     result = run_workflow_pipeline(loaded, app.backend, s.id, actor=_actor(), reporter=ConsoleReporter(app),
-                                   wait=wait)
+                                   wait=wait, period=period)
     _summary(app, result)
     app.console.emit(result.to_dict())
+
+
+def _backfill_summary(app: AppContext, data: dict) -> None:
+    app.console.print("", f"[bold]Backfill of {esc(data['workflow'])}[/] ({esc(data['granularity'])})")
+    for p in data["periods"]:
+        mark = {"DONE": "[green]✓[/]", "SKIPPED": "[dim]·[/]"}.get(p["state"], "[red]✗[/]")
+        rows = p["rows"] or {}
+        read = f"read {rows.get('read', 0):,}" if rows else ""
+        run = f"run {p['run_id']}" if p["run_id"] is not None else "not run"
+        app.console.print(f"  {mark} {esc(p['period'].ljust(10))} {esc(run.ljust(10))} {esc(p['state'].ljust(9))} "
+                          f"{p['seconds']:6.1f}s {esc(read)}")
+    app.console.print(f"[bold]{data['done']} done, {len(data['failed'])} failed, {len(data['skipped'])} not run.[/]")
+
+
+def backfill(
+    ctx: typer.Context,
+    workflow: str = typer.Option(..., "--workflow", "-w", help="The workflow to run (a name from the project's "
+                                 "`workflows`; its granularity sets the periods)."),
+    start: str = typer.Option(..., "--from", help="First period: YYYY-MM-DD, YYYY-MM or YYYY (the workflow's "
+                              "granularity), or previous/current."),
+    end: str = typer.Option(..., "--to", help="Last period, included (same format)."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="Run the remaining periods after a failed one "
+                                    "(default: stop at the first failure)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Accepted for symmetry with `pipeline workflow`: a "
+                              "backfill always follows each period's run to its end before starting the next."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON: {workflow, granularity, ok, done, "
+                                 "failed, skipped, periods: [{period, run_id, state, rows, error, seconds}]}."),
+) -> None:
+    """Run a workflow over past periods, one period at a time, under the workflow's lease.
+
+    Each period is one run with trigger `backfill` and `--period=P` (see `funnelops runs`). Refused
+    before the 'Initial data' stage (exit 4) and while a run of the workflow is in progress (exit 3);
+    exit 1 when a period failed.
+    """
+    from funnelops.cli.reporter import ConsoleReporter
+    from funnelops.errors import RunFailed
+    from funnelops.lifecycle.backfill import backfill as run_backfill, period_labels
+
+    app = get_ctx(ctx)
+    app.set_json(as_json)
+    loaded = app.project
+    wf = loaded.spec.workflow(workflow)
+    if app.dry_run and wf is not None:
+        labels = period_labels(loaded, wf.granularity, start, end)
+        return _dry(app, f"run {workflow} for {len(labels)} period(s), {labels[0]} .. {labels[-1]}, one at a time",
+                    {"command": "backfill", "workflow": workflow, "periods": labels})
+    try:
+        result = run_backfill(loaded, app.backend, workflow, start, end, actor=_actor(),
+                              reporter=ConsoleReporter(app), keep_going=keep_going)
+    except RunFailed as exc:
+        if "backfill" in exc.details:
+            _backfill_summary(app, exc.details["backfill"])
+        raise
+    data = result.to_dict()
+    _backfill_summary(app, data)
+    app.console.emit(data)

@@ -54,14 +54,14 @@ def runs(
         app.console.print("no runs yet")
         return
     table = Table(box=None, header_style="bold")
-    for col in ("run", "workflow", "state", "trigger", "started", "took", "read", "kept", "quar."):
+    for col in ("run", "workflow", "state", "trigger", "period", "started", "took", "read", "kept", "quar."):
         table.add_column(col, justify="right" if col in ("run", "read", "kept", "quar.", "took") else "left",
                          no_wrap=True)
     colors = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow", "RUNNING": "cyan"}
     for r in records:
         rows = r.rows or {}
         table.add_row(esc(r.id), esc(r.workflow), f"[{colors.get(r.state, 'white')}]{esc(r.state)}[/]", esc(r.trigger),
-                      _fmt_time(r.started_at, short=True), _duration(r), f"{rows.get('read', 0):,}" if rows else "-",
+                      esc(r.period or "-"), _fmt_time(r.started_at, short=True), _duration(r), f"{rows.get('read', 0):,}" if rows else "-",
                       f"{rows.get('kept', 0):,}" if rows else "-", f"{rows.get('quarantined', 0):,}" if rows else "-")
     app.console.out.print(table)
 
@@ -141,7 +141,8 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     for s in st["stages"]:
         mark = "[green]✓[/]" if s["done"] else "[dim]·[/]"
         when = f" {esc(_fmt_time(s['completed_at']))} by {esc(s['actor'])}" if s["done"] else ""
-        c.print(f"  {mark} {esc(s['title'])}{when}")
+        pending = (s.get("forced_run") or {}).get("hint") if not s["done"] else None
+        c.print(f"  {mark} {esc(s['title'])}{when}" + (f" [yellow]({esc(pending)})[/]" if pending else ""))
     c.print(f"  next: {esc(st['next'])}")
     c.print("[bold]Workflow templates[/]")
     for t in st["templates"]:

@@ -58,11 +58,14 @@ def resume(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes, 
 
 
 def run_now(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes, Año, 'Duplicado mes' or an id."),
-            wait: bool = typer.Option(False, "--wait", help="Follow the run to its end.")) -> None:
+            wait: bool = typer.Option(False, "--wait", help="Follow the run to its end."),
+            period: str | None = typer.Option(None, "--period", help="The period the run processes (YYYY-MM-DD, "
+                                              "YYYY-MM, YYYY, previous or current; see `pipeline workflow`).")
+            ) -> None:
     """Force a scheduler now (the same as `funnelops job force-scheduler`)."""
     from funnelops.cli.lifecycle_cmd import pipeline_workflow
 
-    pipeline_workflow(ctx, scheduler=name, wait=wait)
+    pipeline_workflow(ctx, scheduler=name, wait=wait, period=period)
 
 
 def serve(

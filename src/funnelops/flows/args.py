@@ -127,6 +127,11 @@ def resolve_period(granularity: str, text: str | None, time_zone: str, now: date
                   else text)
 
 
+def step_period(granularity: str, d: date, n: int) -> date:
+    """The start of the period `n` periods after the one starting at `d` (backfills walk ranges)."""
+    return _step(granularity, d, n)
+
+
 def _truncate(granularity: str, d: date) -> date:
     if granularity == "DAY":
         return d

@@ -10,7 +10,7 @@ import unicodedata
 from typing import TYPE_CHECKING
 
 from funnelops.errors import RunFailed, RunInProgress, UsageError, did_you_mean
-from funnelops.lifecycle.order import job_completed, require_before
+from funnelops.lifecycle.order import current_stage, job_completed, require_before
 from funnelops.plan.apply import apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
 from funnelops.runs import coordinator
@@ -52,6 +52,12 @@ def initial_load_workflows(loaded: LoadedProject) -> list[str]:
     return [w.name for w in loaded.spec.workflows if w.initial_load]
 
 
+# The stage whose template arguments each initial-load job expects: the run before "create infra
+# Initial data" loads trusted data only (the IaC stage's `--refined_flows=false`: the refined tables
+# do not exist yet); the re-run after it, refined data only (the Initial data stage's arguments).
+JOB_TEMPLATE_STAGE = {"run-workflow-templates": "iac"}
+
+
 def _run_all_and_wait(loaded: LoadedProject, backend: Backend, actor: str, reporter: Reporter,
                       step: str) -> list[RunRecord]:
     require_before(backend.ledger, None, step)
@@ -61,6 +67,24 @@ def _run_all_and_wait(loaded: LoadedProject, backend: Backend, actor: str, repor
         return []
     for name in names:  # refuse before starting any, so a refusal never leaves half the load running
         _refuse_if_running(backend, name, reporter, trigger="initial-load", actor=actor, job=step)
+    expected = JOB_TEMPLATE_STAGE.get(step)
+    if expected is None:
+        return _start_and_wait(backend, names, actor, reporter)
+    # Start the stage cleanly: a failed earlier attempt may have left the templates switched to
+    # a later job's arguments (`--trusted_flows=false`), and this job would then skip trusted.
+    if set_templates(loaded, backend, expected, reporter):
+        reporter.emit(Notice(f"templates set to the arguments this job expects (the '{expected}' stage's)"))
+    try:
+        return _start_and_wait(backend, names, actor, reporter)
+    finally:
+        # A stage completed before (a repair run): put the templates back as that stage left them.
+        # Mid-stage (the usual case) this is a no-op: the next job switches them itself.
+        back = current_stage(backend.ledger)
+        if back != expected:
+            set_templates(loaded, backend, back, reporter)
+
+
+def _start_and_wait(backend: Backend, names: list[str], actor: str, reporter: Reporter) -> list[RunRecord]:
     started = []
     for name in names:
         run = coordinator.start(backend, name, trigger="initial-load", actor=actor, extra_args=INITIAL_LOAD_ARGS)
@@ -75,7 +99,8 @@ def _run_all_and_wait(loaded: LoadedProject, backend: Backend, actor: str, repor
         detail = "; ".join(f"run {r.id} of {r.workflow} ended {r.state}" + (f": {r.error}" if r.error else "")
                            for r in bad)
         raise RunFailed(f"{len(bad)} of {len(finished)} initial-load run(s) did not succeed: {detail}",
-                        "read the logs with `funnelops logs RUN`, fix the cause, and run the job again",
+                        "read the logs with `funnelops logs RUN`, fix the cause, then re-run the whole stage: "
+                        'funnelops pipeline funnel --data-stage "Initial data" (it starts cleanly)',
                         runs=[r.to_dict() for r in finished])
     return finished
 
@@ -107,7 +132,12 @@ def rerun_workflow_templates(loaded: LoadedProject, backend: Backend, *, actor: 
 
 def initialize_templates(loaded: LoadedProject, backend: Backend, reporter: Reporter = QUIET) -> int:
     """Set every workflow template to the workflow stage's arguments; returns how many changed."""
-    plan = build_plan(loaded, backend, "workflow", kinds={"workflow_template"})
+    return set_templates(loaded, backend, "workflow", reporter)
+
+
+def set_templates(loaded: LoadedProject, backend: Backend, stage: str, reporter: Reporter = QUIET) -> int:
+    """Set every workflow template to `stage`'s arguments (nothing else); returns how many changed."""
+    plan = build_plan(loaded, backend, stage, kinds={"workflow_template"})
     if not plan.mutating():
         # Nothing to change: skip the apply, which would open the warehouse for writing and so wait
         # behind any run that is writing it (a force must answer at once, not after that run).
@@ -120,16 +150,39 @@ def initialize_templates(loaded: LoadedProject, backend: Backend, reporter: Repo
 
 
 def force_scheduler(loaded: LoadedProject, backend: Backend, scheduler: str, *, actor: str,
-                    reporter: Reporter = QUIET) -> RunRecord:
-    """Initialize the templates, check the workflow is not running, and force the scheduler."""
+                    reporter: Reporter = QUIET, period: str | None = None) -> RunRecord:
+    """Initialize the templates, check the workflow is not running, and force the scheduler.
+
+    The Workflow stage is NOT recorded here: only when the forced run succeeds (lifecycle/forced.py).
+    `period` (YYYY-MM-DD | YYYY-MM | YYYY | previous | current) is the period the run processes.
+    """
+    from funnelops.lifecycle import forced
+
     s = resolve_scheduler(loaded, scheduler)
+    extra = period_args(loaded, s.workflow, period)
     require_before(backend.ledger, None, "force-scheduler")
+    forced.settle(backend)  # an earlier force that has since succeeded completes the stage first
     initialize_templates(loaded, backend, reporter)
     _refuse_if_running(backend, s.workflow, reporter, trigger="forced", actor=actor, scheduler=s.id)
-    run = coordinator.force_scheduler(backend, s.id, s.workflow, actor=actor)
+    if extra and not backend.scheduler_daemon:
+        reporter.emit(Notice(f"{extra[0]}: instantiating {s.workflow} directly (a Cloud Scheduler fire of "
+                             f"{s.name} carries fixed values, so it cannot carry a period)"))
+    run = coordinator.force_scheduler(backend, s.id, s.workflow, actor=actor, extra_args=extra)
     reporter.emit(SchedulerForced(s.id, s.name, s.workflow, run.id, run.state))
-    backend.ledger.record_stage("workflow", loaded.spec_hash, actor)
+    forced.note_forced(backend, run, s.id, loaded.spec_hash, actor)
     return run
+
+
+def period_args(loaded: LoadedProject, workflow: str, period: str | None) -> list[str]:
+    """`["--period=P"]` after checking P against the workflow's granularity (exit 2 if it is not one)."""
+    if period is None:
+        return []
+    from funnelops.flows.args import resolve_period
+
+    wf = loaded.spec.workflow(workflow)
+    granularity = wf.granularity if wf is not None else "DAY"
+    resolve_period(granularity, period, loaded.spec.project.time_zone)  # UsageError naming the format
+    return [f"--period={period}"]
 
 
 def _refuse_if_running(backend: Backend, workflow: str, reporter: Reporter, **audit: str) -> None:
@@ -139,3 +192,6 @@ def _refuse_if_running(backend: Backend, workflow: str, reporter: Reporter, **au
     except RunInProgress as err:
         reporter.emit(Refused(workflow, err.kind, err.message))
         raise
+
+
+refuse_workflow_running = _refuse_if_running

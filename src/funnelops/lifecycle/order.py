@@ -31,6 +31,7 @@ PREREQUISITE = {
     ("run-workflow-templates", None): "iac",
     ("rerun-workflow-templates", None): "iac",
     ("force-scheduler", None): "initial_data",
+    ("backfill", None): "initial_data",
 }
 
 HOW_TO = {

@@ -138,12 +138,16 @@ def run_funnel_pipeline(loaded: LoadedProject, backend: Backend, data_stage: str
 
 
 def run_workflow_pipeline(loaded: LoadedProject, backend: Backend, scheduler: str, *, actor: str,
-                          reporter: Reporter = QUIET, wait: bool = False) -> PipelineResult:
+                          reporter: Reporter = QUIET, wait: bool = False, period: str | None = None) -> PipelineResult:
+    """Force the scheduler (for `period` when given); with `wait`, follow the run and, when it
+    succeeds, record the Workflow stage (without `wait`, `status` records it once the run is DONE)."""
+    from funnelops.lifecycle import forced
+
     s = jobs.resolve_scheduler(loaded, scheduler)
     state: dict[str, Any] = {}
 
     def force() -> dict[str, Any]:
-        run = jobs.force_scheduler(loaded, backend, s.id, actor=actor, reporter=reporter)
+        run = jobs.force_scheduler(loaded, backend, s.id, actor=actor, reporter=reporter, period=period)
         state["run"] = run
         return {"scheduler": s.name, "workflow": s.workflow, "run": run.to_dict()}
 
@@ -156,10 +160,11 @@ def run_workflow_pipeline(loaded: LoadedProject, backend: Backend, scheduler: st
             run = coordinator.wait(backend.runtime, [state["run"].id],
                                    on_change=lambda r: reporter.emit(RunChanged.of(r)))[0]
             reporter.emit(RunsFinished((run.id,), () if run.state == "DONE" else (run.id,)))
-            if run.state != "DONE":
+            if not forced.record_if_done(backend, run, loaded.spec_hash, actor):
                 raise RunFailed(f"run {run.id} of {run.workflow} ended {run.state}" + (f": {run.error}" if run.error else ""),
-                                f"read its logs: funnelops logs {run.id}")
+                                f"read its logs: funnelops logs {run.id} (the Workflow stage is not recorded "
+                                "until a forced run succeeds)")
             return {"run": run.to_dict()}
         job_list.append(("Follow the forced run", follow))
-    result = PipelineResult(WORKFLOW_PIPELINE, {"Select a Scheduler": s.name})
+    result = PipelineResult(WORKFLOW_PIPELINE, {"Select a Scheduler": s.name, **({"period": period} if period else {})})
     return _run_jobs(result, job_list, reporter)

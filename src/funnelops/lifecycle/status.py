@@ -22,7 +22,10 @@ NEXT_STEP = {
 def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
     from funnelops.scheduler.cron import next_fire
 
+    from funnelops.lifecycle.forced import settle
+
     spec = loaded.spec
+    forced = settle(backend)  # records the Workflow stage if the last forced run has since succeeded
     done = backend.ledger.stages()
     stages = []
     last = None
@@ -33,6 +36,8 @@ def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
         stages.append({"stage": key, "title": STAGE_TITLES[key], "done": rec is not None,
                        "completed_at": rec.completed_at if rec else None, "actor": rec.actor if rec else None,
                        "spec_hash": rec.spec_hash if rec else None})
+        if key == "workflow":
+            stages[-1]["forced_run"] = forced
     dynamic = {a for st in STAGES for a in getattr(spec.stages, st)}
     templates = []
     observed = backend.handler("workflow_template").observe([w.name for w in spec.workflows])

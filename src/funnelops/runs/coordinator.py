@@ -53,10 +53,18 @@ def start(backend: Backend, workflow: str, *, trigger: str, actor: str, extra_ar
         raise
 
 
-def force_scheduler(backend: Backend, scheduler_id: str, workflow: str, *, actor: str) -> RunRecord:
-    """Fire a scheduler now: a `forced` run of its workflow, recorded as the scheduler's last fire."""
-    run = start(backend, workflow, trigger="forced", actor=actor, scheduler=scheduler_id)
-    backend.schedulers.mark_fired(scheduler_id, now_iso())
+def force_scheduler(backend: Backend, scheduler_id: str, workflow: str, *, actor: str,
+                    extra_args: Sequence[str] = ()) -> RunRecord:
+    """Fire a scheduler now: a `forced` run of its workflow, recorded as the scheduler's last fire.
+
+    With `extra_args` (a `--period=`) on a backend whose schedulers fire remotely (gcp: Cloud
+    Scheduler's `jobs.run`, whose body carries fixed values), the args could not travel through
+    the fire: the template is instantiated directly instead, under the same lease.
+    """
+    fire = None if extra_args and not backend.scheduler_daemon else scheduler_id
+    run = start(backend, workflow, trigger="forced", actor=actor, scheduler=fire, extra_args=extra_args)
+    if fire is not None:
+        backend.schedulers.mark_fired(scheduler_id, now_iso())
     return run
 
 

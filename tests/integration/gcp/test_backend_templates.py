@@ -86,7 +86,9 @@ def test_an_override_the_template_cannot_take_is_refused_before_anything_runs(gc
     loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
     apply(loaded, backend, "iac")
     with pytest.raises(UsageError, match="can only vary --execution_type"):
-        coordinator.start(backend, "funnel-dia", trigger="manual", actor="me", extra_args=["--period=2024-01-01"])
+        coordinator.start(backend, "funnel-dia", trigger="manual", actor="me", extra_args=["--granularity=MONTH"])
+    with pytest.raises(UsageError, match="--period=current"):
+        coordinator.start(backend, "funnel-dia", trigger="manual", actor="me", extra_args=["--period=2024-1"])
     assert gcp_double.dataproc.operations() == [] and backend.leases.read("funnel-dia") is None
 
 
@@ -144,3 +146,32 @@ def test_a_stale_version_answered_with_400_is_read_again_and_retried(gcp_env, gc
     tpl = next(t for t in gcp_double.dataproc.templates() if t["id"] == "funnel-dia")
     assert tpl["version"] == 3  # ours landed on top of the other writer's, after a re-read
     assert gcp_double.count("workflowTemplates.get") == 3
+
+
+def test_a_forced_run_for_a_period_is_instantiated_directly_with_fo_period(gcp_env, gcp_double, tmp_path):  # noqa: F811
+    """`force-scheduler --period` on gcp: Cloud Scheduler's fire carries fixed values, so the CLI
+    instantiates the template itself (under its own lease) with FO_PERIOD, and says so."""
+    from funnelops.lifecycle import jobs
+    from funnelops.reporting import Notice, RecordingReporter
+
+    loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
+    apply(loaded, backend, "iac")
+    for stage in ("iac", "initial_data"):
+        backend.ledger.record_stage(stage, loaded.spec_hash, "ci")
+    rec = RecordingReporter()
+    run = jobs.force_scheduler(loaded, backend, "dia", actor="ci", reporter=rec, period="2024-01-05")
+    done = coordinator.wait(backend.runtime, [run.id], poll_s=0.05)[0]
+    (op,) = gcp_double.dataproc.operations(template="funnel-dia")
+    params = op["metadata"]["parameters"]
+    assert params["FO_PERIOD"] == "--period=2024-01-05"
+    assert params["FO_LEASE"] != "--lease=scheduled"  # the CLI's lease, not a scheduler fire
+    assert gcp_double.scheduler.dispatches == []  # Cloud Scheduler was not fired
+    args = gcp_double.dataproc.run_args(op["name"])["funnel-flows"]
+    assert args[-2:] == ["--period=2024-01-05", "--workflow=funnel-dia"]
+    assert done.trigger == "forced" and done.period == "2024-01-05"
+    assert any("instantiating funnel-dia directly" in e.text for e in rec.of(Notice))
+    # without a period, the force still goes through Cloud Scheduler
+    again = jobs.force_scheduler(loaded, backend, "dia", actor="ci")
+    coordinator.wait(backend.runtime, [again.id], poll_s=0.05)
+    assert len(gcp_double.scheduler.dispatches) == 1
+    gcp_double.assert_clean()

@@ -1,0 +1,64 @@
+"""The Workflow stage completes when a forced run SUCCEEDS, not when it is forced.
+
+A force only starts a run; recording the stage at that moment marked it ✓ in `status` even when
+the forced run then failed (a daily scheduler on historical data processing "today"). So a force
+writes a `workflow-forced` event naming its run, and the stage is recorded once that run ends
+DONE: at once by `pipeline workflow --wait`, else the next time anyone settles it (`status`, the
+next force). Until then `status` says "forced, run N in progress"; a failed forced run leaves the
+stage not done, with the run id and the `logs` command to read why.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from funnelops.backends.base import Backend
+    from funnelops.runs.model import RunRecord
+
+FORCED_EVENT = "workflow-forced"
+
+
+def note_forced(backend: Backend, run: RunRecord, scheduler: str, spec_hash: str, actor: str) -> None:
+    """Remember which run a force started: the Workflow stage waits for its outcome."""
+    backend.ledger.record_event(FORCED_EVENT, run.workflow, {"run_id": run.id, "scheduler": scheduler,
+                                                            "spec_hash": spec_hash, "actor": actor})
+
+
+def record_if_done(backend: Backend, run: RunRecord, spec_hash: str, actor: str) -> bool:
+    """Record the Workflow stage when `run` (a forced run) ended DONE; True if it did."""
+    if run.state != "DONE":
+        return False
+    backend.ledger.record_stage("workflow", spec_hash, actor)
+    return True
+
+
+def settle(backend: Backend) -> dict[str, Any] | None:
+    """The last force's outcome, recording the Workflow stage if its run has since succeeded.
+
+    Returns {run_id, workflow, scheduler, state, error, hint} for the last force since Initial data
+    completed (None when there is none: a force before a destroy does not count).
+    """
+    ledger = backend.ledger
+    events = ledger.events(FORCED_EVENT, limit=1)
+    stages = ledger.stages()
+    if not events or "initial_data" not in stages:
+        return None
+    ev = events[0]
+    if str(ev.get("at") or "") < stages["initial_data"].completed_at:
+        return None
+    data = ev.get("data") or {}
+    run = backend.runtime.get(data.get("run_id"))
+    if run is None:
+        return None
+    out = {"run_id": run.id, "workflow": run.workflow, "scheduler": data.get("scheduler"), "state": run.state,
+           "error": run.error, "hint": None}
+    done = stages.get("workflow")
+    if run.state == "DONE":
+        if done is None or done.completed_at < str(ev.get("at") or ""):
+            record_if_done(backend, run, str(data.get("spec_hash") or ""), str(data.get("actor") or ""))
+    elif run.terminal:
+        out["hint"] = f"the forced run {run.id} ended {run.state}: read why with `funnelops logs {run.id}`"
+    else:
+        out["hint"] = f"forced, run {run.id} in progress (`funnelops logs {run.id} --follow`)"
+    return out
