@@ -61,7 +61,8 @@ def runs(
     for r in records:
         rows = r.rows or {}
         table.add_row(esc(r.id), esc(r.workflow), f"[{colors.get(r.state, 'white')}]{esc(r.state)}[/]", esc(r.trigger),
-                      esc(r.period or "-"), _fmt_time(r.started_at, short=True), _duration(r), f"{rows.get('read', 0):,}" if rows else "-",
+                      esc(r.period or "-"), _fmt_time(r.started_at, short=True), _duration(r),
+                      f"{rows.get('read', 0):,}" if rows else "-",
                       f"{rows.get('kept', 0):,}" if rows else "-", f"{rows.get('quarantined', 0):,}" if rows else "-")
     app.console.out.print(table)
 

@@ -48,7 +48,8 @@ def settle(backend: Backend) -> dict[str, Any] | None:
     if str(ev.get("at") or "") < stages["initial_data"].completed_at:
         return None
     data = ev.get("data") or {}
-    run = backend.runtime.get(data.get("run_id"))
+    run_id = data.get("run_id")
+    run = backend.runtime.get(run_id) if run_id is not None else None
     if run is None:
         return None
     out = {"run_id": run.id, "workflow": run.workflow, "scheduler": data.get("scheduler"), "state": run.state,
