@@ -33,33 +33,41 @@ def record_if_done(backend: Backend, run: RunRecord, spec_hash: str, actor: str)
     return True
 
 
-def settle(backend: Backend) -> dict[str, Any] | None:
-    """The last force's outcome, recording the Workflow stage if its run has since succeeded.
+def settle(backend: Backend, recent: int = 20) -> dict[str, Any] | None:
+    """The last force's outcome, recording the Workflow stage if one of the recent forced runs has
+    since succeeded (forces of several schedulers may be in flight at once).
 
     Returns {run_id, workflow, scheduler, state, error, hint} for the last force since Initial data
     completed (None when there is none: a force before a destroy does not count).
     """
     ledger = backend.ledger
-    events = ledger.events(FORCED_EVENT, limit=1)
     stages = ledger.stages()
-    if not events or "initial_data" not in stages:
+    if "initial_data" not in stages:
         return None
-    ev = events[0]
-    if str(ev.get("at") or "") < stages["initial_data"].completed_at:
-        return None
-    data = ev.get("data") or {}
-    run_id = data.get("run_id")
-    run = backend.runtime.get(run_id) if run_id is not None else None
-    if run is None:
-        return None
-    out = {"run_id": run.id, "workflow": run.workflow, "scheduler": data.get("scheduler"), "state": run.state,
-           "error": run.error, "hint": None}
-    done = stages.get("workflow")
-    if run.state == "DONE":
-        if done is None or done.completed_at < str(ev.get("at") or ""):
+    since = stages["initial_data"].completed_at
+    events = [e for e in ledger.events(FORCED_EVENT, limit=recent) if str(e.get("at") or "") >= since]
+    out: dict[str, Any] | None = None
+    for ev in events:  # newest first
+        done = stages.get("workflow")
+        if out is not None and done is not None and str(ev.get("at") or "") < done.completed_at:
+            break  # older forces cannot change the stage (and on gcp each look is an API call)
+        data = ev.get("data") or {}
+        run_id = data.get("run_id")
+        run = backend.runtime.get(run_id) if run_id is not None else None
+        if run is None:
+            continue
+        if out is None:
+            out = {"run_id": run.id, "workflow": run.workflow, "scheduler": data.get("scheduler"),
+                   "state": run.state, "error": run.error, "hint": _hint(run)}
+        if run.state == "DONE" and (done is None or done.completed_at < str(ev.get("at") or "")):
             record_if_done(backend, run, str(data.get("spec_hash") or ""), str(data.get("actor") or ""))
-    elif run.terminal:
-        out["hint"] = f"the forced run {run.id} ended {run.state}: read why with `funnelops logs {run.id}`"
-    else:
-        out["hint"] = f"forced, run {run.id} in progress (`funnelops logs {run.id} --follow`)"
+            break
     return out
+
+
+def _hint(run: RunRecord) -> str | None:
+    if run.state == "DONE":
+        return None
+    if run.terminal:
+        return f"the forced run {run.id} ended {run.state}: read why with `funnelops logs {run.id}`"
+    return f"forced, run {run.id} in progress (`funnelops logs {run.id} --follow`)"
