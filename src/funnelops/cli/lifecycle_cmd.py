@@ -168,8 +168,8 @@ def backfill(
     end: str = typer.Option(..., "--to", help="Last period, included (same format)."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Run the remaining periods after a failed one "
                                     "(default: stop at the first failure)."),
-    wait: bool = typer.Option(True, "--wait/--no-wait", help="Accepted for symmetry with `pipeline workflow`: a "
-                              "backfill always follows each period's run to its end before starting the next."),
+    wait: bool = typer.Option(True, "--wait", help="Follow each period's run to its end (always: a backfill starts "
+                              "a period only when the previous one has ended; the flag is accepted for symmetry)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON: {workflow, granularity, ok, done, "
                                  "failed, skipped, periods: [{period, run_id, state, rows, error, seconds}]}."),
 ) -> None:
