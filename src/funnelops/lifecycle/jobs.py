@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING
 
-from funnelops.errors import RunFailed, RunInProgress, UsageError, did_you_mean
+from funnelops.errors import FunnelopsError, RunFailed, RunInProgress, UsageError, did_you_mean
 from funnelops.lifecycle.order import current_stage, job_completed, require_before
 from funnelops.plan.apply import apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
@@ -81,7 +81,11 @@ def _run_all_and_wait(loaded: LoadedProject, backend: Backend, actor: str, repor
         # Mid-stage (the usual case) this is a no-op: the next job switches them itself.
         back = current_stage(backend.ledger)
         if back != expected:
-            set_templates(loaded, backend, back, reporter)
+            try:
+                set_templates(loaded, backend, back, reporter)
+            except FunnelopsError as exc:  # never hide the runs' own outcome behind this one
+                reporter.emit(Notice(f"could not set the templates back to the '{back}' stage: {exc.message} "
+                                     f"(run `funnelops job create-infra --stage {back}`)", level="warning"))
 
 
 def _start_and_wait(backend: Backend, names: list[str], actor: str, reporter: Reporter) -> list[RunRecord]:
