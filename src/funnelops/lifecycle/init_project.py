@@ -3,7 +3,8 @@
 The shipped example (projects/funnel) carries its own names, Spanish scheduler names and a data
 generator; copying it meant renaming a dozen resources by hand, and its names then leaked into
 help and hints. `init` writes a minimal project from the template in `funnelops/templates/init/`
-(package data, so it works from any install), every name derived from one project name, plus
+(package data, so it works from any install; `.tmpl` files, so no linter or type checker takes
+the template's flow for funnelops' own code), every name derived from one project name, plus
 the project's JSON Schema beside it so an editor checks and completes the file (the
 `# yaml-language-server: $schema=...` line at its top).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import unicodedata
@@ -55,7 +57,7 @@ class InitResult:
 
     def next_steps(self) -> list[str]:
         """The commands that take the new project to its first refined table (run inside the folder)."""
-        return [f"cd {self.directory}",
+        return [f"cd {shlex.quote(str(self.directory))}",
                 "funnelops validate",
                 "funnelops data load path/to/leads.csv --flow leads",
                 "funnelops pipeline funnel --data-stage IaC",
@@ -94,12 +96,12 @@ def render_files(names: Names) -> dict[str, str]:
     """The project's files (relative path -> text), the template with `names` filled in."""
     out: dict[str, str] = {}
     for path in sorted(TEMPLATE_DIR.rglob("*")):
-        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+        if not path.is_file() or path.suffix != ".tmpl":
             continue
         text = path.read_text(encoding="utf-8")
         for token, value in names.tokens().items():
             text = text.replace(token, value)
-        out[path.relative_to(TEMPLATE_DIR).as_posix()] = text
+        out[path.relative_to(TEMPLATE_DIR).as_posix().removesuffix(".tmpl")] = text
     from funnelops.spec.schema import project_json_schema
 
     out[SCHEMA_FILE] = json.dumps(project_json_schema(), indent=2, ensure_ascii=False) + "\n"
