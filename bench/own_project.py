@@ -6,7 +6,7 @@ A marketing-funnel dataset as a team would export it -- two plain CSV files: lea
 lead with its `first_contact_date`, the whole history in one file: a snapshot) and closed deals
 (one row per deal with its `won_date`, loaded into a dated daily layout) -- goes through the
 walkthrough's commands, each a `funnelops` subprocess (start-up included): init, validate,
-data load (twice), IaC, "Initial data", and the monthly scheduler forced for one past month.
+IaC, data load (twice), "Initial data", and the monthly scheduler forced for one past month.
 Prints the seconds of each command; the last line is one JSON object {"leads", "deals",
 "commands": {name: seconds}, "total_s"}.
 
@@ -191,9 +191,9 @@ def walkthrough_commands(leads_csv: Path, deals_csv: Path) -> list[tuple[str, li
     """The README walkthrough after `init` and the edits, as (name, argv) pairs."""
     return [
         ("validate", ["validate"]),
+        ("pipeline IaC", ["pipeline", "funnel", "--data-stage", "IaC"]),     # creates the raw bucket data load fills
         ("data load leads", ["data", "load", str(leads_csv), "--flow", "leads"]),
         ("data load deals", ["data", "load", str(deals_csv), "--flow", "deals", "--date-column", "won_date"]),
-        ("pipeline IaC", ["pipeline", "funnel", "--data-stage", "IaC"]),
         ("pipeline Initial data", ["pipeline", "funnel", "--data-stage", "Initial data"]),
         ("force monthly", ["pipeline", "workflow", "--scheduler", "monthly", "--period", FORCED_PERIOD, "--wait"]),
     ]

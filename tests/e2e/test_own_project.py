@@ -25,7 +25,8 @@ from bench.own_project import FORCED_PERIOD, customize, walkthrough_commands, wr
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xfail(strict=False, reason="needs G1 snapshot sources and data load (and G2's dq.date, G5's --period)"),
+    pytest.mark.xfail(strict=False, reason="needs G1 snapshot sources and data load, G2's dq.date/decimal/rule, "
+                                           "G3's names from the project in status, G5's --period"),
 ]
 
 FUNNELOPS = str(Path(sys.executable).with_name("funnelops"))
@@ -136,6 +137,6 @@ def test_own_project_from_init_to_refined_figures(tmp_path: Path) -> None:
                                  "WHERE granularity = 'MONTH'"))
     assert loaded[forced] == max(loaded.values()) and sum(v == loaded[forced] for v in loaded.values()) == 1
 
-    # quarantine: the dirty rows are accounted for, the run did not fail on them
+    # status speaks of this project's schedulers, never the example's
     status = _cli(project_dir, "status").stdout
     assert "monthly" in status and "Día" not in status

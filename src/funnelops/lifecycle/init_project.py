@@ -59,8 +59,8 @@ class InitResult:
         """The commands that take the new project to its first refined table (run inside the folder)."""
         return [f"cd {shlex.quote(str(self.directory))}",
                 "funnelops validate",
-                "funnelops data load path/to/leads.csv --flow leads",
                 "funnelops pipeline funnel --data-stage IaC",
+                "funnelops data load path/to/leads.csv --flow leads",
                 'funnelops pipeline funnel --data-stage "Initial data"',
                 "funnelops pipeline workflow --scheduler monthly --wait",
                 "funnelops status"]
