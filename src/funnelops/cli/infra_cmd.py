@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
     app.command("plan")(plan)
     app.command("destroy")(destroy)
     spec_app.command("schema")(spec_schema)
+    spec_app.command("reference")(spec_reference)
     job_app.command("create-infra")(create_infra)
     app.add_typer(spec_app, name="spec")
     app.add_typer(job_app, name="job")
@@ -39,6 +40,14 @@ def spec_schema(ctx: typer.Context) -> None:
     import json
 
     typer.echo(json.dumps(project_json_schema(), indent=2, ensure_ascii=False))
+
+
+def spec_reference(ctx: typer.Context) -> None:
+    """Print the project file reference (Markdown) rendered from the JSON Schema: every field with its type,
+    default, description and an example (the repository keeps it as docs/project-reference.md)."""
+    from funnelops.spec.reference import reference_markdown
+
+    typer.echo(reference_markdown(), nl=False)
 
 
 def plan(

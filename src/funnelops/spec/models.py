@@ -40,29 +40,57 @@ class Strict(BaseModel):
 
 
 class Project(Strict):
-    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
-    region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")] = "us-east1"
-    location: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "US"
-    time_zone: str = "America/Bogota"
-    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = "dev"
-    backend: Literal["local", "gcp"] = "local"
-    service_account: str | None = None
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")] = Field(
+        description="The Google Cloud project id (6-30 chars). On the local backend only a name.",
+        examples=["acme-crm-prod"])
+    region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")] = Field(
+        default="us-east1", description="gcp: the region of the Dataproc workflow templates and Cloud Scheduler jobs.",
+        examples=["europe-west1"])
+    location: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = Field(
+        default="US", description="Default location of buckets and datasets (a multi-region or a region).",
+        examples=["EU", "us-east1"])
+    time_zone: str = Field(
+        default="America/Bogota", description="IANA time zone: what 'today'/'this month' means for a run's "
+                                               "period, and the default time zone of the schedulers' crons.",
+        examples=["UTC", "Europe/Madrid"])
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = Field(
+        default="dev", description="A label for this deployment (dev, prod...); informational.",
+        examples=["prod"])
+    backend: Literal["local", "gcp"] = Field(
+        default="local", description="Where the project runs unless --backend says otherwise: local (folders, "
+                                     "DuckDB, a local runner) or gcp (GCS, BigQuery, Dataproc, Cloud Scheduler).",
+        examples=["gcp"])
+    service_account: str | None = Field(
+        default=None, description="gcp: the service account e-mail the workflows and schedulers run as.",
+        examples=["workflows@acme-crm-prod.iam.gserviceaccount.com"])
     artifacts_bucket: str | None = Field(
-        default=None, description="bucket holding the packaged flows, the ledger and the leases on gcp")
+        default=None, description="bucket holding the packaged flows, the ledger and the leases on gcp",
+        examples=["acme-crm-artifacts"])
 
 
 class Stages(Strict):
     """The dynamic argument appended to every workflow template at each lifecycle stage."""
 
-    iac: list[Annotated[str, Field(pattern=ARG)]] = ["--refined_flows=false"]
-    initial_data: list[Annotated[str, Field(pattern=ARG)]] = ["--trusted_flows=false"]
-    workflow: list[Annotated[str, Field(pattern=ARG)]] = []
+    iac: list[Annotated[str, Field(pattern=ARG)]] = Field(
+        default=["--refined_flows=false"], description="Arguments appended to every template by the IaC stage "
+                                                      "(the first initial load then builds the trusted layer only).",
+        examples=[["--refined_flows=false"]])
+    initial_data: list[Annotated[str, Field(pattern=ARG)]] = Field(
+        default=["--trusted_flows=false"], description="Arguments appended by the 'Initial data' stage (its re-run "
+                                                       "builds the refined layer only).",
+        examples=[["--trusted_flows=false"]])
+    workflow: list[Annotated[str, Field(pattern=ARG)]] = Field(
+        default=[], description="Arguments appended by the Workflow stage (the scheduled runs).",
+        examples=[["--refined_flows=funnel"]])
 
 
 class LifecycleRule(Strict):
-    action: Literal["Delete", "SetStorageClass"]
-    age_days: Annotated[int, Field(ge=0, le=36500)]
-    storage_class: Literal["NEARLINE", "COLDLINE", "ARCHIVE"] | None = None
+    action: Literal["Delete", "SetStorageClass"] = Field(
+        description="What happens to objects older than age_days.", examples=["SetStorageClass"])
+    age_days: Annotated[int, Field(ge=0, le=36500)] = Field(
+        description="Age in days (since creation) at which the rule applies.", examples=[90])
+    storage_class: Literal["NEARLINE", "COLDLINE", "ARCHIVE"] | None = Field(
+        default=None, description="The class objects move to (required by SetStorageClass).", examples=["NEARLINE"])
 
     @model_validator(mode="after")
     def _class_for_set(self) -> LifecycleRule:
@@ -72,39 +100,56 @@ class LifecycleRule(Strict):
 
 
 class Bucket(Strict):
-    name: Annotated[str, Field(pattern=BUCKET)]
-    role: Literal["raw", "trusted", "refined", "artifacts", "other"] = "other"
+    name: Annotated[str, Field(pattern=BUCKET)] = Field(
+        description="The bucket name (global on Google Cloud; a folder under <home>/buckets/ locally).",
+        examples=["acme-crm-raw"])
+    role: Literal["raw", "trusted", "refined", "artifacts", "other"] = Field(
+        default="other", description="What the flows use it for: raw (files as delivered, read by trusted flows), "
+                                     "trusted (Parquet written by them), refined, artifacts (funnelops' own objects "
+                                     "on gcp), other.",
+        examples=["raw"])
     location: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] | None = Field(
-        default=None, description="GCS location; default: project.location")
-    storage_class: Literal["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"] = "STANDARD"
-    labels: Labels = {}
-    lifecycle_rules: list[LifecycleRule] = []
-    deletion_protection: bool = False
+        default=None, description="GCS location; default: project.location", examples=["US"])
+    storage_class: Literal["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"] = Field(
+        default="STANDARD", description="The default storage class of new objects.", examples=["NEARLINE"])
+    labels: Labels = Field(default={}, description="Google Cloud labels (lowercase keys and values).",
+                           examples=[{"layer": "raw"}])
+    lifecycle_rules: list[LifecycleRule] = Field(
+        default=[], description="Object lifecycle rules (age-based delete or storage-class change).",
+        examples=[[{"action": "SetStorageClass", "age_days": 90, "storage_class": "NEARLINE"}]])
+    deletion_protection: bool = Field(
+        default=False, description="When true, destroy and plans never delete it.", examples=[True])
     # Safe by default: access only through IAM (no per-object ACLs), never public. Versioning is
     # off by default because every run rewrites partitions and the ledger; soft delete (Google's
     # default on new buckets) already keeps deleted and overwritten objects for 7 days.
     uniform_bucket_level_access: bool = Field(
-        default=True, description="iamConfiguration.uniformBucketLevelAccess.enabled")
+        default=True, description="iamConfiguration.uniformBucketLevelAccess.enabled", examples=[True])
     public_access_prevention: Literal["enforced", "inherited"] = Field(
-        default="enforced", description="iamConfiguration.publicAccessPrevention")
+        default="enforced", description="iamConfiguration.publicAccessPrevention", examples=["enforced"])
     versioning: bool = Field(default=False, description="versioning.enabled (keeps every overwritten "
-                             "object; add a Delete rule on noncurrent versions to bound the cost)")
+                             "object; add a Delete rule on noncurrent versions to bound the cost)", examples=[False])
 
 
 class Dataset(Strict):
-    id: Ident
-    location: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] | None = None
-    description: str = ""
-    labels: Labels = {}
+    id: Ident = Field(description="The dataset id: a BigQuery dataset, a DuckDB schema locally.",
+                      examples=["crm_refined"])
+    location: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] | None = Field(
+        default=None, description="BigQuery location; default: project.location.", examples=["US"])
+    description: str = Field(default="", description="Free text shown in BigQuery.",
+                             examples=["Figures per day, month and year."])
+    labels: Labels = Field(default={}, description="Google Cloud labels.", examples=[{"layer": "refined"}])
 
 
 class ColumnSchema(Strict):
     """One field in BigQuery's JSON schema format."""
 
-    name: Ident
-    type: str
-    mode: Literal["NULLABLE", "REQUIRED", "REPEATED"] = "NULLABLE"
-    description: str = ""
+    name: Ident = Field(description="The column name.", examples=["period_start"])
+    type: str = Field(description="A BigQuery type (STRING, INTEGER, NUMERIC, DATE, TIMESTAMP...; no RECORD).",
+                      examples=["DATE"])
+    mode: Literal["NULLABLE", "REQUIRED", "REPEATED"] = Field(
+        default="NULLABLE", description="Whether the column may be NULL (or holds an array).", examples=["REQUIRED"])
+    description: str = Field(default="", description="The column's description.",
+                             examples=["First day of the period."])
 
     @field_validator("type")
     @classmethod
@@ -118,20 +163,33 @@ class ColumnSchema(Strict):
 
 
 class Partitioning(Strict):
-    field: Ident
-    type: Literal["DAY", "MONTH", "YEAR", "HOUR"] = "DAY"
+    field: Ident = Field(description="The DATE or TIMESTAMP column the table is partitioned by.",
+                         examples=["period_start"])
+    type: Literal["DAY", "MONTH", "YEAR", "HOUR"] = Field(default="DAY", description="The partition size.",
+                                                          examples=["MONTH"])
 
 
 class Table(Strict):
-    dataset: Ident
-    name: Ident
-    description: str = ""
-    schema_: list[ColumnSchema] | None = Field(default=None, alias="schema")
-    schema_file: str | None = None
-    partitioning: Partitioning | None = None
-    clustering: Annotated[list[Ident], Field(max_length=4)] = []
-    labels: Labels = {}
-    deletion_protection: bool = False
+    dataset: Ident = Field(description="The dataset holding the table (one of datasets).",
+                           examples=["crm_refined"])
+    name: Ident = Field(description="The table name (what a refined SQL's `-- target:` names).",
+                        examples=["leads_per_period"])
+    description: str = Field(default="", description="Free text shown in BigQuery.",
+                             examples=["New leads per period and source."])
+    schema_: list[ColumnSchema] | None = Field(
+        default=None, alias="schema", description="The columns, inline (give this or schema_file).",
+        examples=[[{"name": "period_start", "type": "DATE", "mode": "REQUIRED"}]])
+    schema_file: str | None = Field(
+        default=None, description="A BigQuery JSON schema file, relative to the project file (or schema).",
+        examples=["schemas/leads_per_period.json"])
+    partitioning: Partitioning | None = Field(
+        default=None, description="Time partitioning; refined tables usually partition by period_start.",
+        examples=[{"field": "period_start", "type": "MONTH"}])
+    clustering: Annotated[list[Ident], Field(max_length=4)] = Field(
+        default=[], description="Up to 4 clustering columns.", examples=[["source"]])
+    labels: Labels = Field(default={}, description="Google Cloud labels.", examples=[{"layer": "refined"}])
+    deletion_protection: bool = Field(
+        default=False, description="When true, destroy and replacing plans never drop it.", examples=[True])
 
     @model_validator(mode="after")
     def _one_schema(self) -> Table:
@@ -145,14 +203,20 @@ class Table(Strict):
 
 
 class ExternalTable(Strict):
-    dataset: Ident
-    name: Ident
-    format: Literal["PARQUET"] = "PARQUET"
-    bucket: Annotated[str, Field(pattern=BUCKET)]
-    prefix: Annotated[str, Field(pattern=PREFIX)]
-    hive_partitioning: bool = True
-    description: str = ""
-    labels: Labels = {}
+    dataset: Ident = Field(description="The dataset holding the external table (usually the trusted one).",
+                           examples=["crm_trusted"])
+    name: Ident = Field(description="The table name refined SQL reads (dataset.name).", examples=["leads"])
+    format: Literal["PARQUET"] = Field(default="PARQUET", description="The file format (trusted flows write Parquet).",
+                                       examples=["PARQUET"])
+    bucket: Annotated[str, Field(pattern=BUCKET)] = Field(
+        description="The bucket holding the files (the trusted bucket).", examples=["acme-crm-trusted"])
+    prefix: Annotated[str, Field(pattern=PREFIX)] = Field(
+        description="The folder inside the bucket: a trusted flow's TARGET followed by `/`.", examples=["leads/"])
+    hive_partitioning: bool = Field(
+        default=True, description="Read `column=value/` folders as columns (the trusted flows' PARTITION).",
+        examples=[True])
+    description: str = Field(default="", description="Free text shown in BigQuery.", examples=["Leads, typed."])
+    labels: Labels = Field(default={}, description="Google Cloud labels.", examples=[{"layer": "trusted"}])
 
     @field_validator("prefix")
     @classmethod
@@ -167,12 +231,15 @@ class ExternalTable(Strict):
 
 
 class View(Strict):
-    dataset: Ident
-    name: Ident
-    query: str | None = None
-    query_file: str | None = None
-    description: str = ""
-    labels: Labels = {}
+    dataset: Ident = Field(description="The dataset holding the view.", examples=["crm_reporting"])
+    name: Ident = Field(description="The view name.", examples=["v_leads_monthly"])
+    query: str | None = Field(default=None, description="The view's SELECT, inline (give this or query_file).",
+                              examples=["SELECT * FROM crm_refined.leads_per_period WHERE granularity = 'MONTH'"])
+    query_file: str | None = Field(default=None, description="A .sql file with the SELECT, relative to the "
+                                                             "project file (or query).",
+                                   examples=["sql/views/v_leads_monthly.sql"])
+    description: str = Field(default="", description="Free text shown in BigQuery.", examples=["Leads per month."])
+    labels: Labels = Field(default={}, description="Google Cloud labels.", examples=[{"layer": "reporting"}])
 
     @model_validator(mode="after")
     def _one_query(self) -> View:
@@ -191,11 +258,19 @@ class WorkflowStep(Strict):
     The YAML key stays `jobs:` (Dataproc's name, and the file format is a contract); the class is
     named for what it is, apart from the lifecycle's jobs ("GCP create infra", `lifecycle/jobs.py`)."""
 
-    step_id: Annotated[str, Field(pattern=STEP_ID)]
-    main: str = "funnelops.flows"
-    args: list[Annotated[str, Field(pattern=ARG)]] = []
-    prerequisites: list[str] = []
-    properties: dict[str, str] = {}
+    step_id: Annotated[str, Field(pattern=STEP_ID)] = Field(
+        description="The step's id (3-50 letters, digits, _ and -).", examples=["flows"])
+    main: str = Field(default="funnelops.flows",
+                      description="What the step runs: a module (funnelops.flows, the trusted+refined flows program) "
+                                  "or a .py file inside the project folder.",
+                      examples=["funnelops.flows", "steps/notify.py"])
+    args: list[Annotated[str, Field(pattern=ARG)]] = Field(
+        default=[], description="The step's own --key=value arguments (after the template's).",
+        examples=[["--trusted_flows=leads"]])
+    prerequisites: list[str] = Field(default=[], description="step_ids that must finish first.",
+                                     examples=[["flows"]])
+    properties: dict[str, str] = Field(default={}, description="Spark properties of the step (gcp).",
+                                       examples=[{"spark.executor.memory": "4g"}])
 
 
 class Parameter(Strict):
@@ -204,11 +279,18 @@ class Parameter(Strict):
     `value` is what funnelops sends (CLI runs and the Cloud Scheduler job's body); without it, the
     value the template holds at the parameter's first field."""
 
-    name: Annotated[str, Field(pattern=PARAM_NAME)]
-    fields: Annotated[list[str], Field(min_length=1)]
-    description: Annotated[str, Field(max_length=1024)] = ""
-    regexes: list[str] = Field(default=[], description="validation.regex.regexes: RE2, each matching the whole value")
-    value: Annotated[str, Field(max_length=1000)] | None = None
+    name: Annotated[str, Field(pattern=PARAM_NAME)] = Field(
+        description="The parameter's name (uppercase; FO_ names are funnelops' own).", examples=["REGION_FILTER"])
+    fields: Annotated[list[str], Field(min_length=1)] = Field(
+        description="Dataproc field paths the value replaces.",
+        examples=[["jobs['flows'].pysparkJob.args[0]"]])
+    description: Annotated[str, Field(max_length=1024)] = Field(default="", description="Free text.",
+                                                                examples=["Which region's leads to load."])
+    regexes: list[str] = Field(default=[], description="validation.regex.regexes: RE2, each matching the whole value",
+                               examples=[["--region=[a-z]+"]])
+    value: Annotated[str, Field(max_length=1000)] | None = Field(
+        default=None, description="The value funnelops sends (default: what the template holds).",
+        examples=["--region=north"])
 
     @field_validator("name")
     @classmethod
@@ -229,23 +311,37 @@ class Placement(Strict):
     """The managed cluster each run creates. Dataproc's limits on these values are checked in
     `spec/validate.py` (check_dataproc), where the message can say which limit."""
 
-    cluster_name: Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]*[a-z0-9])?$")] = "funnel-cluster"
-    master_machine_type: str = "n2-standard-4"
-    worker_machine_type: str = "n2-standard-4"
-    workers: Annotated[int, Field(ge=0, le=1000)] = 2
-    image_version: str = "2.2-debian12"
-    image_uri: str | None = Field(default=None, description="a custom image (URI or family) instead of image_version")
+    cluster_name: Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]*[a-z0-9])?$")] = Field(
+        default="funnel-cluster", description="The managed cluster's name prefix.", examples=["crm-cluster"])
+    master_machine_type: str = Field(default="n2-standard-4", description="The master VM's machine type.",
+                                     examples=["n2-standard-8"])
+    worker_machine_type: str = Field(default="n2-standard-4", description="The workers' machine type.",
+                                     examples=["n2-highmem-4"])
+    workers: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=2, description="Primary workers (0: a single-node cluster).", examples=[4])
+    image_version: str = Field(default="2.2-debian12", description="The Dataproc image version.",
+                               examples=["2.2-debian12"])
+    image_uri: str | None = Field(default=None, description="a custom image (URI or family) instead of image_version",
+                                  examples=["projects/acme/global/images/family/flows"])
     bootstrap: Literal["wheelhouse", "none"] = Field(
         default="wheelhouse", description="wheelhouse: an initialization action installs the flows' dependencies; "
-                                          "none: the image already has them (a custom image)")
+                                          "none: the image already has them (a custom image)", examples=["none"])
     service_account: Annotated[str, Field(pattern=EMAIL)] | None = Field(
-        default=None, description="the cluster VMs' identity; default: project.service_account")
-    scopes: list[str] = [SCOPE_CLOUD_PLATFORM]
-    subnetwork: str | None = Field(default=None, description="a name, or a full/Shared VPC subnetwork URI")
-    internal_ip_only: bool = True
-    tags: list[Annotated[str, Field(pattern=NETWORK_TAG)]] = []
-    zone: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]-[a-z]$")] | None = None
-    properties: dict[str, str] = Field(default={}, description="softwareConfig.properties (prefix:key)")
+        default=None, description="the cluster VMs' identity; default: project.service_account",
+        examples=["dataproc@acme-crm-prod.iam.gserviceaccount.com"])
+    scopes: list[str] = Field(default=[SCOPE_CLOUD_PLATFORM], description="OAuth scopes of the cluster VMs.",
+                              examples=[[SCOPE_CLOUD_PLATFORM]])
+    subnetwork: str | None = Field(default=None, description="a name, or a full/Shared VPC subnetwork URI",
+                                   examples=["dataproc-subnet"])
+    internal_ip_only: bool = Field(default=True, description="VMs get no external IP (needs Private Google Access).",
+                                   examples=[True])
+    tags: list[Annotated[str, Field(pattern=NETWORK_TAG)]] = Field(
+        default=[], description="Network tags of the VMs (for firewall rules).", examples=[["dataproc"]])
+    zone: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]-[a-z]$")] | None = Field(
+        default=None, description="A zone of the region (default: Dataproc's auto zone placement).",
+        examples=["us-east1-b"])
+    properties: dict[str, str] = Field(default={}, description="softwareConfig.properties (prefix:key)",
+                                       examples=[{"spark:spark.sql.shuffle.partitions": "64"}])
 
     @model_validator(mode="after")
     def _one_image(self) -> Placement:
@@ -255,58 +351,103 @@ class Placement(Strict):
 
 
 class Workflow(Strict):
-    name: Annotated[str, Field(pattern=TEMPLATE_ID)]
-    granularity: Literal["DAY", "MONTH", "YEAR"]
-    initial_load: bool = False
-    args: list[Annotated[str, Field(pattern=ARG)]] = []
-    jobs: Annotated[list[WorkflowStep], Field(min_length=1)]
-    parameters: list[Parameter] = []
-    placement: Placement = Placement()
-    dag_timeout: Annotated[str, Field(pattern=DURATION)] = "3600s"
-    labels: Labels = {}
+    name: Annotated[str, Field(pattern=TEMPLATE_ID)] = Field(
+        description="The workflow template's id (3-50 letters, digits, _ and -).", examples=["crm-monthly"])
+    granularity: Literal["DAY", "MONTH", "YEAR"] = Field(
+        description="The period one run processes (the current day, month or year unless --period says).",
+        examples=["MONTH"])
+    initial_load: bool = Field(
+        default=False, description="Whether the 'Initial data' stage runs it (with --execution_type=full: "
+                                   "all the raw history).", examples=[True])
+    args: list[Annotated[str, Field(pattern=ARG)]] = Field(
+        default=[], description="The template's arguments to the flows program (after the variables, before "
+                                "the stage's).",
+        examples=[["--granularity=MONTH", "--execution_type=delta"]])
+    jobs: Annotated[list[WorkflowStep], Field(min_length=1)] = Field(
+        description="The template's steps (Dataproc ordered jobs).",
+        examples=[[{"step_id": "flows", "main": "funnelops.flows"}]])
+    parameters: list[Parameter] = Field(default=[], description="Template parameters of your own (gcp).",
+                                        examples=[[]])
+    placement: Placement = Field(default=Placement(), description="The managed cluster each gcp run creates.",
+                                 examples=[{"workers": 2}])
+    dag_timeout: Annotated[str, Field(pattern=DURATION)] = Field(
+        default="3600s", description="The longest a run may take (seconds, `s` suffix).", examples=["7200s"])
+    labels: Labels = Field(default={}, description="Google Cloud labels.", examples=[{"granularity": "month"}])
 
 
 class RetryConfig(Strict):
-    retry_count: Annotated[int, Field(ge=0, le=5)] = 0
-    min_backoff_s: Annotated[int, Field(ge=0)] = 5
-    max_backoff_s: Annotated[int, Field(ge=0)] = 3600
-    max_doublings: Annotated[int, Field(ge=0)] = 5
+    retry_count: Annotated[int, Field(ge=0, le=5)] = Field(
+        default=0, description="How many times a failed trigger is retried.", examples=[2])
+    min_backoff_s: Annotated[int, Field(ge=0)] = Field(
+        default=5, description="Seconds before the first retry.", examples=[60])
+    max_backoff_s: Annotated[int, Field(ge=0)] = Field(
+        default=3600, description="Longest wait between retries, in seconds.", examples=[600])
+    max_doublings: Annotated[int, Field(ge=0)] = Field(
+        default=5, description="How many times the wait doubles before growing linearly.", examples=[3])
 
 
 class Scheduler(Strict):
     # travels as "[name] description" (Cloud Scheduler has no display name): no brackets, one line
-    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\[\]\r\n]+$")]
-    id: Annotated[str, Field(pattern=SCHEDULER_ID)]
-    cron: str
-    time_zone: str | None = None
-    workflow: str
-    description: str = ""
-    retry: RetryConfig = RetryConfig()
-    attempt_deadline: Annotated[str, Field(pattern=DURATION)] = "1800s"
-    paused: bool = False
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\[\]\r\n]+$")] = Field(
+        description="The name people use (`--scheduler NAME`); one line, no brackets.", examples=["monthly"])
+    id: Annotated[str, Field(pattern=SCHEDULER_ID)] = Field(
+        description="The Cloud Scheduler job id (lowercase, digits, -); also accepted by --scheduler.",
+        examples=["monthly"])
+    cron: str = Field(description="When it fires: a 5-field cron in time_zone.", examples=["0 7 1 * *"])
+    time_zone: str | None = Field(default=None, description="IANA time zone of cron; default: project.time_zone.",
+                                  examples=["UTC"])
+    workflow: str = Field(description="The workflow it starts (one of workflows).", examples=["crm-monthly"])
+    description: str = Field(default="", description="Free text.", examples=["Monthly load"])
+    retry: RetryConfig = Field(default=RetryConfig(), description="Retries of a failed trigger.",
+                               examples=[{"retry_count": 2, "min_backoff_s": 60}])
+    attempt_deadline: Annotated[str, Field(pattern=DURATION)] = Field(
+        default="1800s", description="How long one trigger attempt may take (seconds, `s` suffix).",
+        examples=["600s"])
+    paused: bool = Field(default=False, description="Created paused (it never fires until resumed).",
+                         examples=[True])
 
 
 class SampleData(Strict):
     """Where the project's sample raw data comes from (`funnelops data generate`, `funnelops demo`)."""
 
     generator: str = Field(description="a .py file inside the project folder, relative to the project file, "
-                                       "that writes sample raw data (contract: funnelops.lifecycle.sample_data)")
+                                       "that writes sample raw data (contract: funnelops.lifecycle.sample_data)",
+                           examples=["generate.py"])
 
 
 class ProjectSpec(Strict):
     """The whole project definition."""
 
-    project: Project
-    variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str | int | float | bool] = {}
-    stages: Stages = Stages()
-    buckets: list[Bucket] = []
-    datasets: list[Dataset] = []
-    tables: list[Table] = []
-    external_tables: list[ExternalTable] = []
-    views: list[View] = []
-    workflows: list[Workflow] = []
-    schedulers: list[Scheduler] = []
-    data: SampleData | None = None
+    project: Project = Field(description="Where and how the project runs.",
+                             examples=[{"id": "acme-crm-prod", "time_zone": "UTC"}])
+    variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str | int | float | bool] = Field(
+        default={}, description="Passed to every workflow run as --key=value (the variable group).",
+        examples=[{"env": "dev"}])
+    stages: Stages = Field(default=Stages(), description="The argument each lifecycle stage appends to every "
+                                                         "workflow template.",
+                           examples=[{"iac": ["--refined_flows=false"]}])
+    buckets: list[Bucket] = Field(default=[], description="Buckets: one per layer (roles raw, trusted, refined, "
+                                                          "artifacts).",
+                                  examples=[[{"name": "acme-crm-raw", "role": "raw"}]])
+    datasets: list[Dataset] = Field(default=[], description="Datasets (BigQuery) / schemas (DuckDB).",
+                                    examples=[[{"id": "crm_refined"}]])
+    tables: list[Table] = Field(default=[], description="Managed tables, usually the refined flows' targets.",
+                                examples=[[{"dataset": "crm_refined", "name": "leads_per_period",
+                                            "schema": [{"name": "period_start", "type": "DATE"}]}]])
+    external_tables: list[ExternalTable] = Field(
+        default=[], description="Tables over the trusted Parquet folders, read by refined SQL.",
+        examples=[[{"dataset": "crm_trusted", "name": "leads", "bucket": "acme-crm-trusted", "prefix": "leads/"}]])
+    views: list[View] = Field(default=[], description="Views over the refined tables (created in the Workflow stage).",
+                              examples=[[{"dataset": "crm_reporting", "name": "v_leads", "query_file": "sql/v.sql"}]])
+    workflows: list[Workflow] = Field(default=[], description="Workflow templates, usually one per granularity.",
+                                      examples=[[{"name": "crm-monthly", "granularity": "MONTH",
+                                                  "jobs": [{"step_id": "flows"}]}]])
+    schedulers: list[Scheduler] = Field(default=[], description="Schedulers: when each workflow runs.",
+                                        examples=[[{"name": "monthly", "id": "monthly", "cron": "0 7 1 * *",
+                                                    "workflow": "crm-monthly"}]])
+    data: SampleData | None = Field(default=None, description="A sample-data generator for `funnelops data "
+                                                              "generate` (projects loading real files leave it out).",
+                                    examples=[{"generator": "generate.py"}])
 
     def bucket_for(self, role: str) -> Bucket | None:
         return next((b for b in self.buckets if b.role == role), None)
