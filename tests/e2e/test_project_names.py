@@ -85,7 +85,7 @@ def test_data_generate_without_a_generator_points_to_data_load(project, tmp_path
     assert r.returncode == 2
     err = json.loads(r.stdout) if r.stdout.strip() else {}
     text = (err.get("message", "") + " " + err.get("hint", "")) if err else r.stderr
-    assert "declares none" in text and "funnelops data load" in text
+    assert "declares no sample-data generator" in text and "funnelops data load" in text
     assert not (home / "buckets").exists() or not any((home / "buckets").rglob("*.csv"))
 
 

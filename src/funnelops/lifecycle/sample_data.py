@@ -57,8 +57,8 @@ def load_generator(loaded: LoadedProject) -> ModuleType:
     the module does not keep the contract."""
     data = loaded.spec.data
     if data is None:
-        raise UsageError(f"`data generate` runs the project's sample-data generator, and {loaded.path} declares "
-                         "none (no `data:` block); nothing was written", NO_GENERATOR_HINT)
+        raise UsageError(f"the project {loaded.path} declares no sample-data generator (no `data:` block), so "
+                         "`data generate` has nothing to run; nothing was written", NO_GENERATOR_HINT)
     problem = generator_problem(data.generator, loaded.base_dir)
     if problem is not None:
         raise UsageError(f"data.generator: {problem}", NO_GENERATOR_HINT)

@@ -104,8 +104,12 @@ def check_refined_flows(p: Checked, c: ProblemCollector) -> None:
     and its query reads only external tables (the trusted layer)."""
     from funnelops.spec.sqlrefs import SqlError, table_refs
 
-    tables = {t.address for t in p.spec.tables}
-    externals = {e.address for e in p.spec.external_tables}
+    # names set aside for their own field errors count as known (`spec/partial.py`): one problem each
+    spec = p.spec
+    extra = set(p.known.relations) - {r.address for kind in ("tables", "external_tables", "views")
+                                      for r in getattr(spec, kind)}
+    tables = {t.address for t in spec.tables} | extra
+    externals = {e.address for e in spec.external_tables} | extra
     for src in refined_sources(p.loaded.base_dir):
         where = f"refined flow {src.name}"
         problems = header_problems(src)
