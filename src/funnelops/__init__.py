@@ -1,4 +1,4 @@
-"""funnelops: deploy and operate the Analítica Funnel data platform.
+"""funnelops: deploy and operate a data platform defined in one project file.
 
 One declarative project definition, one tool: infrastructure (plan/apply), data flows
 (raw -> trusted -> refined), runs with overlap protection, and the seed's lifecycle,

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from funnelops.errors import ProjectError
 from funnelops.flows.args import resolve_period
 from funnelops.backends.local.flows_runtime import LocalFolders
 from funnelops.flows.context import RunContext
@@ -266,8 +267,14 @@ def test_allow_empty_must_be_a_bool(raw, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(PROJECT.parent, project)
     flow = project / "flows" / "trusted" / "leads.py"
-    flow.write_text(flow.read_text() + '\nALLOW_EMPTY = "yes"\n')
     raw.loaded = load_project(project / "funnel.yaml")
+    flow.write_text(flow.read_text() + '\nALLOW_EMPTY = "yes"\n')
+    # loading the project reports it at the flow's line, before any run ...
+    with pytest.raises(ProjectError) as e:
+        load_project(project / "funnel.yaml")
+    [p] = e.value.problems
+    assert (p.file, p.line) == (str(flow), len(flow.read_text().splitlines())) and "ALLOW_EMPTY" in p.message
+    # ... and a run started from a project loaded earlier still refuses it
     with pytest.raises(FlowDefinitionError, match="ALLOW_EMPTY must be True or False"):
         raw.run("leads")
 

@@ -23,15 +23,37 @@ def register(app: typer.Typer) -> None:
 
 
 def validate(ctx: typer.Context) -> None:
-    """Check the project definition: every problem at once, each with its file, line and field."""
+    """Check the project definition, its trusted flows and its SQL: every problem at once, each with
+    its file, line and field.
+
+    Beyond what every command checks when it loads the project, validate executes each trusted flow
+    module as a run imports it (no data is read) and parses refined and view SQL in the dialect of
+    the backend (--backend): what would fail a run is an error (exit 2), what may fail is a warning."""
+    from funnelops.errors import ProjectError
+    from funnelops.spec.deep_checks import inspect_project
+
     app = get_ctx(ctx)
     loaded = app.project
     spec = loaded.spec
+    errors, warnings = inspect_project(loaded, app.backend_kind)
+    if errors:
+        raise ProjectError(sorted(errors, key=lambda p: (p.file, p.line or 0, p.field)))
     counts = {k: len(getattr(spec, k)) for k in ("buckets", "datasets", "tables", "external_tables", "views",
                                                  "workflows", "schedulers")}
-    app.console.print(f"[green]✓[/] {esc(loaded.path)} is valid: " + ", ".join(f"{v} {k.replace('_', ' ')}"
-                                                                          for k, v in counts.items()))
-    app.console.emit({"valid": True, "project": str(loaded.path), "spec_hash": loaded.spec_hash, "counts": counts})
+    flows = {"trusted": _count(loaded.base_dir, ("flows", "trusted"), "*.py"),
+             "refined": _count(loaded.base_dir, ("sql", "refined"), "*.sql")}
+    for w in warnings:
+        app.console.print(f"[yellow]warning:[/] {esc(w.render())}")
+    app.console.print(f"[green]✓[/] {esc(loaded.path)} is valid: " + ", ".join(
+        f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
+        + f", {flows['trusted']} trusted flows, {flows['refined']} refined flows")
+    app.console.emit({"valid": True, "project": str(loaded.path), "spec_hash": loaded.spec_hash, "counts": counts,
+                      "flows": flows, "warnings": [w.to_dict() for w in warnings]})
+
+
+def _count(base, parts: tuple[str, ...], pattern: str) -> int:
+    folder = base.joinpath(*parts)
+    return sum(1 for p in folder.glob(pattern) if not p.name.startswith("_")) if folder.is_dir() else 0
 
 
 def spec_schema(ctx: typer.Context) -> None:

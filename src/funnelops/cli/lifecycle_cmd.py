@@ -7,7 +7,8 @@ import typer
 from funnelops.cli.context import AppContext, esc, get_ctx
 from funnelops.cli.groups import job_app, pipeline_app
 
-SCHEDULER_HELP = "Día | Mes | Año | 'Duplicado mes' (aliases: dia, mes, anio, duplicado-mes)"
+SCHEDULER_HELP = ("A scheduler's name or id from the project (see `funnelops scheduler list`); case and accents "
+                  "do not matter.")
 PERIOD_HELP = ("The period the run processes, in the workflow's granularity: YYYY-MM-DD (DAY), YYYY-MM (MONTH), "
                "YYYY (YEAR), previous or current (default: what the workflow's args say, else current). "
                "On gcp the template is then instantiated directly: a Cloud Scheduler fire cannot carry it.")

@@ -15,17 +15,19 @@ import typer
 
 from funnelops.cli.context import AppContext
 
-HELP = """Deploy and operate the Analítica Funnel data platform.
+HELP = """Deploy and operate a data platform defined in one project file (funnel.yaml).
 
-One project definition (funnel.yaml), two backends: `local` (folders, DuckDB, a local runner and
-scheduler: no account needed) and `gcp` (GCS, BigQuery, Dataproc, Cloud Scheduler).
+One project definition, two backends: `local` (folders, DuckDB, a local runner and scheduler: no
+account needed) and `gcp` (GCS, BigQuery, Dataproc, Cloud Scheduler). `funnelops validate` checks
+the definition, its trusted flows and its SQL.
 
 The seed's lifecycle, in order:
 
 \b
   funnelops pipeline funnel --data-stage IaC
   funnelops pipeline funnel --data-stage "Initial data"
-  funnelops pipeline workflow --scheduler Día      (any time after, as often as wanted)
+  funnelops pipeline workflow --scheduler NAME     (any time after, as often as wanted; NAME is
+                                                   one of `funnelops scheduler list`)
 
 \b
 Exit codes: 0 ok, 1 failure, 2 bad usage or invalid project, 3 refused because a run of that

@@ -7,6 +7,8 @@ import typer
 from funnelops.cli.context import esc, get_ctx
 from funnelops.cli.groups import scheduler_app
 
+NAME_HELP = "A scheduler's name or id from the project (see `funnelops scheduler list`)."
+
 
 def register(app: typer.Typer) -> None:
     scheduler_app.command("list")(list_schedulers)
@@ -47,17 +49,17 @@ def _set_paused(ctx: typer.Context, name: str, paused: bool) -> None:
     app.console.emit({"scheduler": s.id, "paused": paused})
 
 
-def pause(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes, Año, 'Duplicado mes' or an id.")) -> None:
+def pause(ctx: typer.Context, name: str = typer.Argument(..., help=NAME_HELP)) -> None:
     """Pause a scheduler: it stops firing until resumed."""
     _set_paused(ctx, name, True)
 
 
-def resume(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes, Año, 'Duplicado mes' or an id.")) -> None:
+def resume(ctx: typer.Context, name: str = typer.Argument(..., help=NAME_HELP)) -> None:
     """Resume a paused scheduler."""
     _set_paused(ctx, name, False)
 
 
-def run_now(ctx: typer.Context, name: str = typer.Argument(..., help="Día, Mes, Año, 'Duplicado mes' or an id."),
+def run_now(ctx: typer.Context, name: str = typer.Argument(..., help=NAME_HELP),
             wait: bool = typer.Option(False, "--wait", help="Follow the run to its end."),
             period: str | None = typer.Option(None, "--period", help="The period the run processes (YYYY-MM-DD, "
                                               "YYYY-MM, YYYY, previous or current; see `pipeline workflow`).")

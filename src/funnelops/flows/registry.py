@@ -89,6 +89,43 @@ def select(requested: tuple[str, ...] | None, known: list[str], layer: str) -> l
     return list(dict.fromkeys(requested))
 
 
+def files_problem(files: str) -> str | None:
+    """Why the runtime cannot use the `FILES` layout `files`, or None.
+
+    Shared by the runtime (:func:`load_trusted`) and `validate` (`spec/flow_checks.py`), and
+    decided by a round trip through the raw layer's own functions, so validate accepts exactly
+    what a run can read: a dated layout must let a file's path give back the date it was written
+    for (`{yyyy}` alone names a year, not a file: a full run could not date it). A plain path
+    (no placeholder) is a snapshot source and is not judged here.
+    """
+    from datetime import date
+
+    from funnelops.flows import raw
+
+    if files.startswith("/") or ".." in files.split("/") or "\\" in files:
+        return "FILES must be a relative path inside the raw bucket (no leading `/`, no `..`)"
+    stray = re.sub(r"\{(yyyy|mm|dd|yyyymm|yyyymmdd)\}", "", files)
+    if "{" in stray or "}" in stray:
+        bad = re.search(r"\{[^}]*\}?", stray)
+        return (f"FILES has an unknown placeholder {bad.group(0) if bad else '{'}; the placeholders are "
+                "{yyyy} {mm} {dd} {yyyymm} {yyyymmdd}")
+    if not files.lower().endswith((".csv", ".xlsx")):
+        return "FILES must name .csv or .xlsx files"
+    if not _PLACEHOLDERS.search(files):
+        return None
+    probe = date(2024, 3, 17)
+    want = probe if raw._is_daily(files) else probe.replace(day=1)
+    match = raw._pattern(files).match(raw._fill(files, probe))
+    try:
+        got = raw.match_date(match) if match else None
+    except (IndexError, KeyError, ValueError):
+        got = None
+    if got != want:
+        return ("FILES must carry the date in {yyyymmdd} (one file per day) or {yyyymm} (one per month, "
+                "without {dd}); {yyyy}, {mm} and {dd} may only add folders, e.g. {yyyy}/{mm}/name_{yyyymmdd}.csv")
+    return None
+
+
 def load_trusted(project_dir: Path, name: str) -> ModuleType:
     """Load `<project>/flows/trusted/<name>.py` afresh and check its contract.
 
@@ -124,9 +161,10 @@ def load_trusted(project_dir: Path, name: str) -> ModuleType:
             problems.append("TARGET and PARTITION must be identifiers")
         if module.PARTITION not in module.OUTPUT:
             problems.append("PARTITION must be one of OUTPUT")
-        if ".." in module.FILES.split("/") or module.FILES.startswith("/"):
-            problems.append("FILES must be a relative path inside the raw bucket")
-        if not _PLACEHOLDERS.search(module.FILES):
+        layout = files_problem(module.FILES) if isinstance(module.FILES, str) else "FILES must be a path"
+        if layout:
+            problems.append(layout)
+        elif not _PLACEHOLDERS.search(module.FILES):
             problems.append("FILES needs date placeholders such as {yyyy}/{mm}/name_{yyyymmdd}.csv")
         if not all(isinstance(c, str) and c for c in module.COLUMNS):
             problems.append("COLUMNS must be column names")

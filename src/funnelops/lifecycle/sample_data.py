@@ -42,8 +42,11 @@ if TYPE_CHECKING:
     from funnelops.spec.project import LoadedProject
 
 STAGE_PREFIX = "generate-"
-NO_GENERATOR_HINT = ("declare one in the project file: `data: {generator: generate.py}` (a .py file in the "
-                     "project folder; see projects/funnel/generate.py), or copy raw files into the raw bucket")
+# Most projects have real extracts, not a generator: the hint leads with loading them.
+NO_GENERATOR_HINT = ("to use your own files, put them where a flow reads them: `funnelops data load FILE... "
+                     "--flow NAME`; to generate sample data instead, declare a generator in the project file: "
+                     "`data: {generator: generate.py}` (a .py file in the project folder, like the example's "
+                     "projects/funnel/generate.py)")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]*$")
 
 
@@ -54,7 +57,8 @@ def load_generator(loaded: LoadedProject) -> ModuleType:
     the module does not keep the contract."""
     data = loaded.spec.data
     if data is None:
-        raise UsageError(f"the project {loaded.path} declares no sample-data generator", NO_GENERATOR_HINT)
+        raise UsageError(f"the project {loaded.path} declares no sample-data generator (no `data:` block), so "
+                         "`data generate` has nothing to run; nothing was written", NO_GENERATOR_HINT)
     problem = generator_problem(data.generator, loaded.base_dir)
     if problem is not None:
         raise UsageError(f"data.generator: {problem}", NO_GENERATOR_HINT)

@@ -11,12 +11,26 @@ if TYPE_CHECKING:
     from funnelops.backends.base import Backend
     from funnelops.spec.project import LoadedProject
 
-NEXT_STEP = {
-    None: 'funnelops pipeline funnel --data-stage IaC',
-    "iac": 'funnelops pipeline funnel --data-stage "Initial data"',
-    "initial_data": "funnelops pipeline workflow --scheduler Día",
-    "workflow": "funnelops pipeline workflow --scheduler Día (on demand), or `funnelops scheduler serve`",
-}
+def next_step(loaded: LoadedProject, position: str | None) -> str:
+    """The command that moves the lifecycle on from `position`, with the project's own names.
+
+    The workflow stage forces one of *this* project's schedulers: a hint naming the example's
+    (`Día`) would be refused as an unknown scheduler anywhere else."""
+    import shlex
+
+    if position is None:
+        return "funnelops pipeline funnel --data-stage IaC"
+    if position == "iac":
+        return 'funnelops pipeline funnel --data-stage "Initial data"'
+    schedulers = loaded.spec.schedulers
+    if not schedulers:
+        return "add a scheduler to the project (`schedulers:`), then `funnelops pipeline workflow --scheduler NAME`"
+    force = f"funnelops pipeline workflow --scheduler {shlex.quote(schedulers[0].name)}"
+    if len(schedulers) > 1:
+        force += " (or another of `funnelops scheduler list`)"
+    if position == "initial_data":
+        return force
+    return f"{force} on demand, or `funnelops scheduler serve`"
 
 
 def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
@@ -64,6 +78,6 @@ def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
             if not backend.storage.has_objects(e.bucket, e.prefix.rstrip("/"), ".parquet"):
                 waiting.append(e.address)
     return {"project": spec.project.id, "backend": backend.name, "spec_hash": loaded.spec_hash,
-            "stages": stages, "position": last, "next": NEXT_STEP[last], "templates": templates,
+            "stages": stages, "position": last, "next": next_step(loaded, last), "templates": templates,
             "schedulers": schedulers, "running": running, "waiting_for_data": waiting}
 

@@ -89,7 +89,10 @@ def parse_query(sql: str, dialect: str = "bigquery"):
         trees = [t for t in sqlglot.parse(sql, read=dialect)
                  if t is not None and not isinstance(t, getattr(exp, "Semicolon", ()))]
     except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError...
-        raise SqlError((str(exc).splitlines() or [type(exc).__name__])[0]) from None
+        first = (getattr(exc, "errors", None) or [{}])[0]
+        line = first.get("line") if isinstance(first, dict) else None
+        raise SqlError((str(exc).splitlines() or [type(exc).__name__])[0],
+                       int(line) if isinstance(line, int) and line > 0 else None) from None
     if not trees:
         raise UnsafeSql("the SQL holds no query")
     if len(trees) > 1:
@@ -98,6 +101,10 @@ def parse_query(sql: str, dialect: str = "bigquery"):
                         lines[1] if len(lines) > 1 else None)
     tree = trees[0]
     if not isinstance(tree, exp.Query):
+        if not isinstance(tree, _forbidden_types()):  # `SELEC x` parses as a bare expression
+            start = " ".join(sql.split())[:40]
+            raise UnsafeSql(f"the SQL is not a query: it does not start with SELECT or WITH ('{start}')",
+                            _line_of(tree))
         raise UnsafeSql(f"the SQL is a {tree.key.upper()} statement, not a query; only SELECT/WITH ... is allowed",
                         _line_of(tree))
     check_tree(tree)

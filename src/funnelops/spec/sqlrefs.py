@@ -16,7 +16,12 @@ from pathlib import Path
 
 
 class SqlError(ValueError):
-    """The SQL does not parse as BigQuery."""
+    """The SQL does not parse as BigQuery. `line`: the 1-based line, within the SQL text, where
+    parsing stopped (None if unknown)."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class _RefsCache:

@@ -4,7 +4,8 @@
 the one step that produces values, stored on the loaded project), then runs :data:`CHECKS`: a
 tuple of small checkers, each reading the project and adding located problems to one collector
 (names are unique, references resolve with "did you mean", crons and time zones are valid,
-neither views nor workflow steps form a cycle, SQL is one read-only query, steps stay confined).
+neither views nor workflow steps form a cycle, SQL is one read-only query, steps stay confined,
+trusted flows keep their contract).
 Every problem is collected and raised at once.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping
 
 from funnelops.errors import ProblemCollector, did_you_mean
-from funnelops.spec import confine, gcp_limits, sql_safety
+from funnelops.spec import confine, flow_checks, gcp_limits, refined_checks, sql_safety
 from funnelops.spec.models import ProjectSpec
 from funnelops.spec.project import LoadedProject, Path_
 from funnelops.spec.resolve import Resolved, resolve_files
@@ -276,6 +277,7 @@ def check_confinement(p: Checked, c: ProblemCollector) -> None:
 # limits (`spec/gcp_limits.py`) come last.
 CHECKS: tuple[Checker, ...] = (check_names, check_references, check_zones, check_columns, check_views,
                                check_workflows, check_cron, check_limits, check_sql_safety, check_confinement,
+                               flow_checks.check_trusted_flows, refined_checks.check_refined_flows,
                                gcp_limits.check_clusters, gcp_limits.check_scheduler_deadlines,
                                gcp_limits.check_service_accounts, gcp_limits.check_parameters)
 

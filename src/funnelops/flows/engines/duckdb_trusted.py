@@ -52,13 +52,22 @@ class DuckStaged:
     work: Path | None = None
 
 
+def missing_file_hint(has_generator: bool) -> str:
+    """What to do about a missing source file: `data generate` only helps a project that has a
+    generator (`data:` in its file); every project can load its own files."""
+    load = "put the files into the raw bucket with `funnelops data load FILE... --flow NAME`"
+    if has_generator:
+        load += ", or write sample data with `funnelops data generate`"
+    return load + ", or pick a period that has data (--period)"
+
+
 class DuckTrusted:
     """:class:`funnelops.flows.engines.base.TrustedEngine` on SQLFrame/DuckDB and local folders."""
 
-    missing_hint = "generate data with `funnelops data generate`, or pick a period that has data (--period)"
-
-    def __init__(self, engine: DuckEngine, store: FolderStore, raw_bucket: str, trusted_bucket: str) -> None:
+    def __init__(self, engine: DuckEngine, store: FolderStore, raw_bucket: str, trusted_bucket: str,
+                 missing_hint: str = "") -> None:
         self.engine, self.store = engine, store
+        self.missing_hint = missing_hint or missing_file_hint(has_generator=False)
         self.raw_bucket, self.trusted_bucket = raw_bucket, trusted_bucket
         self.raw_root = store.bucket_dir(raw_bucket)
         self.trusted_root = store.bucket_dir(trusted_bucket)
@@ -71,7 +80,8 @@ class DuckTrusted:
         activate("duckdb")
         engine = DuckEngine(ctx.time_zone, temp_dir=str(store.scratch / "duckdb-spill"))
         try:
-            yield cls(engine, store, ctx.bucket_name("raw"), ctx.bucket_name("trusted"))
+            yield cls(engine, store, ctx.bucket_name("raw"), ctx.bucket_name("trusted"),
+                      missing_file_hint(has_generator=ctx.loaded.spec.data is not None))
         finally:
             engine.close()
 

@@ -60,7 +60,8 @@ def _source_errors(method: Callable) -> Callable:
 class SparkTrusted:
     """:class:`funnelops.flows.engines.base.TrustedEngine` on Spark and Hadoop filesystem URIs."""
 
-    missing_hint = "check the raw bucket, or pick a period that has data (--period)"
+    missing_hint = ("check the raw bucket (`funnelops data load FILE... --flow NAME` puts files where a flow "
+                    "reads them), or pick a period that has data (--period)")
 
     def __init__(self, session: Any, raw_root: str, trusted_root: str, read_bytes: ReadBytes | None = None) -> None:
         self.session, self.raw_root, self.trusted_root = session, raw_root, trusted_root
