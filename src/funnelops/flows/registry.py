@@ -23,12 +23,12 @@ from pathlib import Path
 from types import ModuleType
 
 from funnelops.errors import UsageError, did_you_mean
+from funnelops.flows import layout
 from funnelops.flows.args import GRANULARITIES
 
 TRUSTED_DIR = ("flows", "trusted")
 REFINED_DIR = ("sql", "refined")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PLACEHOLDERS = re.compile(r"\{(yyyy|mm|dd|yyyymm|yyyymmdd)\}")
 SUFFIX = {"DAY": "daily", "MONTH": "monthly", "YEAR": "yearly"}
 
 
@@ -94,8 +94,10 @@ def load_trusted(project_dir: Path, name: str) -> ModuleType:
 
     The flow contract (module attributes):
 
-    - `FILES`: the source path inside the raw bucket, with date placeholders
-      (`{yyyy}/{mm}/leads_{yyyymmdd}.csv`); all `.csv` or all `.xlsx`.
+    - `FILES`: the source path inside the raw bucket, all `.csv` or all `.xlsx`: dated, with
+      placeholders naming a day, month or year (`{yyyy}/{mm}/leads_{yyyymmdd}.csv`), or a
+      snapshot without any (`crm/leads.csv`), filtered by `DATE_COLUMN` (see
+      :mod:`funnelops.flows.layout`, which also reads `DATE_FORMATS`, `PERIOD_FILTER` and `CSV`).
     - `COLUMNS`: the column names the source's header must carry. A file with the same names
       in another order is read by name; a missing, unexpected or repeated name fails the run.
     - `TARGET`, `PARTITION`, `OUTPUT`: the trusted table, its DATE partition column (one of
@@ -124,10 +126,9 @@ def load_trusted(project_dir: Path, name: str) -> ModuleType:
             problems.append("TARGET and PARTITION must be identifiers")
         if module.PARTITION not in module.OUTPUT:
             problems.append("PARTITION must be one of OUTPUT")
-        if ".." in module.FILES.split("/") or module.FILES.startswith("/"):
+        if not isinstance(module.FILES, str) or ".." in module.FILES.split("/") or module.FILES.startswith("/"):
             problems.append("FILES must be a relative path inside the raw bucket")
-        if not _PLACEHOLDERS.search(module.FILES):
-            problems.append("FILES needs date placeholders such as {yyyy}/{mm}/name_{yyyymmdd}.csv")
+        problems += layout.problems(module)
         if not all(isinstance(c, str) and c for c in module.COLUMNS):
             problems.append("COLUMNS must be column names")
         elif len(set(module.COLUMNS)) != len(module.COLUMNS):
