@@ -171,6 +171,23 @@ def _csv_records(file_index: int, ncols: int, opts: CsvOptions = CsvOptions()):
     return parse
 
 
+def _lines(sc, uri: str, encoding: str):
+    """(line, 0-based index) pairs of one file. Hadoop's text reader decodes UTF-8 only (other
+    bytes become U+FFFD before Python sees them), so a file in another encoding is read whole as
+    bytes and split here, each line decoded by the mapper."""
+    if encoding == "utf-8":
+        return sc.textFile(uri, minPartitions=1).zipWithIndex()
+
+    def split(pair):
+        data = pair[1]
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        return [(line, k) for k, line in enumerate(lines)]
+
+    return sc.binaryFiles(uri, minPartitions=1).flatMap(split)
+
+
 def _check_files(parsed, files, columns, allow_empty: bool, opts: CsvOptions = CsvOptions()) -> dict[int, list[int]]:
     """Check each file's header and emptiness on the parsed records (two small jobs over the
     cached RDD); returns the column positions of files whose header has another order."""
@@ -206,9 +223,7 @@ def stage_csv(session, raw_root: str, files: list[tuple[date, str]], columns: tu
     opts = source.csv if source is not None else CsvOptions()
     parts = []
     for i, (_, rel) in enumerate(files):
-        # bytes, decoded by the mapper: Hadoop's text reader would assume UTF-8
-        lines = sc.textFile(join_uri(raw_root, rel), minPartitions=1, use_unicode=False)
-        parts.append(lines.zipWithIndex().flatMap(_csv_records(i, ncols, opts)))
+        parts.append(_lines(sc, join_uri(raw_root, rel), opts.encoding).flatMap(_csv_records(i, ncols, opts)))
     parsed = (sc.union(parts) if len(parts) > 1 else parts[0]).cache()
     perms = _check_files(parsed, files, columns, allow_empty, opts)
     base = CSV_ROW_BASE
