@@ -5,7 +5,6 @@ test_raw_layouts.py): a snapshot filtered by DATE_COLUMN with the same counts an
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import duckdb
 import pytest
