@@ -81,7 +81,7 @@ def generate(
 @app.command("load")
 def load(
     ctx: typer.Context,
-    files: list[Path] = typer.Argument(..., help="The CSV (or, for a snapshot flow, .xlsx) files to load."),
+    files: list[Path] = typer.Argument(..., metavar="FILE", help="The CSV (or, for a snapshot flow, .xlsx) files to load."),
     flow: str = typer.Option(..., "--flow", help="The trusted flow that reads them (a file name in flows/trusted/)."),
     date_column: str | None = typer.Option(
         None, "--date-column", help="For a dated FILES: the column whose date puts each row into its file "
