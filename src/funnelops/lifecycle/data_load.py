@@ -120,8 +120,10 @@ def load_data(loaded: LoadedProject, backend: Backend, flow: str, inputs: list[P
     storage = backend.storage
     refuse_while_running(backend.runtime.holders([w.name for w in loaded.spec.workflows]), "load raw data")
     clash = []
+    # one listing, then a read of the targets that exist only (a year of days: one call, not 365)
+    existing = set(storage.list_objects(report.bucket, _common_folder([t.name for t in report.targets])))
     for t in report.targets:
-        old = storage.read_object(report.bucket, t.name)
+        old = storage.read_object(report.bucket, t.name) if t.name in existing else None
         if old is None:
             t.state = "new"
         elif old == t.data:
@@ -137,6 +139,17 @@ def load_data(loaded: LoadedProject, backend: Backend, flow: str, inputs: list[P
         if t.state != "unchanged":
             storage.put_object(report.bucket, t.name, t.data)
     return report
+
+
+def _common_folder(names: list[str]) -> str:
+    """The deepest folder every name is under ("" when they share none)."""
+    parts = [n.split("/")[:-1] for n in names]
+    common: list[str] = []
+    for level in zip(*parts):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return "/".join(common)
 
 
 def _check_input(path: Path, source: Layout) -> None:
