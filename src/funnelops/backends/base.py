@@ -66,6 +66,13 @@ class Storage(Protocol):
 
     def list_objects(self, bucket: str, prefix: str) -> list[str]: ...
 
+    def read_object(self, bucket: str, name: str) -> bytes | None:
+        """The object's bytes, or None when there is no such object (`data load` compares)."""
+
+    def put_object(self, bucket: str, name: str, data: bytes) -> None:
+        """Write one object whole: a reader sees the old bytes or the new ones, never a part
+        (local: temp file + rename; GCS: one upload)."""
+
 
 @runtime_checkable
 class Runtime(Protocol):

@@ -1,4 +1,5 @@
-"""`funnelops data generate`: sample raw data, made by the project's own generator, in its raw bucket.
+"""`funnelops data load` (your files, where a flow reads them) and `funnelops data generate` (sample
+raw data, made by the project's own generator, in its raw bucket).
 
 The typer part stays tiny; :func:`run_generate` does the work so the main CLI can register this
 sub-app and pass the project and home from its own global options.
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Sample data for the project's raw layer.", no_args_is_help=True)
+app = typer.Typer(help="Raw data for the project: load your own files (`data load`) or generate sample data.",
+                  no_args_is_help=True)
 
 DEFAULT_ROWS = 200_000
 DEFAULT_DAYS = 365
@@ -74,3 +76,52 @@ def generate(
         return
     run_generate(app_ctx.project_path, app_ctx.home, rows, start.date() if start else None,
                  end.date() if end else None, seed, app_ctx.as_json, replace=replace)
+
+
+@app.command("load")
+def load(
+    ctx: typer.Context,
+    files: list[Path] = typer.Argument(..., metavar="FILE", help="The CSV (or, for a snapshot flow, .xlsx) files to load."),
+    flow: str = typer.Option(..., "--flow", help="The trusted flow that reads them (a file name in flows/trusted/)."),
+    date_column: str | None = typer.Option(
+        None, "--date-column", help="For a dated FILES: the column whose date puts each row into its file "
+                                    "(default: the flow's DATE_COLUMN)."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite target files that hold other data "
+                                                           "(without it they are refused and nothing is written)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document: the files written and their rows."),
+) -> None:
+    """Put your own extract files into the raw bucket, where the flow `--flow` reads them.
+
+    When the flow's FILES is dated (`crm/{yyyy}/{mm}/leads_{yyyymmdd}.csv`) the rows are split by
+    the date column into one file per day, month or year as its placeholders say, each with the
+    header, in the flow's CSV dialect. When it is a snapshot (`crm/leads.csv`, no placeholder) the
+    one file is copied as is; runs filter it by the flow's DATE_COLUMN. Workbooks (.xlsx) are
+    copied as is, into a snapshot FILES only. Local: written into the raw bucket's folder (each
+    file atomically); gcp: uploaded to the raw bucket. Everything is checked first (bad input
+    names file and line, exit 2, nothing written); refused while a workflow run is in progress."""
+    from rich.table import Table
+
+    from funnelops.cli.context import esc, get_ctx
+    from funnelops.lifecycle.data_load import load_data, plan_load
+
+    app_ctx = get_ctx(ctx)
+    app_ctx.set_json(as_json)
+    loaded = app_ctx.project
+    if app_ctx.dry_run:
+        report = plan_load(loaded, flow, files, date_column)
+        for t in report.targets:
+            t.state = "dry run"
+    else:
+        report = load_data(loaded, app_ctx.backend, flow, files, date_column=date_column, replace=replace)
+    if app_ctx.as_json:
+        app_ctx.console.emit(report.to_dict())
+        return
+    table = Table(box=None, header_style="bold")
+    for col, justify in (("File in the raw bucket", "left"), ("Rows", "right"), ("State", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for t in report.targets:
+        table.add_row(esc(t.name), f"{t.rows:,}", t.state)
+    app_ctx.console.out.print(table)
+    written = sum(1 for t in report.targets if t.state in ("new", "replaced"))
+    app_ctx.console.print(f"flow {esc(flow)}, {report.layout}: {report.rows:,} rows in {len(report.targets)} "
+                          f"file(s) of bucket {esc(report.bucket)}, {written} written")

@@ -74,7 +74,7 @@ def _register() -> None:
     try:
         from funnelops.cli import data_cmd
 
-        app.add_typer(data_cmd.app, name="data", help="Sample raw data for the project.")
+        app.add_typer(data_cmd.app, name="data", help="Raw data: load your own files, or generate sample data.")
     except ImportError:  # pragma: no cover - the data command ships with the flows
         pass
 

@@ -13,13 +13,14 @@ proves that every physical record was kept, quarantined or rejected.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from funnelops.flows import layout
 from funnelops.flows import source_checks as checks
-from funnelops.flows.args import Period, _add_months
+from funnelops.flows.args import Period
+from funnelops.flows.layout import CsvOptions, Layout
 from funnelops.flows.source_checks import FlowSourceError
 
 XLSX_ROW_BASE = 1_000_000  # Excel rows: _row = file index * base + sheet row, so the line is recoverable
@@ -34,75 +35,73 @@ class Staged:
     extra: dict = field(default_factory=dict)
     records: dict[int, int] = field(default_factory=dict)   # physical records per file index
     paths: dict[int, Path] = field(default_factory=dict)
+    base: str = ""                              # every staged row (before the period filter); "" = view
+    out_of_period: dict[int, int] = field(default_factory=dict)  # rows of other periods per file index
+    header_lines: int = 1                       # lines before the first record of a CSV file
+
+    @property
+    def all_rows(self) -> str:
+        return self.base or self.view
 
 
 def _is_daily(template: str) -> bool:
-    return "{dd}" in template or "{yyyymmdd}" in template
+    """Whether a dated template names one file per day (kept for callers of the old name)."""
+    return layout.unit_of(template) == "day"
 
 
-def _fill(template: str, d: date) -> str:
-    return (template.replace("{yyyymmdd}", f"{d:%Y%m%d}").replace("{yyyymm}", f"{d:%Y%m}")
-            .replace("{yyyy}", f"{d:%Y}").replace("{mm}", f"{d:%m}").replace("{dd}", f"{d:%d}"))
+def source_files(raw_root: Path, source: Layout | str, period: Period | None) -> list[tuple[date, Path]]:
+    """(extract date, path) of the period's files that exist; every file when `period` is None.
 
-
-def _pattern(template: str) -> re.Pattern:
-    groups = {"{yyyymmdd}": r"(?P<ymd>\d{8})", "{yyyymm}": r"(?P<ym>\d{6})", "{yyyy}": r"\d{4}",
-              "{mm}": r"\d{2}", "{dd}": r"\d{2}"}
-    out = re.escape(template)
-    for ph, rx in groups.items():
-        out = out.replace(re.escape(ph), rx)
-    return re.compile("^" + out + "$")
-
-
-def match_date(m: re.Match) -> date | None:
-    """The extract date a file name carries (`ymd` daily, `ym` monthly); None if it is no date."""
-    try:
-        if "ymd" in m.groupdict():
-            return date(int(m["ymd"][:4]), int(m["ymd"][4:6]), int(m["ymd"][6:]))
-        return date(int(m["ym"][:4]), int(m["ym"][4:]), 1)
-    except (ValueError, TypeError):
-        return None
-
-
-def source_files(raw_root: Path, template: str, period: Period | None) -> list[tuple[date, Path]]:
-    """(extract date, path) of the period's files that exist; every file when `period` is None."""
-    daily = _is_daily(template)
+    `period` is already widened to the source's unit (see :func:`layout.widen`). A snapshot is
+    its one file, dated by the period it is read for (its quarantine partition), or by its
+    modification day when read whole.
+    """
+    lay = layout.as_layout(source)
+    template = lay.template
+    if lay.unit is None:
+        p = raw_root / template
+        if not (p.is_symlink() or p.is_file()):
+            return []
+        checks.check_confined(raw_root, p)
+        return [(snapshot_date(period, p.stat().st_mtime), p)]
     if period is None:
-        glob = re.sub(r"\{[a-z]+\}", "*", template)
-        rx = _pattern(template)
+        rx = layout.pattern(template)
         out = []
-        for p in raw_root.glob(glob):
+        for p in raw_root.glob(layout.glob_of(template)):
             m = rx.match(p.relative_to(raw_root).as_posix())
             if not m:
                 continue
-            d = match_date(m)
+            d = layout.match_date(m)
             if d is None:
                 continue
             checks.check_confined(raw_root, p)
             out.append((d, p))
         return sorted(out)
-    if daily:
-        dates = period.days()
-    else:
-        dates, d = [], period.start.replace(day=1)
-        while d < period.end:
-            dates.append(d)
-            d = _add_months(d, 1)
     out = []
-    for d in dates:
-        p = raw_root / _fill(template, d)
+    for d in layout.period_dates(lay.unit, period):
+        p = raw_root / layout.fill(template, d)
         if p.is_symlink() or p.is_file():      # a link (even a dangling one) is refused, not skipped
             checks.check_confined(raw_root, p)
             out.append((d, p))
     return out
 
 
-def expected_files(template: str, period: Period | None) -> str:
+def snapshot_date(period: Period | None, mtime: float) -> date:
+    """The extract date of a snapshot file: the start of the period read, else its modification day."""
+    from datetime import UTC, datetime
+
+    return period.start if period is not None else datetime.fromtimestamp(mtime, UTC).date()
+
+
+def expected_files(source: Layout | str, period: Period | None) -> str:
+    lay = layout.as_layout(source)
+    if lay.unit is None:
+        return lay.template
     if period is None:
-        return re.sub(r"\{[a-z]+\}", "*", template)
-    first = _fill(template, period.start)
-    unit = 'day' if _is_daily(template) else 'month'
-    return first if period.end == period.start or len(period.days()) == 1 else f"{first} ... (one per {unit})"
+        return layout.glob_of(lay.template)
+    dates = layout.period_dates(lay.unit, period)
+    first = layout.fill(lay.template, dates[0])
+    return first if len(dates) == 1 else f"{first} ... (one per {lay.unit})"
 
 
 def _check_readable(raw_root: Path, files: list[tuple[date, Path]]) -> None:
@@ -125,9 +124,14 @@ def _ident(s: str) -> str:
 
 
 def stage(con, name: str, raw_root: Path, files: list[tuple[date, Path]], columns: tuple[str, ...],
-          allow_empty: bool = False) -> Staged:
+          allow_empty: bool = False, source: Layout | None = None, period: Period | None = None) -> Staged:
     """Stage `files` as view `name` in the DuckDB connection `con`; a file whose header does not
-    name `columns`, or that has no data rows (unless `allow_empty`), fails before anything is read."""
+    name `columns`, or that has no data rows (unless `allow_empty`), fails before anything is read.
+
+    A snapshot `source` read for a `period` keeps only the rows whose DATE_COLUMN falls in it
+    (or cannot be parsed: the flow's rules judge those); the others are counted per file as
+    out of period, so the record count still closes."""
+    opts = source.csv if source is not None else CsvOptions()
     _check_readable(raw_root, files)
     listed = [(i, d, p.relative_to(raw_root).as_posix()) for i, (d, p) in enumerate(files)]
     con.execute(f"CREATE OR REPLACE TABLE {name}_files (_file_index INTEGER, extract_date DATE, "
@@ -135,13 +139,52 @@ def stage(con, name: str, raw_root: Path, files: list[tuple[date, Path]], column
     con.executemany(f"INSERT INTO {name}_files VALUES (?, ?, ?, ?)",
                     [(i, d, rel, str(files[i][1])) for i, d, rel in listed])
     if all(p.suffix.lower() == ".csv" for _, p in files):
-        staged = _stage_csv(con, name, raw_root, files, columns, listed, allow_empty)
+        staged = _stage_csv(con, name, raw_root, files, columns, listed, allow_empty, opts)
     elif all(p.suffix.lower() == ".xlsx" for _, p in files):
         staged = _stage_xlsx(con, name, raw_root, files, columns, listed, allow_empty)
     else:
         raise FlowSourceError(f"flow {name}: source files must be all .csv or all .xlsx")
     staged.paths = {i: p for i, (_, p) in enumerate(files)}
+    if source is not None and source.filters and period is not None:
+        _filter_period(con, staged, columns, source, period)
     return staged
+
+
+def _date_map(con, table: str, column: str, formats: tuple[str, ...]) -> str:
+    """A table `(v, d)` giving the date of each distinct value of `column` in `table`, parsed
+    by :func:`layout.parse_date`, the very function the Spark path calls (both engines put a
+    row in the same period). Distinct values of a date column are few: one parse per value."""
+    mapping = f"{table}_dates"
+    values = [r[0] for r in con.execute(f"SELECT DISTINCT {_ident(column)} FROM {table} "
+                                        f"WHERE {_ident(column)} IS NOT NULL").fetchall()]
+    con.execute(f"CREATE OR REPLACE TABLE {mapping} (v VARCHAR, d DATE)")
+    pairs = [(v, layout.parse_date(v, formats)) for v in values]
+    if pairs:
+        con.executemany(f"INSERT INTO {mapping} VALUES (?, ?)", pairs)
+    return mapping
+
+
+def _filter_period(con, staged: Staged, columns: tuple[str, ...], source: Layout, period: Period) -> None:
+    """Keep the rows of `period` in the flow's view; count the rows of other periods.
+
+    The staged rows are materialized once (`<view>_all`, with `_row` numbered over the whole
+    file, so a quarantined row's line stays right) and the view filters them."""
+    assert source.date_column is not None
+    view, base, dc = staged.view, f"{staged.view}_all", _ident(source.date_column)
+    if staged.kind == "csv":
+        con.execute(f"CREATE OR REPLACE TABLE {base} AS SELECT * FROM {view}")
+        con.execute(f"DROP VIEW {view}")
+    else:
+        con.execute(f"ALTER TABLE {view} RENAME TO {base}")
+    mapping = _date_map(con, base, source.date_column, source.date_formats)
+    outside = f"m.d < DATE '{period.start}' OR m.d >= DATE '{period.end}'"
+    cols = ", ".join(f"a.{_ident(c)}" for c in (*columns, "_file_index", "_row"))
+    joined = f"{base} a LEFT JOIN {mapping} m ON a.{dc} = m.v"
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {joined} "
+                f"WHERE NOT coalesce({outside}, false) ORDER BY a._row")
+    staged.base = base
+    staged.out_of_period = dict(con.execute(f"SELECT a._file_index, count(*) FROM {joined} WHERE {outside} "
+                                            f"GROUP BY 1").fetchall())
 
 
 def _by_name(columns: tuple[str, ...], positions: dict[int, list[int]]) -> str:
@@ -156,13 +199,15 @@ def _by_name(columns: tuple[str, ...], positions: dict[int, list[int]]) -> str:
     return ", ".join(out)
 
 
-def _stage_csv(con, name, raw_root, files, columns, listed, allow_empty) -> Staged:
+def _stage_csv(con, name, raw_root, files, columns, listed, allow_empty, opts: CsvOptions) -> Staged:
     records, positions = {}, {}
     for i, (_, p) in enumerate(files):
         shown = p.relative_to(raw_root).as_posix()
-        line, records[i] = checks.csv_facts(p)
-        header = checks.parse_header(line)
-        if header is not None:
+        line, records[i] = checks.csv_facts(p, opts.encoding, header=opts.header)
+        header = checks.parse_header(line, opts.delimiter, opts.quote)
+        if not opts.header:
+            header = None if line is None else []
+        elif header is not None:
             pos = checks.column_positions(columns, header, shown, file=str(p))
             if pos is not None:
                 positions[i] = pos
@@ -172,8 +217,10 @@ def _stage_csv(con, name, raw_root, files, columns, listed, allow_empty) -> Stag
     cols = _by_name(columns, positions)
     con.execute(
         f"CREATE OR REPLACE VIEW {name} AS SELECT {cols}, CAST(file_index AS INTEGER) AS _file_index, "
-        f"row_number() OVER () AS _row FROM read_csv({paths}, header = true, columns = {schema}, "
-        f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', store_rejects = true, "
+        f"row_number() OVER () AS _row FROM read_csv({paths}, header = {str(opts.header).lower()}, "
+        f"columns = {schema}, auto_detect = false, delim = {_sql_str(opts.delimiter)}, "
+        f"quote = {_sql_str(opts.quote)}, escape = {_sql_str(opts.quote)}, "
+        f"encoding = {_sql_str(opts.encoding)}, store_rejects = true, "
         f"rejects_table = '{name}_rej', rejects_scan = '{name}_rejscan')")
     rejects = (f"SELECT f._file_index, e.line, "
                f"CASE WHEN e.error_type IN ('TOO MANY COLUMNS', 'MISSING COLUMNS') THEN 'column_count' "
@@ -182,7 +229,7 @@ def _stage_csv(con, name, raw_root, files, columns, listed, allow_empty) -> Stag
                f"      FROM {name}_rej e JOIN {name}_rejscan s USING (scan_id, file_id) "
                f"      ORDER BY s.file_path, e.line, e.error_type) e "
                f"JOIN {name}_files f ON f.abs_path = e.file_path")
-    return Staged(name, "csv", listed, rejects, records=records)
+    return Staged(name, "csv", listed, rejects, records=records, header_lines=1 if opts.header else 0)
 
 
 def _cell(v) -> str | None:
@@ -269,14 +316,16 @@ def line_sql(staged: Staged, checked: str) -> str:
     if staged.kind == "xlsx":
         return (f"SELECT _file_index, _row, CAST(_row - _file_index * {XLSX_ROW_BASE} AS BIGINT) AS source_line "
                 f"FROM {checked} WHERE dq_rule IS NOT NULL")
+    # rows the period filter left out still take their place in the file: number from all rows
+    firsts_from = staged.base or checked
     return f"""
-        WITH firsts AS (SELECT _file_index, min(_row) AS r0 FROM {checked} GROUP BY _file_index),
+        WITH firsts AS (SELECT _file_index, min(_row) AS r0 FROM {firsts_from} GROUP BY _file_index),
         rej AS (SELECT _file_index, line, row_number() OVER (PARTITION BY _file_index ORDER BY line) AS j
                 FROM ({staged.rejects})),
         q AS (SELECT c._file_index, c._row, c._row - f.r0 + 1 AS k
               FROM {checked} c JOIN firsts f USING (_file_index) WHERE c.dq_rule IS NOT NULL)
         SELECT q._file_index, q._row,
-               CAST(q.k + 1 + (SELECT count(*) FROM rej WHERE rej._file_index = q._file_index
+               CAST(q.k + {staged.header_lines} + (SELECT count(*) FROM rej WHERE rej._file_index = q._file_index
                                                          AND rej.line - rej.j <= q.k) AS BIGINT) AS source_line
         FROM q"""
 
@@ -292,7 +341,8 @@ def check_complete(con, staged: Staged, checked: str, flow: str) -> None:
     """
     got = dict(con.execute(f"SELECT _file_index, count(*) FROM {checked} GROUP BY 1").fetchall())
     rej = dict(con.execute(f"SELECT _file_index, count(*) FROM ({staged.rejects}) GROUP BY 1").fetchall())
-    short = [i for i, n in staged.records.items() if got.get(i, 0) + rej.get(i, 0) < n]
+    out = staged.out_of_period
+    short = [i for i, n in staged.records.items() if got.get(i, 0) + rej.get(i, 0) + out.get(i, 0) < n]
     if not short:
         return
     staged_rows = {i: (0, 0) for i in short}
@@ -301,7 +351,7 @@ def check_complete(con, staged: Staged, checked: str, flow: str) -> None:
         newlines = " + ".join(f"coalesce(length({_ident(c)}) - length(replace({_ident(c)}, chr(10), '')), 0)"
                               for c in cols) or "0"
         staged_rows.update({i: (n, int(nl or 0)) for i, n, nl in con.execute(
-            f"SELECT _file_index, count(*), sum({newlines}) FROM {staged.view} "
+            f"SELECT _file_index, count(*), sum({newlines}) FROM {staged.all_rows} "
             f"WHERE _file_index IN ({', '.join(str(i) for i in short)}) GROUP BY 1").fetchall()})
     shown = {i: rel for i, _, rel in staged.files}
     for i in short:
@@ -316,7 +366,7 @@ def check_complete(con, staged: Staged, checked: str, flow: str) -> None:
                                          staged.records[i], n + rej.get(i, 0)),
                 "fix the quoting in the extract and re-deliver it; the trusted data was not changed",
                 file=str(staged.paths[i]))
-        given = n if staged.kind == "csv" else staged.records[i] - rej.get(i, 0)
+        given = (n if staged.kind == "csv" else staged.records[i] - rej.get(i, 0)) - out.get(i, 0)
         if got.get(i, 0) < given:
             raise FlowSourceError(
                 f"trusted flow {flow}: transform() returned {got.get(i, 0)} of the {given} rows of {shown[i]}; "

@@ -23,12 +23,12 @@ from pathlib import Path
 from types import ModuleType
 
 from funnelops.errors import UsageError, did_you_mean
+from funnelops.flows import layout
 from funnelops.flows.args import GRANULARITIES
 
 TRUSTED_DIR = ("flows", "trusted")
 REFINED_DIR = ("sql", "refined")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PLACEHOLDERS = re.compile(r"\{(yyyy|mm|dd|yyyymm|yyyymmdd)\}")
 SUFFIX = {"DAY": "daily", "MONTH": "monthly", "YEAR": "yearly"}
 
 
@@ -93,36 +93,18 @@ def files_problem(files: str) -> str | None:
     """Why the runtime cannot use the `FILES` layout `files`, or None.
 
     Shared by the runtime (:func:`load_trusted`) and `validate` (`spec/flow_checks.py`), and
-    decided by a round trip through the raw layer's own functions, so validate accepts exactly
-    what a run can read: a dated layout must let a file's path give back the date it was written
-    for (`{yyyy}` alone names a year, not a file: a full run could not date it). A plain path
-    (no placeholder) is a snapshot source and is not judged here.
+    decided by the raw layer's own parser (:func:`funnelops.flows.layout.unit_of`), so validate
+    accepts exactly what a run can read: placeholders naming a day, a month or a year, or none (a
+    snapshot source, judged with DATE_COLUMN by the caller).
     """
-    from datetime import date
-
-    from funnelops.flows import raw
-
     if files.startswith("/") or ".." in files.split("/") or "\\" in files:
         return "FILES must be a relative path inside the raw bucket (no leading `/`, no `..`)"
-    stray = re.sub(r"\{(yyyy|mm|dd|yyyymm|yyyymmdd)\}", "", files)
-    if "{" in stray or "}" in stray:
-        bad = re.search(r"\{[^}]*\}?", stray)
-        return (f"FILES has an unknown placeholder {bad.group(0) if bad else '{'}; the placeholders are "
-                "{yyyy} {mm} {dd} {yyyymm} {yyyymmdd}")
+    try:
+        layout.unit_of(files)
+    except ValueError as exc:
+        return str(exc)
     if not files.lower().endswith((".csv", ".xlsx")):
         return "FILES must name .csv or .xlsx files"
-    if not _PLACEHOLDERS.search(files):
-        return None
-    probe = date(2024, 3, 17)
-    want = probe if raw._is_daily(files) else probe.replace(day=1)
-    match = raw._pattern(files).match(raw._fill(files, probe))
-    try:
-        got = raw.match_date(match) if match else None
-    except (IndexError, KeyError, ValueError):
-        got = None
-    if got != want:
-        return ("FILES must carry the date in {yyyymmdd} (one file per day) or {yyyymm} (one per month, "
-                "without {dd}); {yyyy}, {mm} and {dd} may only add folders, e.g. {yyyy}/{mm}/name_{yyyymmdd}.csv")
     return None
 
 
@@ -131,8 +113,10 @@ def load_trusted(project_dir: Path, name: str) -> ModuleType:
 
     The flow contract (module attributes):
 
-    - `FILES`: the source path inside the raw bucket, with date placeholders
-      (`{yyyy}/{mm}/leads_{yyyymmdd}.csv`); all `.csv` or all `.xlsx`.
+    - `FILES`: the source path inside the raw bucket, all `.csv` or all `.xlsx`: dated, with
+      placeholders naming a day, month or year (`{yyyy}/{mm}/leads_{yyyymmdd}.csv`), or a
+      snapshot without any (`crm/leads.csv`), filtered by `DATE_COLUMN` (see
+      :mod:`funnelops.flows.layout`, which also reads `DATE_FORMATS`, `PERIOD_FILTER` and `CSV`).
     - `COLUMNS`: the column names the source's header must carry. A file with the same names
       in another order is read by name; a missing, unexpected or repeated name fails the run.
     - `TARGET`, `PARTITION`, `OUTPUT`: the trusted table, its DATE partition column (one of
@@ -161,11 +145,8 @@ def load_trusted(project_dir: Path, name: str) -> ModuleType:
             problems.append("TARGET and PARTITION must be identifiers")
         if module.PARTITION not in module.OUTPUT:
             problems.append("PARTITION must be one of OUTPUT")
-        layout = files_problem(module.FILES) if isinstance(module.FILES, str) else "FILES must be a path"
-        if layout:
-            problems.append(layout)
-        elif not _PLACEHOLDERS.search(module.FILES):
-            problems.append("FILES needs date placeholders such as {yyyy}/{mm}/name_{yyyymmdd}.csv")
+        problem = files_problem(module.FILES) if isinstance(module.FILES, str) else "FILES must be a path"
+        problems += [problem] if problem else layout.problems(module)
         if not all(isinstance(c, str) and c for c in module.COLUMNS):
             problems.append("COLUMNS must be column names")
         elif len(set(module.COLUMNS)) != len(module.COLUMNS):

@@ -58,13 +58,13 @@ def _readlink(p: Path) -> str:
         return "?"
 
 
-def parse_header(text: str | None) -> list[str] | None:
+def parse_header(text: str | None, delimiter: str = ",", quote: str = '"') -> list[str] | None:
     """The column names of a header line (BOM and surrounding blanks removed); None if no line."""
     if text is None:
         return None
     text = text.lstrip("\ufeff").rstrip("\r\n")
     try:
-        names = next(csv.reader([text], delimiter=",", quotechar='"', doublequote=True))
+        names = next(csv.reader([text], delimiter=delimiter, quotechar=quote, doublequote=True))
     except (csv.Error, StopIteration):
         names = [text]
     return [n.strip() for n in names]
@@ -95,10 +95,11 @@ def column_positions(columns: tuple[str, ...], header: list[str], shown: str,
     return [header.index(c) for c in columns]
 
 
-def csv_facts(path: Path) -> tuple[str | None, int]:
-    """(header line or None for a 0-byte file, physical records after it).
+def csv_facts(path: Path, encoding: str = "utf-8", header: bool = True) -> tuple[str | None, int]:
+    """(first line or None for a 0-byte file, physical records after the header).
 
-    A physical record is a non-empty line (DuckDB and the Spark path skip empty lines too).
+    A physical record is a non-empty line (DuckDB and the Spark path skip empty lines too); a
+    file without a header (`CSV = {"header": False}`) counts its first line as a record too.
     Counted in one buffered pass: about 0.2 s per million lines.
     """
     records = 0
@@ -108,10 +109,12 @@ def csv_facts(path: Path) -> tuple[str | None, int]:
             return None, 0
         if not first.endswith(b"\n") and len(first) == HEADER_LIMIT:
             f.readline()                         # an absurd header: skip the rest of the line
+        if not header and first.strip(b"\r\n"):
+            records += 1
         for line in f:
             if line.strip(b"\r\n"):
                 records += 1
-    return first.decode("utf-8", errors="replace"), records
+    return first.decode(encoding, errors="replace"), records
 
 
 def check_not_empty(shown: str, header: list[str] | None, records: int, allow_empty: bool,

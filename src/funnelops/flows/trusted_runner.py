@@ -20,11 +20,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from funnelops.flows import layout
 from funnelops.flows import raw as rawmod
 from funnelops.flows.args import Period
 from funnelops.flows.context import FlowResult, RunContext
 from funnelops.flows.engine import api
 from funnelops.flows.engines.base import Replacement, TrustedEngine, Verify, no_check
+from funnelops.flows.layout import Layout
 from funnelops.flows.registry import load_trusted
 from funnelops.flows.source_checks import FlowSourceError
 
@@ -75,11 +77,13 @@ def run_trusted(ctx: RunContext, names: list[str], engine: TrustedEngine,
     return out
 
 
-def flow_period(ctx: RunContext, template: str) -> Period | None:
-    """The period a flow reads: None for `full`, whole months for a monthly source."""
-    if ctx.full:
+def flow_period(ctx: RunContext, source: Layout | str) -> Period | None:
+    """The period a flow reads: None for `full` and for a snapshot read whole (PERIOD_FILTER =
+    False: the run replaces the whole table), whole months (years) for a monthly (yearly) source."""
+    lay = layout.as_layout(source)
+    if ctx.full or (lay.snapshot and not lay.filters):
         return None
-    return ctx.period if rawmod._is_daily(template) else ctx.period.widen_to_months()
+    return layout.widen(ctx.period, lay.unit)
 
 
 def run_trusted_flow(ctx: RunContext, engine: TrustedEngine, name: str, wait: bool = True,
@@ -87,28 +91,30 @@ def run_trusted_flow(ctx: RunContext, engine: TrustedEngine, name: str, wait: bo
     """Run one flow; with `wait=False`, return None at once if another run is building it."""
     t0 = time.perf_counter()
     module = load_trusted(ctx.project_dir, name)
-    period = flow_period(ctx, module.FILES)
-    files = engine.source_files(module.FILES, period)
+    source = layout.layout_of(module)
+    period = flow_period(ctx, source)
+    files = engine.source_files(source, period)
     if not files:
         raise FlowSourceError(
             f"trusted flow {name}: missing source file "
-            f"{engine.raw_location}/{rawmod.expected_files(module.FILES, period)}", engine.missing_hint)
+            f"{engine.raw_location}/{rawmod.expected_files(source, period)}",
+            f"put it there with `funnelops data load FILE --flow {name}`, or {engine.missing_hint}")
     claim = engine.claim(name, module, files, period, wait=wait)
     if claim is None:
         return None
     with claim:
         result = claim.reused()
         if result is None:
-            result = _build(engine, name, module, files, period, verify)
+            result = _build(engine, name, module, source, files, period, verify)
             claim.save(result)
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
 
 
-def _build(engine: TrustedEngine, name: str, module: Any, files: list, period: Period | None,
+def _build(engine: TrustedEngine, name: str, module: Any, source: Layout, files: list, period: Period | None,
            verify: Verify) -> FlowResult:
     columns = tuple(module.COLUMNS)
-    staged = engine.stage(name, files, columns, getattr(module, "ALLOW_EMPTY", False))
+    staged = engine.stage(name, files, columns, getattr(module, "ALLOW_EMPTY", False), source=source, period=period)
     checked = None
     try:
         df = module.transform(engine.frame(staged))
@@ -121,21 +127,26 @@ def _build(engine: TrustedEngine, name: str, module: Any, files: list, period: P
             raise FlowSourceError(f"trusted flow {name}: transform() output lacks {', '.join(missing)}",
                                   "end the flow with dq.finish(df, OUTPUT)")
         counts = engine.count_rules(name, staged, checked)
-        data, quarantine = _scopes(name, module.PARTITION, module.TARGET, files, period)
+        data, quarantine = _scopes(name, module.PARTITION, module.TARGET, files, period, source.snapshot)
         engine.replace_partitions(name, staged, checked, tuple(module.OUTPUT), data, quarantine,
                                   period_rule=period is not None, before_commit=verify)
     finally:
         engine.release(name, staged, checked)
     return FlowResult("trusted", name, read=counts.read, kept=counts.kept, quarantined=counts.quarantined,
-                      rules=dict(sorted(counts.rules.items())))
+                      rules=dict(sorted(counts.rules.items())), out_of_period=counts.out_of_period)
 
 
-def _scopes(name: str, key: str, target: str, files: list, period: Period | None) -> tuple[Replacement, Replacement]:
+def _scopes(name: str, key: str, target: str, files: list, period: Period | None,
+            snapshot: bool = False) -> tuple[Replacement, Replacement]:
     """What a run replaces: a `full` run every partition; a period run the period's partitions of
-    the table, and the quarantine partitions of the extract dates it read."""
+    the table, and the quarantine partitions of the extract dates it read (of a snapshot, whose
+    quarantine is dated by the period read: every quarantine partition inside the period)."""
     if period is None:
         return (Replacement(target, key, lambda d: True),
                 Replacement(f"{QUARANTINE}/{name}", "extract_date", lambda d: True))
+    if snapshot:
+        return (Replacement(target, key, lambda d: period.start <= d < period.end),
+                Replacement(f"{QUARANTINE}/{name}", "extract_date", lambda d: period.start <= d < period.end))
     extracted = {d for d, _ in files}
     return (Replacement(target, key, lambda d: period.start <= d < period.end),
             Replacement(f"{QUARANTINE}/{name}", "extract_date", lambda d: d in extracted))

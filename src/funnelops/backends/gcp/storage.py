@@ -79,6 +79,22 @@ class GcsStorage:
         except Exception as exc:
             raise retry.describe(exc, f"gs://{bucket}", "storage.objects.list") from None
 
+    def read_object(self, bucket: str, name: str) -> bytes | None:
+        from google.api_core import exceptions
+
+        blob = self.clients.storage.bucket(bucket).blob(name)
+        try:
+            return retry.call(lambda: blob.download_as_bytes(retry=None), f"gs://{bucket}/{name}", raw=True)
+        except exceptions.NotFound:
+            return None
+        except Exception as exc:
+            raise retry.describe(exc, f"gs://{bucket}/{name}", "storage.objects.get") from None
+
+    def put_object(self, bucket: str, name: str, data: bytes) -> None:
+        blob = self.clients.storage.bucket(bucket).blob(name)
+        retry.call(lambda: blob.upload_from_string(data, retry=None), f"gs://{bucket}/{name}",
+                   permission="storage.objects.create")
+
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         names = self.list_objects(bucket, prefix)
         b = self.clients.storage.bucket(bucket)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 from collections.abc import Iterable
 
@@ -55,6 +56,38 @@ class LocalStorage:
                     continue
                 out.append(str((Path(dirpath) / f).relative_to(root)))
         return sorted(out)
+
+
+    def _object_path(self, bucket: str, name: str) -> Path:
+        root = self.bucket_path(bucket)
+        path = root / name
+        if not name or name.startswith("/") or ".." in Path(name).parts or path.name == META:
+            raise BackendError(f"object name {name!r} is not a path inside bucket {bucket}")
+        return path
+
+    def read_object(self, bucket: str, name: str) -> bytes | None:
+        path = self._object_path(bucket, name)
+        try:
+            return path.read_bytes() if path.is_file() and not path.is_symlink() else None
+        except OSError as exc:
+            raise BackendError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def put_object(self, bucket: str, name: str, data: bytes) -> None:
+        path = self._object_path(bucket, name)
+        if not self.bucket_path(bucket).is_dir():
+            raise BackendError(f"bucket folder {self.bucket_path(bucket)} does not exist",
+                               "create the project's infrastructure first (the IaC stage)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)  # atomic: a reader (a run) sees the old file or the new one
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise BackendError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 class BucketHandler:

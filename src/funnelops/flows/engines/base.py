@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 if TYPE_CHECKING:
     from funnelops.flows.args import Period
     from funnelops.flows.context import FlowResult, RunContext
+    from funnelops.flows.layout import Layout
     from funnelops.flows.refined_runner import RefinedJob
 
 Verify = Callable[[], None]
@@ -78,6 +79,7 @@ class RuleCounts:
 
     kept: int
     rules: dict[str, int]
+    out_of_period: int = 0    # snapshot rows the period filter left out (neither read nor quarantined)
 
     @property
     def quarantined(self) -> int:
@@ -124,15 +126,17 @@ class TrustedEngine(Protocol):
     raw_location: str    # how messages name the raw bucket
     missing_hint: str    # what to do when a period has no source file
 
-    def source_files(self, template: str, period: Period | None) -> list[SourceFile]:
-        """The period's files matching `template` (every file when `period` is None), by date."""
+    def source_files(self, source: Layout | str, period: Period | None) -> list[SourceFile]:
+        """The period's files of the source layout (every file when `period` is None), by date."""
 
     def claim(self, flow: str, module: ModuleType, files: list[SourceFile], period: Period | None, *,
               wait: bool) -> BuildClaim | None:
         """Take the flow's build slot; None (with `wait=False`) when another run is building it."""
 
-    def stage(self, flow: str, files: list[SourceFile], columns: tuple[str, ...], allow_empty: bool) -> Any:
-        """Read the files (source checks included) into the engine; returns the staged handle."""
+    def stage(self, flow: str, files: list[SourceFile], columns: tuple[str, ...], allow_empty: bool, *,
+              source: Layout | None = None, period: Period | None = None) -> Any:
+        """Read the files (source checks included) into the engine with the source's CSV dialect,
+        a snapshot filtered to `period` by its DATE_COLUMN; returns the staged handle."""
 
     def frame(self, staged: Any) -> Any:
         """The staged rows as the DataFrame the flow's `transform` receives."""

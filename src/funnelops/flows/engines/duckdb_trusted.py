@@ -31,6 +31,7 @@ from funnelops.flows.args import Period
 from funnelops.flows.context import FlowResult, RunContext
 from funnelops.flows.engine import DuckEngine, activate
 from funnelops.flows.engines.base import FolderStore, Replacement, RuleCounts, SourceFile, Verify
+from funnelops.flows.layout import Layout
 from funnelops.flows.source_checks import FlowSourceError
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ MANIFESTS = "_manifests"
 _HERE = Path(__file__).resolve().parent
 # The runtime code a build's output depends on: a change to any of them invalidates reuse.
 _RUNTIME_CODE = (_HERE.parent / "dq.py", _HERE.parent / "raw.py", _HERE.parent / "source_checks.py",
+                 _HERE.parent / "layout.py",
                  _HERE.parent / "trusted_runner.py", _HERE / "duckdb_trusted.py")
 
 
@@ -86,8 +88,8 @@ class DuckTrusted:
             engine.close()
 
     # -- listing and reuse ------------------------------------------------------------------
-    def source_files(self, template: str, period: Period | None) -> list[SourceFile]:
-        return rawmod.source_files(self.raw_root, template, period)
+    def source_files(self, source: Layout | str, period: Period | None) -> list[SourceFile]:
+        return rawmod.source_files(self.raw_root, source, period)
 
     def claim(self, flow: str, module: ModuleType, files: list[SourceFile], period: Period | None, *,
               wait: bool) -> _DuckClaim | None:
@@ -105,8 +107,10 @@ class DuckTrusted:
                           self.trusted_root / module.TARGET, full=period is None)
 
     # -- building ---------------------------------------------------------------------------
-    def stage(self, flow: str, files: list[SourceFile], columns: tuple[str, ...], allow_empty: bool) -> DuckStaged:
-        staged = rawmod.stage(self.engine.con, f"stg_{flow}", self.raw_root, files, columns, allow_empty=allow_empty)
+    def stage(self, flow: str, files: list[SourceFile], columns: tuple[str, ...], allow_empty: bool, *,
+              source: Layout | None = None, period: Period | None = None) -> DuckStaged:
+        staged = rawmod.stage(self.engine.con, f"stg_{flow}", self.raw_root, files, columns, allow_empty=allow_empty,
+                              source=source, period=period)
         return DuckStaged(staged, columns)
 
     def frame(self, staged: DuckStaged) -> Any:
@@ -132,7 +136,7 @@ class DuckTrusted:
         for rule, n in con.execute(f"SELECT rule, count(*) FROM ({st.rejects}) GROUP BY 1").fetchall():
             rules[rule] = rules.get(rule, 0) + n
         kept = _count(con, f"SELECT count(*) FROM {checked} WHERE dq_rule IS NULL")
-        return RuleCounts(kept, rules)
+        return RuleCounts(kept, rules, sum(st.out_of_period.values()))
 
     def replace_partitions(self, flow: str, staged: DuckStaged, checked: str, output: tuple[str, ...],
                            data: Replacement, quarantine: Replacement, *, period_rule: bool,
@@ -156,7 +160,10 @@ class DuckTrusted:
             shutil.rmtree(staged.work, ignore_errors=True)
         for obj in (f"chk_{flow}", f"{st.view}_files", f"{st.view}_rej", f"{st.view}_rejscan"):
             con.execute(f"DROP TABLE IF EXISTS {obj}")
-        con.execute(f"DROP {'VIEW' if st.kind == 'csv' else 'TABLE'} IF EXISTS {st.view}")
+        con.execute(f"DROP {'VIEW' if st.kind == 'csv' or st.base else 'TABLE'} IF EXISTS {st.view}")
+        if st.base:
+            con.execute(f"DROP TABLE IF EXISTS {st.base}")
+            con.execute(f"DROP TABLE IF EXISTS {st.base}_dates")
 
     # -- writing ----------------------------------------------------------------------------
     def _restore_raw_records(self, staged: DuckStaged, chk: str) -> None:

@@ -27,6 +27,7 @@ from funnelops.flows.args import Period
 from funnelops.flows.context import RunContext
 from funnelops.flows.engine import SparkEngine, activate, api
 from funnelops.flows.engines.base import NoReuse, Replacement, RuleCounts, SourceFile, Verify
+from funnelops.flows.layout import Layout
 from funnelops.flows.source_checks import FlowSourceError
 
 ReadBytes = Callable[[str], bytes]
@@ -90,16 +91,17 @@ class SparkTrusted:
             if own and engine is not None:
                 engine.close()
 
-    def source_files(self, template: str, period: Period | None) -> list[SourceFile]:
-        return spark_io.source_files(self.session, self.raw_root, template, period)
+    def source_files(self, source: Layout | str, period: Period | None) -> list[SourceFile]:
+        return spark_io.source_files(self.session, self.raw_root, source, period)
 
     def claim(self, flow: str, module: ModuleType, files: list[SourceFile], period: Period | None, *,
               wait: bool) -> NoReuse:
         return NoReuse()
 
-    def stage(self, flow: str, files: list[SourceFile], columns: tuple[str, ...], allow_empty: bool) -> SparkFlow:
+    def stage(self, flow: str, files: list[SourceFile], columns: tuple[str, ...], allow_empty: bool, *,
+              source: Layout | None = None, period: Period | None = None) -> SparkFlow:
         staged = spark_io.stage(self.session, self.raw_root, files, columns, allow_empty=allow_empty,
-                                read_bytes=self.read_bytes)
+                                read_bytes=self.read_bytes, source=source, period=period)
         return SparkFlow(staged, columns)
 
     def frame(self, staged: SparkFlow) -> Any:
@@ -118,7 +120,7 @@ class SparkTrusted:
         rules = dict(counts)
         for r in staged.staged.rejects.groupBy("rule").count().collect():
             rules[r[0]] = rules.get(r[0], 0) + r[1]
-        return RuleCounts(kept, rules)
+        return RuleCounts(kept, rules, sum(staged.staged.out_of_period.values()))
 
     @_source_errors
     def replace_partitions(self, flow: str, staged: SparkFlow, checked: Any, output: tuple[str, ...],
