@@ -19,6 +19,7 @@ from funnelops.flows.context import RunContext
 from funnelops.flows.engines.duckdb_trusted import DuckTrusted
 from funnelops.flows.registry import FlowDefinitionError, load_trusted
 from funnelops.flows.trusted_runner import run_trusted
+from funnelops.errors import ProjectError
 from funnelops.spec.loader import load_project
 
 FUNNEL = Path(__file__).resolve().parents[3] / "projects" / "funnel"
@@ -57,7 +58,10 @@ def world(tmp_path):
     def flow(files: str, extra: str = "", to_date: str = ISO_DATE) -> Path:
         path = project / "flows" / "trusted" / "crm.py"
         path.write_text(FLOW.format(files=files, extra=extra, to_date=to_date), encoding="utf-8")
-        state["loaded"] = load_project(project / "funnel.yaml")
+        try:  # validate refuses a broken layout too (spec/flow_checks.py); the runtime is tested below it
+            state["loaded"], state["refused"] = load_project(project / "funnel.yaml"), None
+        except ProjectError as exc:
+            state["loaded"], state["refused"] = None, exc
         return path
 
     def raw(rel: str, content: str | bytes) -> Path:
@@ -84,8 +88,14 @@ def world(tmp_path):
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    return type("World", (), {"flow": staticmethod(flow), "raw": staticmethod(raw), "run": staticmethod(run),
-                              "rows": staticmethod(rows), "project": project, "home": home})
+    class World:
+        pass
+
+    world = World()
+    world.flow, world.raw, world.run, world.rows = flow, raw, run, rows  # type: ignore[attr-defined]
+    world.project, world.home = project, home  # type: ignore[attr-defined]
+    type(world).refused = property(lambda _self: state.get("refused"))  # type: ignore[attr-defined]
+    return world
 
 
 LEADS = ("lead_id,first_contact_date,origin\n"
@@ -116,6 +126,8 @@ def test_placeholders_that_name_no_period_are_refused_naming_the_file(world, fil
     with pytest.raises(FlowDefinitionError) as exc:
         load_trusted(world.project, "crm")
     assert str(path) in str(exc.value) and "FILES" in str(exc.value)
+    [problem] = world.refused.problems  # and `validate` says it first, at the flow's FILES line
+    assert problem.file == str(path) and problem.field.endswith("FILES")
 
 
 def test_daily_files_with_separate_placeholders(world):

@@ -92,13 +92,20 @@ def test_a_snapshot_source_needs_a_date_column(project):
     load_project(project / "funnel.yaml")
 
 
-@pytest.mark.parametrize("files", ["FUNNEL/leads/{yyyy}/leads.csv", "FUNNEL/leads/{yyyy}/{mm}/{dd}.csv",
+@pytest.mark.parametrize("files", ["FUNNEL/leads/{mm}/leads.csv", "FUNNEL/leads/{dd}/leads_{mm}.csv",
                                    "FUNNEL/leads/{YYYY}/leads_{yyyymmdd}.csv", "FUNNEL/leads_{yyyymmdd}.txt"])
 def test_a_layout_the_runtime_cannot_read_is_located(project, files):
     path = flow(project, "leads")
     _edit(path, r"^FILES = .*", f'FILES = "{files}"')
     [p] = _problems(project)
     assert (p.file, p.line, p.field) == (str(path), _line(path, "FILES = "), "trusted flow leads.FILES")
+
+
+@pytest.mark.parametrize("files", ["FUNNEL/leads/leads_{yyyy}.csv", "FUNNEL/leads/{yyyy}/{mm}/{dd}.csv"])
+def test_a_layout_the_runtime_reads_passes(project, files):
+    """One file per year, and a day spelled in folders: the runtime reads both (flows/layout.py)."""
+    _edit(flow(project, "leads"), r"^FILES = .*", f'FILES = "{files}"')
+    load_project(project / "funnel.yaml")
 
 
 def test_the_new_optional_fields_are_checked(project):
