@@ -77,7 +77,7 @@ def _parse(col_name: str, compiled: list[DateFormat]):
     c = F.trim(F.col(col_name))
     out = None
     for fmt in compiled:
-        value = F.translate(c, F.lit(fmt.letters), F.lit(" " * len(fmt.letters))) if fmt.letters else c
+        value = F.translate(c, fmt.letters, " " * len(fmt.letters)) if fmt.letters else c
         parsed = F.try_to_timestamp(value, F.lit(fmt.spark))
         out = F.when(c.rlike(fmt.regex), parsed) if out is None else out.when(c.rlike(fmt.regex), parsed)
     return out

@@ -22,6 +22,7 @@ VALUES = ["2024-03-05", "2024-03-05 08:09:10", "2024-03-05T08:09:10", " 2024-03-
 def helper_columns():
     """(name, column) pairs over the string column `v`, built with the active engine's API."""
     from funnelops.flows import dq
+    from funnelops.flows.engine import F
 
     return [
         ("ts", dq.timestamp("v")),
@@ -33,6 +34,8 @@ def helper_columns():
         ("amt", dq.amount("v")),
         ("comma", dq.decimal("v", scale=2, decimal_mark=",")),
         ("int", dq.decimal("v", scale=0, precision=10)),
+        ("rule", dq.first_failing([dq.rule("v_missing", F.col("v").isNull()),
+                                   dq.rule("not_a_date", dq.date("v").isNull())])),
     ]
 
 
@@ -69,6 +72,7 @@ def duck_rows() -> dict[str | None, dict]:
 def expected_row(value: str | None) -> dict:
     row = {n: None for n in ("ts", "d", "dmy", "dmy_hm", "frac", "dec4", "amt", "comma", "int")}
     row.update(EXPECTED.get(value, {}))
+    row["rule"] = "v_missing" if value is None else (None if row["d"] else "not_a_date")
     return {"v": value, **row}
 
 
