@@ -207,3 +207,27 @@ def test_the_project_limit_is_checked_by_the_schema(tmp_path):
         with pytest.raises(ProjectError) as e:
             _project(tmp_path / bad.strip("'"), project_limit=bad)
         assert "max_quarantine_share" in e.value.message
+
+
+def test_a_workflow_run_over_the_limit_is_recorded_failed_with_the_cause(tmp_path, monkeypatch):
+    """The local run record (what `runs` and the pipelines show) ends FAILED naming the flow and rules."""
+    from funnelops.backends.local import LocalBackend
+    from funnelops.plan.apply import apply_plan
+    from funnelops.plan.diff import build_plan
+    from funnelops.runs import coordinator
+
+    spec = _project(tmp_path, project_limit="0.25")
+    loaded = load_project(spec)
+    home = tmp_path / "home"
+    monkeypatch.setenv("FUNNELOPS_PROJECT", str(spec))
+    monkeypatch.setenv("FUNNELOPS_HOME", str(home))
+    backend = LocalBackend.for_project(loaded, home)
+    assert apply_plan(build_plan(loaded, backend, "iac"), backend).ok
+    workflow = loaded.spec.workflows[0].name
+    run = coordinator.start(backend, workflow, trigger="forced", actor="test",
+                            extra_args=["--period=2024-03-05", "--trusted_flows=contacts", "--refined_flows=false"])
+    [rec] = coordinator.wait(backend.runtime, [run.id], timeout=240)
+    assert rec.state == "FAILED"
+    assert "trusted flow contacts quarantined 4 of the 6 rows it read (66.7%)" in (rec.error or "")
+    assert "top rules: email_has_at 1, score_4_decimals 1, seen_at_parsable 1" in (rec.error or "")
+    assert _trusted(tmp_path, spec, "contacts") == []
