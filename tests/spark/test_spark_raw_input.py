@@ -5,6 +5,7 @@ quarantine keeps the raw record."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -24,6 +25,7 @@ from funnelops.flows.engines.spark_trusted import SparkTrusted  # noqa: E402
 from funnelops.flows.raw import FlowSourceError  # noqa: E402
 from funnelops.flows.trusted_runner import run_trusted  # noqa: E402
 from funnelops.spec.loader import load_project  # noqa: E402
+from funnelops.spec.models import Quality  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[2] / "projects" / "funnel" / "funnel.yaml"
 LEADS = "FUNNEL/TERADATA/leads/2024/03/leads_20240305.csv"
@@ -41,6 +43,8 @@ def spark():
 @pytest.fixture
 def run(spark, tmp_path):
     loaded = load_project(PROJECT)
+    # hostile input on purpose: most rows are quarantined, which the quarantine limit would refuse
+    loaded = dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"quality": Quality(max_quarantine_share=1)}))
     raw, trusted = tmp_path / "raw", tmp_path / "trusted"
     raw.mkdir()
 

@@ -34,13 +34,15 @@ class FlowResult:
     skipped: str | None = None                             # why the flow did not run
     reused: bool = False                                   # full build already up to date
     out_of_period: int = 0                                 # snapshot rows of other periods, not read
+    warnings: list[str] = field(default_factory=list)      # shown on the line; the run goes on
 
     def line(self) -> str:
         if self.skipped:
             return f"{self.layer:<8} {self.flow:<16} skipped: {self.skipped}"
         return (f"{self.layer:<8} {self.flow:<16} read={self.read} kept={self.kept} "
                 f"quarantined={self.quarantined}" + (f" out_of_period={self.out_of_period}" if self.out_of_period else "")
-                + f" {self.seconds:.2f}s" + (" (up to date, reused)" if self.reused else ""))
+                + f" {self.seconds:.2f}s" + (" (up to date, reused)" if self.reused else "")
+                + "".join(f"  WARNING: {w}" for w in self.warnings))
 
 
 @dataclass

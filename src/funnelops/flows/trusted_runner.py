@@ -5,9 +5,11 @@ files (none is an error naming the expected file), take the flow's build slot (a
 reuse an identical earlier `full` build), stage the files, call the flow's `transform` (user
 code, PySpark API) which returns every input row with a `dq_rule` (NULL = keep), add the
 runtime's own rule (`date_in_period`: a row dated outside the period would otherwise land in a
-partition this run does not own), materialize once, check the output columns, count, then
-replace the period's partitions: kept rows into the flow's table, failing rows into
-`<trusted>/_quarantine/<flow>/extract_date=.../` with rule, source file, line and raw record.
+partition this run does not own), materialize once, check the output columns, count, hold the
+counts to the flow's quarantine limit (:mod:`funnelops.flows.quality`: over it, the run fails
+before anything is written), then replace the period's partitions: kept rows into the flow's
+table, failing rows into `<trusted>/_quarantine/<flow>/extract_date=.../` with rule, source
+file, line and raw record.
 Counting comes from the materialized rows, so read = kept + quarantined holds by construction.
 
 The engine (:class:`funnelops.flows.engines.base.TrustedEngine`) does the I/O: DuckDB/SQLFrame
@@ -20,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from funnelops.flows import layout
+from funnelops.flows import layout, quality
 from funnelops.flows import raw as rawmod
 from funnelops.flows.args import Period
 from funnelops.flows.context import FlowResult, RunContext
@@ -92,6 +94,7 @@ def run_trusted_flow(ctx: RunContext, engine: TrustedEngine, name: str, wait: bo
     t0 = time.perf_counter()
     module = load_trusted(ctx.project_dir, name)
     source = layout.layout_of(module)
+    limit = quality.flow_limit(module, ctx.loaded.spec.quality.max_quarantine_share)
     period = flow_period(ctx, source)
     files = engine.source_files(source, period)
     if not files:
@@ -105,14 +108,17 @@ def run_trusted_flow(ctx: RunContext, engine: TrustedEngine, name: str, wait: bo
     with claim:
         result = claim.reused()
         if result is None:
-            result = _build(engine, name, module, source, files, period, verify)
+            result = _build(engine, name, module, source, files, period, verify, limit)
             claim.save(result)
+        else:  # the limit may have changed since that build: hold the reused result to it too
+            quality.check(name, result.read, result.quarantined, result.rules, limit, None)
+            result.warnings = quality.warnings(result.read, result.kept, result.rules)
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
 
 
 def _build(engine: TrustedEngine, name: str, module: Any, source: Layout, files: list, period: Period | None,
-           verify: Verify) -> FlowResult:
+           verify: Verify, limit: quality.Limit) -> FlowResult:
     columns = tuple(module.COLUMNS)
     staged = engine.stage(name, files, columns, getattr(module, "ALLOW_EMPTY", False), source=source, period=period)
     checked = None
@@ -127,13 +133,17 @@ def _build(engine: TrustedEngine, name: str, module: Any, source: Layout, files:
             raise FlowSourceError(f"trusted flow {name}: transform() output lacks {', '.join(missing)}",
                                   "end the flow with dq.finish(df, OUTPUT)")
         counts = engine.count_rules(name, staged, checked)
+        # before any write: a run over its quarantine limit changes no partition
+        quality.check(name, counts.read, counts.quarantined, counts.rules, limit,
+                      lambda rules, n: quality.sample_rows(engine.quarantine_sample(name, staged, checked, rules, n)))
         data, quarantine = _scopes(name, module.PARTITION, module.TARGET, files, period, source.snapshot)
         engine.replace_partitions(name, staged, checked, tuple(module.OUTPUT), data, quarantine,
                                   period_rule=period is not None, before_commit=verify)
     finally:
         engine.release(name, staged, checked)
     return FlowResult("trusted", name, read=counts.read, kept=counts.kept, quarantined=counts.quarantined,
-                      rules=dict(sorted(counts.rules.items())), out_of_period=counts.out_of_period)
+                      rules=dict(sorted(counts.rules.items())), out_of_period=counts.out_of_period,
+                      warnings=quality.warnings(counts.read, counts.kept, counts.rules))
 
 
 def _scopes(name: str, key: str, target: str, files: list, period: Period | None,

@@ -415,6 +415,17 @@ class SampleData(Strict):
                            examples=["generate.py"])
 
 
+class Quality(Strict):
+    """How much bad data a run tolerates before it fails instead of publishing."""
+
+    max_quarantine_share: Annotated[float, Field(ge=0, le=1, strict=True)] = Field(
+        default=0.5,
+        description="a trusted flow that quarantines more than this share of the rows it read (0 to 1) fails "
+                    "the run before writing anything, naming its top rules and a sample of rows; a flow may "
+                    "override it with a module constant MAX_QUARANTINE_SHARE; 1 never fails",
+        examples=[0.5, 0.05])
+
+
 class ProjectSpec(Strict):
     """The whole project definition."""
 
@@ -448,6 +459,8 @@ class ProjectSpec(Strict):
     data: SampleData | None = Field(default=None, description="A sample-data generator for `funnelops data "
                                                               "generate` (projects loading real files leave it out).",
                                     examples=[{"generator": "generate.py"}])
+    quality: Quality = Field(default=Quality(), description="Data-quality limits every trusted flow is held to.",
+                             examples=[{"max_quarantine_share": 0.05}])
 
     def bucket_for(self, role: str) -> Bucket | None:
         return next((b for b in self.buckets if b.role == role), None)

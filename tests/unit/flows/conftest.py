@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ from funnelops.flows.context import RunContext
 from funnelops.flows.engines.duckdb_trusted import DuckTrusted
 from funnelops.flows.trusted_runner import run_trusted
 from funnelops.spec.loader import load_project
+from funnelops.spec.models import Quality
 
 PROJECT = Path(__file__).resolve().parents[3] / "projects" / "funnel" / "funnel.yaml"
 
@@ -33,8 +35,12 @@ def flow_runner(tmp_path, funnel):
         p.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
         return p
 
-    def run(name: str, granularity: str = "DAY", period: str | None = None, execution_type: str = "delta"):
-        ctx = RunContext(funnel, granularity, execution_type,
+    def run(name: str, granularity: str = "DAY", period: str | None = None, execution_type: str = "delta",
+            max_share: float | None = None):
+        """`max_share` replaces the project's quality.max_quarantine_share for this run."""
+        loaded = funnel if max_share is None else dataclasses.replace(
+            funnel, spec=funnel.spec.model_copy(update={"quality": Quality(max_quarantine_share=max_share)}))
+        ctx = RunContext(loaded, granularity, execution_type,
                          resolve_period(granularity, period or "2024-03-05", "America/Bogota"))
         with DuckTrusted.open(ctx, LocalFolders(tmp_path)) as engine:
             [result] = run_trusted(ctx, [name], engine)

@@ -22,7 +22,7 @@ def test_leads_rules_lines_and_counts(flow_runner):
         "L1,2024-03-05 08:00:00,Web,Pyme,Andina,Bogotá,José Gómez,Ñandú S.A.S.,1500000\n"             # 8 duplicate
         "L6,2024-02-30 14:00:00,Web,Pyme,Andina,Bogotá,Ana,Seis,7\n"                                 # 9 impossible date
         "L7,2024-03-04 23:59:59,Web,Corporativo,Andina,Bogotá,Ana,Siete,7.5\n")                      # 10 other day
-    r = flow_runner("leads")
+    r = flow_runner("leads", max_share=1)   # 8 of 9 rows quarantined: over the default limit on purpose
     assert (r.read, r.kept, r.quarantined) == (9, 1, 8)
     assert r.rules == {"amount_non_negative": 1, "amount_numeric": 1, "column_count": 1, "date_in_period": 1,
                        "duplicate": 1, "id_not_null": 1, "parsable_date": 2}

@@ -258,7 +258,10 @@ class Supervisor:
             s = bad[0]
             if s.get("error"):
                 return f"step '{s['step_id']}': {s['error']}"
-            return f"step '{s['step_id']}' exited with code {s['exit_code']} (log: {s.get('log')})"
+            # the flows program writes its error into the step's metrics: the run record names the cause
+            cause = (s.get("metrics") or {}).get("error")
+            return (f"step '{s['step_id']}' exited with code {s['exit_code']} (log: {s.get('log')})"
+                    + (f": {cause}" if cause else ""))
         return None
 
 

@@ -150,6 +150,11 @@ class TrustedEngine(Protocol):
     def count_rules(self, flow: str, staged: Any, checked: Any) -> RuleCounts:
         """Count kept rows and quarantined rows per rule; fails if a record went missing."""
 
+    def quarantine_sample(self, flow: str, staged: Any, checked: Any, rules: list[str],
+                          per_rule: int) -> list[tuple[str, str, int | None, str | None]]:
+        """Up to `per_rule` quarantined rows of each of `rules`, first lines first, as
+        `(rule, source_file, source_line, raw_record)`; writes nothing (a failing run's message)."""
+
     def replace_partitions(self, flow: str, staged: Any, checked: Any, output: tuple[str, ...],
                            data: Replacement, quarantine: Replacement, *, period_rule: bool,
                            before_commit: Verify) -> None:

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 MANIFESTS = "_manifests"
 _HERE = Path(__file__).resolve().parent
 # The runtime code a build's output depends on: a change to any of them invalidates reuse.
-_RUNTIME_CODE = (_HERE.parent / "dq.py", _HERE.parent / "raw.py", _HERE.parent / "source_checks.py",
-                 _HERE.parent / "layout.py",
+_RUNTIME_CODE = (_HERE.parent / "dq.py", _HERE.parent / "dq_formats.py", _HERE.parent / "quality.py",
+                 _HERE.parent / "raw.py", _HERE.parent / "source_checks.py", _HERE.parent / "layout.py",
                  _HERE.parent / "trusted_runner.py", _HERE / "duckdb_trusted.py")
 
 
@@ -154,6 +154,15 @@ class DuckTrusted:
             self.store.replace_partitions(self.trusted_bucket, rep.table, new_dir, rep.key, rep.in_scope,
                                           before_commit=before_commit)
 
+    def quarantine_sample(self, flow: str, staged: DuckStaged, checked: str, rules: list[str],
+                          per_rule: int) -> list[tuple[str, str, int | None, str | None]]:
+        self._restore_raw_records(staged, checked)
+        q = self._quarantine_sql(flow, staged.staged, checked)
+        return self.engine.con.execute(
+            f"SELECT rule, source_file, source_line, raw_record FROM ({q}) WHERE list_contains(?, rule) "
+            f"QUALIFY row_number() OVER (PARTITION BY rule ORDER BY source_file, source_line) <= ? "
+            f"ORDER BY list_position(?, rule), source_file, source_line", [rules, per_rule, rules]).fetchall()
+
     def release(self, flow: str, staged: DuckStaged, checked: str | None) -> None:
         con, st = self.engine.con, staged.staged
         if staged.work is not None:
@@ -189,7 +198,13 @@ class DuckTrusted:
 
     def _copy_quarantine(self, flow: str, st: rawmod.Staged, chk: str, out_dir: Path) -> None:
         self.engine.con.execute(f"""
-            COPY (
+            COPY ({self._quarantine_sql(flow, st, chk)}) TO {rawmod._sql_str(str(out_dir))} (FORMAT parquet,
+                 PARTITION_BY (extract_date), FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE)""")
+
+    @staticmethod
+    def _quarantine_sql(flow: str, st: rawmod.Staged, chk: str) -> str:
+        """Every quarantined row (flow rules, the period rule, staging rejects) in the quarantine's columns."""
+        return f"""
               SELECT c.dq_rule AS rule, f.source_file, l.source_line, c._raw_record AS raw_record,
                      {rawmod._sql_str(flow)} AS flow, f.extract_date
               FROM {chk} c JOIN ({rawmod.line_sql(st, chk)}) l USING (_file_index, _row)
@@ -197,9 +212,7 @@ class DuckTrusted:
               UNION ALL
               SELECT r.rule, f.source_file, CAST(r.line AS BIGINT), r.raw_record, {rawmod._sql_str(flow)},
                      f.extract_date
-              FROM ({st.rejects}) r JOIN {st.view}_files f USING (_file_index)
-            ) TO {rawmod._sql_str(str(out_dir))} (FORMAT parquet, PARTITION_BY (extract_date),
-                 FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE)""")
+              FROM ({st.rejects}) r JOIN {st.view}_files f USING (_file_index)"""
 
 
 class _DuckClaim:

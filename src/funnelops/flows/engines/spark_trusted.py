@@ -133,6 +133,17 @@ class SparkTrusted:
         before_commit()
         self._replace(self._quarantine(flow, staged, checked), quarantine)
 
+    @_source_errors
+    def quarantine_sample(self, flow: str, staged: SparkFlow, checked: Any, rules: list[str],
+                          per_rule: int) -> list[tuple[str, str, int | None, str | None]]:
+        F, Window = api("spark")["F"], api("spark")["Window"]
+        first = Window.partitionBy("rule").orderBy("source_file", "source_line")
+        rows = (self._quarantine(flow, staged, checked).where(F.col("rule").isin(rules))
+                .withColumn("_n", F.row_number().over(first)).where(F.col("_n") <= F.lit(per_rule))
+                .select("rule", "source_file", "source_line", "raw_record").collect())
+        rows.sort(key=lambda r: (rules.index(r[0]), r[1], r[2] if r[2] is not None else -1))
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     def release(self, flow: str, staged: SparkFlow, checked: Any | None) -> None:
         if checked is not None:
             checked.unpersist()
