@@ -194,10 +194,14 @@ def test_the_flows_program_exits_1_over_the_project_limit(tmp_path):
 
 
 def test_a_bad_flow_limit_is_a_located_project_error(tmp_path):
-    spec = _project(tmp_path, flow_limit='MAX_QUARANTINE_SHARE = "half"')
-    proc, _ = _flows(tmp_path, spec)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "contacts.py:11: MAX_QUARANTINE_SHARE: 'half' is not a number from 0 to 1" in proc.stderr
+    """`validate` (every project load) refuses it at the flow's line, before any run."""
+    from funnelops.errors import ProjectError
+
+    with pytest.raises(ProjectError) as e:
+        _project(tmp_path, flow_limit='MAX_QUARANTINE_SHARE = "half"')
+    [p] = e.value.problems
+    assert p.file.endswith("contacts.py") and p.line == 11 and p.field.endswith("MAX_QUARANTINE_SHARE")
+    assert "'half'" in p.message
 
 
 def test_the_project_limit_is_checked_by_the_schema(tmp_path):
