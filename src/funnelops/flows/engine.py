@@ -125,6 +125,11 @@ class SparkEngine:
         if master:
             # Local Python workers run this interpreter, which can import funnelops (the runtime's
             # RDD staging ships functions to them); on a cluster the launcher's zip provides it.
+            # PySpark 3.5 takes the workers' interpreter from PYSPARK_PYTHON (else `python3` on PATH)
+            # when the context is made from Python: the config below alone is not read then.
+            import os
+
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = (builder.master(master).config("spark.ui.enabled", "false")
                        .config("spark.sql.shuffle.partitions", "4").config("spark.ui.showConsoleProgress", "false")
                        .config("spark.pyspark.python", sys.executable)
