@@ -157,9 +157,13 @@ def test_args_change_updates_templates_in_place(gcp_env, gcp_double, tmp_path):
     assert gcp_double.count("workflowTemplates.update") == 4
 
 
-def test_a_version_conflict_is_read_again_and_retried(gcp_env, gcp_double, tmp_path):
+@pytest.mark.parametrize("stale_status", [409, 400])
+def test_a_version_conflict_is_read_again_and_retried(stale_status, gcp_env, gcp_double, tmp_path):
+    """A stale version is answered 409 ABORTED or 400 FAILED_PRECONDITION (the REST client raises
+    BadRequest for the latter, which the update used to pass on as a failure): both are re-read."""
     from funnelops.resources import desired_resources
 
+    gcp_double.dataproc.stale_version_status = stale_status
     loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
     apply(loaded, backend, "iac")
     res = next(r for r in desired_resources(loaded, "workflow") if r.address == "workflow_template.funnel-dia")

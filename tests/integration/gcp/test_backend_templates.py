@@ -113,41 +113,6 @@ def test_the_cluster_gets_its_identity_and_network(gcp_env, gcp_double, tmp_path
     gcp_double.assert_clean()
 
 
-def test_a_stale_version_answered_with_400_is_read_again_and_retried(gcp_env, gcp_double, tmp_path):  # noqa: F811
-    """Dataproc may answer a stale version with 400 FAILED_PRECONDITION; the REST client raises
-    BadRequest for it, which the update used to pass on as a failure."""
-    from funnelops.resources import desired_resources
-
-    gcp_double.dataproc.stale_version_status = 400
-    loaded, backend = open_gcp(make_project(tmp_path), tmp_path)
-    apply(loaded, backend, "iac")
-    res = next(r for r in desired_resources(loaded, "workflow") if r.address == "workflow_template.funnel-dia")
-    handler = backend.handler("workflow_template")
-    api = backend.clients.dataproc
-    real_update = api.update_workflow_template
-    raced: list[int] = []
-
-    def racing_update(*args, **kwargs):
-        if not raced:  # someone else updates it between our read and our write
-            raced.append(1)
-            from google.cloud import dataproc_v1
-
-            cur = api.get_workflow_template(name=backend.clients.template_name("funnel-dia"))
-            body = dataproc_v1.WorkflowTemplate(handler._message(handler.body(res)))
-            body.name, body.version = cur.name, cur.version
-            real_update(template=body)
-        return real_update(*args, **kwargs)
-
-    api.update_workflow_template = racing_update
-    try:
-        handler.update(res, None, ["jobs"])
-    finally:
-        api.update_workflow_template = real_update
-    tpl = next(t for t in gcp_double.dataproc.templates() if t["id"] == "funnel-dia")
-    assert tpl["version"] == 3  # ours landed on top of the other writer's, after a re-read
-    assert gcp_double.count("workflowTemplates.get") == 3
-
-
 def test_a_forced_run_for_a_period_is_instantiated_directly_with_fo_period(gcp_env, gcp_double, tmp_path):  # noqa: F811
     """`force-scheduler --period` on gcp: Cloud Scheduler's fire carries fixed values, so the CLI
     instantiates the template itself (under its own lease) with FO_PERIOD, and says so."""
