@@ -12,18 +12,19 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from funnelops.backends.types import (STATES, TERMINAL, TRIGGERS, Holder, LogChunk, LogCursor, LogRead, RunLease,
-                                      RunRecord, SchedulerState, StageRecord, default_actor, now_iso, record_refusal,
-                                      refuse)
+from funnelops.backends.types import (STATES, TERMINAL, TRIGGERS, Holder, LogChunk, LogCursor, LogRead, QueryResult,
+                                      RelationStats, RunLease, RunRecord, SchedulerState, StageRecord, default_actor,
+                                      now_iso, record_refusal, refuse)
 from funnelops.resources import Resource
 
 if TYPE_CHECKING:
     from funnelops.plan.model import Plan
 
 __all__ = ["KINDS", "Observed", "ResourceHandler", "Storage", "Runtime", "Ledger", "Schedulers", "Backend",
-           "Holder", "LogChunk", "LogCursor", "LogRead", "RunLease", "RunRecord", "SchedulerState", "StageRecord",
+           "Holder", "LogChunk", "LogCursor", "LogRead", "QueryResult", "RelationStats", "RunLease", "RunRecord",
+           "SchedulerState", "StageRecord",
            "STATES", "TERMINAL", "TRIGGERS", "default_actor", "now_iso", "record_refusal", "refuse"]
 
 # The kinds, in the order a plan creates them (deletes go in reverse).
@@ -211,6 +212,26 @@ class Backend(Protocol):
     def read_query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of one read-only query on the warehouse (local: DuckDB, confined to the home,
         opened read-only; gcp: BigQuery). For summaries and `query`-style reads, never writes."""
+
+    def read_query_table(self, sql: str, *, max_rows: int | None = None, timeout: float | None = None,
+                         on_wait: Callable[[str], None] | None = None) -> QueryResult:
+        """`read_query` with the column names, for `funnelops query`: at most `max_rows` rows
+        (`truncated` says if there were more). `timeout`: seconds to wait for the warehouse
+        (local: while a run or an apply holds its write lock; gcp: for the BigQuery job), then a
+        BackendError that says who holds it; `on_wait(message)` is called once when waiting
+        starts, so the caller can tell the user why nothing happens yet."""
+
+    def relation_stats(self, name: str, kind: str, period_column: str | None = None) -> RelationStats:
+        """Rows and last period of one table/external table/view `name` ("dataset.table") of
+        `kind`, for `funnelops tables`; `period_column` is the column whose maximum is the last
+        period loaded (a table's partitioning field). Local counts exactly; gcp reads numRows
+        from the table's metadata and never scans a view to count it."""
+
+    def warehouse_location(self) -> str:
+        """Where the warehouse is, for people (local: the DuckDB file; gcp: the BigQuery project)."""
+
+    def data_uri(self, bucket: str, path: str = "") -> str:
+        """Where `path` in `bucket` is, for people (local: a folder of the home; gcp: gs://bucket/path)."""
 
     def apply_session(self) -> AbstractContextManager[None]:
         """Held around one apply (local: the apply lock and one warehouse connection)."""

@@ -221,3 +221,29 @@ class LogRead:
     chunks: list[LogChunk]
     cursor: LogCursor
     console_url: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One read-only query's answer: column names, rows, and whether rows were left out.
+
+    `truncated` is True when the query had more rows than the caller's `max_rows`: `query` says
+    so instead of printing a partial answer as if it were the whole one.
+    """
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class RelationStats:
+    """What `funnelops tables` shows of one table, external table or view.
+
+    `rows`: exact locally; BigQuery's numRows from the table's metadata on gcp (None where the
+    backend keeps no count, e.g. a BigQuery view, rather than scanning for one). `last_period`:
+    the largest value of the period column asked for, as text (None: no such column or no rows).
+    """
+
+    rows: int | None
+    last_period: str | None = None

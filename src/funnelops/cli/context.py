@@ -39,8 +39,9 @@ class Console:
 
         self.as_json = as_json
         no_color = bool(os.environ.get("NO_COLOR"))
-        # Pipelines and pipes are not terminals: give tables room instead of rich's 80 columns.
-        width = None if sys.stdout.isatty() else 140
+        # Pipelines and pipes are not terminals: give tables room instead of rich's 80 columns,
+        # unless COLUMNS says how wide the reader is (rich reads it when width is None).
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 140
         self.out = RichConsole(stderr=as_json, highlight=False, no_color=no_color, soft_wrap=True, width=width)
         self.err = RichConsole(stderr=True, highlight=False, no_color=no_color, soft_wrap=True, width=width)
 

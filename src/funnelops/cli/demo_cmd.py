@@ -19,15 +19,23 @@ def _bar(fraction: float, width: int = 40) -> str:
     return "█" * full + "·" * (width - full)
 
 
+def bar_width(console_width: int, fixed: int, most: int = 40, least: int = 10) -> int:
+    """The bars' width: what the terminal leaves beside the `fixed` text of a line, within [least, most]."""
+    return max(least, min(most, console_width - fixed))
+
+
 def render_summary(app: AppContext, summary: dict) -> None:
     c = app.console
+    width = c.out.width
+    stage_bar = bar_width(width, 46)      # "  stage        " + bar + " 9,999,999  100.0% of previous"
+    channel_bar = bar_width(width, 56, most=30)  # "  channel            " + bar + " 100.0%  (9,999 of 99,999)"
     stages = summary["stages"]
     top = max((s["volume"] for s in stages), default=0) or 1
     c.print("", "[bold]The refined funnel (all years)[/]")
     for s in stages:
         conv = s["conversion_from_previous"]
         conv_txt = f"{conv:6.1%} of previous" if conv is not None else " " * 18
-        c.print(f"  {esc(str(s['stage']).ljust(12))} [cyan]{_bar(s['volume'] / top)}[/] {s['volume']:>9,}  {conv_txt}")
+        c.print(f"  {esc(str(s['stage']).ljust(12))} [cyan]{_bar(s['volume'] / top, stage_bar)}[/] {s['volume']:>9,}  {conv_txt}")
     if stages and stages[0]["volume"]:
         c.print(f"  lead -> won: [bold]{stages[-1]['volume'] / stages[0]['volume']:.1%}[/]")
     if summary["channels"]:
@@ -35,7 +43,7 @@ def render_summary(app: AppContext, summary: dict) -> None:
         best = max((ch["lead_to_won"] or 0 for ch in summary["channels"]), default=0) or 1
         for ch in summary["channels"]:
             rate = ch["lead_to_won"] or 0
-            c.print(f"  {esc(str(ch['channel']).ljust(18))} [green]{_bar(rate / best, 30)}[/] {rate:6.1%}  "
+            c.print(f"  {esc(str(ch['channel']).ljust(18))} [green]{_bar(rate / best, channel_bar)}[/] {rate:6.1%}  "
                     f"({ch['won']:,} of {ch['leads']:,})")
     st = summary["attainment_status"]
     if st:
@@ -94,8 +102,14 @@ def demo(
     import shutil
 
     exe = "funnelops" if shutil.which("funnelops") else str(Path(sys.argv[0]).absolute())
+    from funnelops.cli.where import print_where
+    from funnelops.lifecycle.where import data_locations
+
+    where = data_locations(loaded, backend)
+    app.console.print("")
+    print_where(app.console, where)
     app.console.print("", f"[bold green]Demo finished in {took:.1f}s.[/] Explore it:",
                       esc(f"  cd {directory} && {exe} --project project/funnel.yaml --home .funnelops status"),
-                      "  ... runs | logs RUN | plan --stage workflow | scheduler list")
+                      "  ... runs | logs RUN | tables | query SQL | plan --stage workflow | scheduler list")
     app.console.emit({"dir": str(directory), "seconds": round(took, 1), "pipelines": [r.to_dict() for r in results],
-                      "funnel": summary})
+                      "funnel": summary, "where": where})

@@ -64,6 +64,7 @@ def root(
 
 def _register() -> None:
     from funnelops.cli import demo_cmd, infra_cmd, init_cmd, lifecycle_cmd, runs_cmd, scheduler_cmd
+    from funnelops.cli import query_cmd
 
     infra_cmd.register(app)
     runs_cmd.register(app)
@@ -71,6 +72,7 @@ def _register() -> None:
     scheduler_cmd.register(app)
     demo_cmd.register(app)
     init_cmd.register(app)
+    query_cmd.register(app)
     try:
         from funnelops.cli import data_cmd
 

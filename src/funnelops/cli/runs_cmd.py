@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, UTC
 
 import typer
 
@@ -19,20 +18,34 @@ def register(app: typer.Typer) -> None:
 
 
 def _fmt_time(iso: str | None, short: bool = False) -> str:
-    if not iso:
-        return "-"
-    try:
-        return datetime.fromisoformat(iso).astimezone().strftime("%m-%d %H:%M:%S" if short else "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return iso
+    """A recorded time as text, in the machine's zone with the zone named (funnelops.timefmt)."""
+    from funnelops.timefmt import local_text
+
+    return local_text(iso, short=short)
 
 
 def _duration(run) -> str:
-    if not run.started_at:
-        return "-"
-    start = datetime.fromisoformat(run.started_at)
-    end = datetime.fromisoformat(run.ended_at) if run.ended_at else datetime.now(UTC)
-    return f"{(end - start).total_seconds():.1f}s"
+    from funnelops.cli.runs_table import duration
+
+    return duration(run)
+
+
+def where_am_i(app) -> str:
+    """`project P, home H`: named in every message about state that is not there, so reading an
+    empty home by mistake (another directory, a missing --home) shows at once."""
+    return f"project {app.project.spec.project.id} ({app.project_path}), home {app.home}"
+
+
+def _known_run(app, run_id: str):
+    """The run's record, or a UsageError naming the project and home that were searched."""
+    from funnelops.errors import UsageError
+
+    run = app.backend.runtime.get(run_id)
+    if run is None:
+        raise UsageError(f"no run {run_id} in {where_am_i(app)}",
+                         "list the runs with `funnelops runs`; for another home pass --home DIR "
+                         "(or FUNNELOPS_HOME)")
+    return run
 
 
 def runs(
@@ -42,7 +55,7 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
 ) -> None:
     """Run history, newest first: state, trigger, timings and the rows the flows reported."""
-    from rich.table import Table
+    from funnelops.cli.runs_table import runs_table
 
     app = get_ctx(ctx)
     app.set_json(as_json)
@@ -51,20 +64,15 @@ def runs(
         app.console.emit([r.to_dict() for r in records])
         return
     if not records:
-        app.console.print("no runs yet")
+        of = f" of workflow {workflow}" if workflow else ""
+        app.console.print(esc(f"no runs{of} yet in home {app.home} (project {app.project.spec.project.id}, "
+                              f"{app.project_path})"))
         return
-    table = Table(box=None, header_style="bold")
-    for col in ("run", "workflow", "state", "trigger", "period", "started", "took", "read", "kept", "quar."):
-        table.add_column(col, justify="right" if col in ("run", "read", "kept", "quar.", "took") else "left",
-                         no_wrap=True)
-    colors = {"DONE": "green", "FAILED": "red", "LOST": "red", "CANCELLED": "yellow", "RUNNING": "cyan"}
-    for r in records:
-        rows = r.rows or {}
-        table.add_row(esc(r.id), esc(r.workflow), f"[{colors.get(r.state, 'white')}]{esc(r.state)}[/]", esc(r.trigger),
-                      esc(r.period or "-"), _fmt_time(r.started_at, short=True), _duration(r),
-                      f"{rows.get('read', 0):,}" if rows else "-",
-                      f"{rows.get('kept', 0):,}" if rows else "-", f"{rows.get('quarantined', 0):,}" if rows else "-")
+    table, left_out = runs_table(records, app.console.out.width)
     app.console.out.print(table)
+    if left_out:
+        app.console.err.print(esc(f"({', '.join(left_out)} left out to fit {app.console.out.width} columns; "
+                                  "`funnelops runs --json` has every field)"))
 
 
 def logs(
@@ -83,6 +91,7 @@ def logs(
     app = get_ctx(ctx)
     app.set_json(as_json)
     runtime = app.backend.runtime
+    _known_run(app, run_id)
     texts: dict[str, list[str]] = {}
     cursor = None
     url_shown = False
@@ -121,23 +130,31 @@ def cancel(ctx: typer.Context, run_id: str = typer.Argument(..., help="The run i
     from funnelops.runs.coordinator import cancel as cancel_run
 
     app = get_ctx(ctx)
+    _known_run(app, run_id)
     run = cancel_run(app.backend.runtime, run_id)
     app.console.print(f"run {esc(run.id)} of {esc(run.workflow)}: {esc(run.state)}")
     app.console.emit(run.to_dict())
 
 
 def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """Lifecycle position, templates' current args, schedulers' next fires, runs in progress, waiting tables."""
+    """Lifecycle position, templates' current args, schedulers' next fires, runs in progress, waiting
+    tables, and where the data is (warehouse, refined tables, quarantine, an example query).
+
+    Times are shown in the machine's zone with the zone named, next fires in their scheduler's
+    zone; --json gives ISO 8601 with offset."""
+    from funnelops.cli.where import print_where
     from funnelops.lifecycle.status import collect_status
 
     app = get_ctx(ctx)
     app.set_json(as_json)
     st = collect_status(app.project, app.backend)
+    st = {"project_file": str(app.project_path.absolute()), "home": str(app.home), **st}
     if app.as_json:
         app.console.emit(st)
         return
     c = app.console
-    c.print(f"[bold]{esc(st['project'])}[/] on the {esc(st['backend'])} backend")
+    c.print(f"[bold]{esc(st['project'])}[/] on the {esc(st['backend'])} backend",
+            f"  project file: {esc(st['project_file'])}", f"  home:         {esc(st['home'])}")
     c.print("[bold]Lifecycle[/]")
     for s in st["stages"]:
         mark = "[green]✓[/]" if s["done"] else "[dim]·[/]"
@@ -145,14 +162,7 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         pending = (s.get("forced_run") or {}).get("hint") if not s["done"] else None
         c.print(f"  {mark} {esc(s['title'])}{when}" + (f" [yellow]({esc(pending)})[/]" if pending else ""))
     c.print(f"  next: {esc(st['next'])}")
-    c.print("[bold]Workflow templates[/]")
-    for t in st["templates"]:
-        c.print(f"  {esc(t['name'])} (v{esc(t.get('version', '-'))}): "
-                f"{esc(' '.join(t['dynamic_args']) or '(no stage argument)')}")
-    c.print("[bold]Schedulers[/]")
-    for s in st["schedulers"]:
-        state = "[yellow]paused[/]" if s["paused"] else esc(f"next {_fmt_time(s['next_fire'])} ({s['time_zone']})")
-        c.print(f"  {esc(s['name'])} ({esc(s['id'])}) -> {esc(s['workflow'])}: {esc(s['cron'])}, {state}")
+    _print_templates_and_schedulers(app, st)
     c.print("[bold]Runs in progress[/]")
     for r in st["running"] or []:
         c.print(esc(f"  run {r['id']} of {r['workflow']}: {r['state']} since {_fmt_time(r['started_at'])} "
@@ -163,3 +173,28 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         c.print("[bold]External tables waiting for data[/]")
         for w in st["waiting_for_data"]:
             c.print(f"  {esc(w)}")
+    print_where(c, st["where"])
+
+
+def _print_templates_and_schedulers(app, st: dict) -> None:
+    """Templates (`not created` before IaC, never `vNone`) and schedulers, each next fire shown in
+    the scheduler's own zone and labelled with it."""
+    from funnelops.timefmt import local_text
+
+    c = app.console
+    c.print("[bold]Workflow templates[/]")
+    for t in st["templates"]:
+        if not t["exists"]:
+            c.print(f"  {esc(t['name'])}: [dim]not created[/]")
+            continue
+        version = f" (v{esc(t['version'])})" if t.get("version") is not None else ""
+        c.print(f"  {esc(t['name'])}{version}: {esc(' '.join(t['dynamic_args']) or '(no stage argument)')}")
+    c.print("[bold]Schedulers[/]")
+    for s in st["schedulers"]:
+        if s["paused"]:
+            state = "[yellow]paused[/]"
+        elif not s["exists"]:
+            state = "[dim]not created[/]"
+        else:
+            state = esc(f"next {local_text(s['next_fire'], s['time_zone'])} ({s['time_zone']})")
+        c.print(f"  {esc(s['name'])} ({esc(s['id'])}) -> {esc(s['workflow'])}: {esc(s['cron'])}, {state}")

@@ -29,8 +29,11 @@ def list_schedulers(ctx: typer.Context, as_json: bool = typer.Option(False, "--j
     if app.as_json:
         app.console.emit(st["schedulers"])
         return
+    from funnelops.timefmt import local_text
+
     for s in st["schedulers"]:
-        state = "paused" if s["paused"] else ("not created" if not s["exists"] else f"next {s['next_fire']}")
+        state = "paused" if s["paused"] else ("not created" if not s["exists"]
+                                              else f"next {local_text(s['next_fire'], s['time_zone'])}")
         app.console.print(esc(f"{s['name']:<14} {s['id']:<14} {s['cron']:<12} {s['time_zone']:<16} "
                               f"-> {s['workflow']:<22} {state}"))
 

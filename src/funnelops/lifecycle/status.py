@@ -11,11 +11,13 @@ if TYPE_CHECKING:
     from funnelops.backends.base import Backend
     from funnelops.spec.project import LoadedProject
 
-def next_step(loaded: LoadedProject, position: str | None) -> str:
+def next_step(loaded: LoadedProject, position: str | None, scheduler_daemon: bool = True) -> str:
     """The command that moves the lifecycle on from `position`, with the project's own names.
 
     The workflow stage forces one of *this* project's schedulers: a hint naming the example's
-    (`Día`) would be refused as an unknown scheduler anywhere else."""
+    (`Día`) would be refused as an unknown scheduler anywhere else. `scheduler serve` is only
+    suggested where a local daemon fires the schedulers (`Backend.scheduler_daemon`): on gcp
+    Cloud Scheduler fires them and `serve` is refused."""
     import shlex
 
     if position is None:
@@ -30,6 +32,8 @@ def next_step(loaded: LoadedProject, position: str | None) -> str:
         force += " (or another of `funnelops scheduler list`)"
     if position == "initial_data":
         return force
+    if not scheduler_daemon:
+        return f"{force} on demand; Cloud Scheduler fires them on their crons (`funnelops scheduler list`)"
     return f"{force} on demand, or `funnelops scheduler serve`"
 
 
@@ -37,6 +41,7 @@ def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
     from funnelops.scheduler.cron import next_fire
 
     from funnelops.lifecycle.forced import settle
+    from funnelops.lifecycle.where import data_locations
 
     spec = loaded.spec
     forced = settle(backend)  # records the Workflow stage if the last forced run has since succeeded
@@ -78,6 +83,7 @@ def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
             if not backend.storage.has_objects(e.bucket, e.prefix.rstrip("/"), ".parquet"):
                 waiting.append(e.address)
     return {"project": spec.project.id, "backend": backend.name, "spec_hash": loaded.spec_hash,
-            "stages": stages, "position": last, "next": next_step(loaded, last), "templates": templates,
-            "schedulers": schedulers, "running": running, "waiting_for_data": waiting}
+            "stages": stages, "position": last, "next": next_step(loaded, last, backend.scheduler_daemon),
+            "templates": templates, "schedulers": schedulers, "running": running, "waiting_for_data": waiting,
+            "where": data_locations(loaded, backend)}
 

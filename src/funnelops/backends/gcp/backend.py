@@ -14,7 +14,7 @@ import threading
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from funnelops.backends.gcp.artifacts import Artifacts, ArtifactsHandler
 from funnelops.backends.gcp.bigquery import (DatasetHandler, ExternalTableHandler, Snapshot, TableHandler,
@@ -29,6 +29,7 @@ from funnelops.backends.gcp.storage import BucketHandler, BucketRecords, GcsStor
 from funnelops.resources import Resource
 
 if TYPE_CHECKING:
+    from funnelops.backends.types import QueryResult, RelationStats
     from funnelops.plan.model import Plan
 
 WAREHOUSE_KINDS = ("dataset", "table", "external_table", "view")
@@ -125,6 +126,25 @@ class GcpBackend:
         table_refs(sql)  # one read-only query, or UnsafeSql: the same rule as views
         job = self.clients.bigquery.query(sql, retry=None)
         return [tuple(row.values()) for row in job.result()]
+
+    def read_query_table(self, sql: str, *, max_rows: int | None = None, timeout: float | None = None,
+                         on_wait: Callable[[str], None] | None = None) -> QueryResult:
+        """One read-only query as a BigQuery job (see gcp/query.py)."""
+        from funnelops.backends.gcp.query import read_table
+
+        return read_table(self, sql, max_rows=max_rows, timeout=timeout, on_wait=on_wait)
+
+    def relation_stats(self, name: str, kind: str, period_column: str | None = None) -> RelationStats:
+        """numRows and the newest partition, from metadata (see gcp/query.py)."""
+        from funnelops.backends.gcp.query import relation_stats
+
+        return relation_stats(self, name, kind, period_column)
+
+    def warehouse_location(self) -> str:
+        return f"BigQuery project {self.clients.project}"
+
+    def data_uri(self, bucket: str, path: str = "") -> str:
+        return f"gs://{bucket}/{path}"
 
     # -- the artifacts bucket -------------------------------------------------------------------
     def ensure_artifacts_bucket(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from funnelops.backends.local.apply_lock import apply_lock
 from funnelops.backends.local.home import LocalHome
@@ -24,6 +24,7 @@ from funnelops.backends.local.storage import NoArtifacts
 from funnelops.resources import Resource
 
 if TYPE_CHECKING:
+    from funnelops.backends.types import QueryResult, RelationStats
     from funnelops.plan.model import Plan
     from funnelops.resources import Resource
 
@@ -89,6 +90,26 @@ class LocalBackend:
 
         with warehouse(self.paths.warehouse, write=False, time_zone=self.time_zone) as con:
             return [tuple(r) for r in con.execute(to_duckdb(sql)).fetchall()]
+
+    def read_query_table(self, sql: str, *, max_rows: int | None = None, timeout: float | None = None,
+                         on_wait: Callable[[str], None] | None = None) -> QueryResult:
+        """One read-only query on a read-only connection, waiting for a writer up to `timeout`."""
+        from funnelops.backends.local.query import read_table
+
+        return read_table(self, sql, max_rows=max_rows, timeout=timeout, on_wait=on_wait)
+
+    def relation_stats(self, name: str, kind: str, period_column: str | None = None) -> RelationStats:
+        """Exact rows (a count, whatever the kind) and the period column's maximum."""
+        from funnelops.backends.local.query import relation_stats
+
+        return relation_stats(self, name, kind, period_column)
+
+    def warehouse_location(self) -> str:
+        return str(self.paths.warehouse)
+
+    def data_uri(self, bucket: str, path: str = "") -> str:
+        folder = self.paths.buckets / bucket
+        return str(folder / path) + ("/" if path.endswith("/") else "") if path else str(folder) + "/"
 
     @contextmanager
     def apply_lock(self) -> Iterator[None]:

@@ -18,7 +18,7 @@ from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local import partitions
 from funnelops.backends.local.guard import verify_lease_held, workflow_lease
 from funnelops.backends.local.home_perms import private_home
-from funnelops.backends.local.warehouse_conn import confined_memory, file_lock, home_dirs, warehouse
+from funnelops.backends.local.warehouse_conn import DEFAULT_TIMEOUT_S, confined_memory, file_lock, home_dirs, warehouse
 from funnelops.flows.engines.base import FlowsRuntime, Verify
 from funnelops.flows.engines.duckdb_refined import DuckRefined
 from funnelops.flows.engines.duckdb_trusted import DuckTrusted
@@ -41,8 +41,8 @@ class LocalFolders:
         return LocalHome(self.home).bucket(bucket)
 
     def lock(self, bucket: str, table: str, *, exclusive: bool, wait: bool = True) -> AbstractContextManager[None]:
-        timeout: dict[str, float] = {} if wait else {"timeout": 0}
-        return file_lock(partitions.lock_path(self.home, bucket, table), exclusive=exclusive, **timeout)
+        return file_lock(partitions.lock_path(self.home, bucket, table), exclusive=exclusive,
+                         timeout=DEFAULT_TIMEOUT_S if wait else 0)
 
     def reading(self, tables: Iterable[tuple[str, str]]) -> AbstractContextManager[None]:
         return partitions.shared_locks([partitions.lock_path(self.home, b, t) for b, t in tables])

@@ -21,7 +21,7 @@ import random
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,20 @@ if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("FUNNELOPS_WAREHOUSE_LOCK_TIMEOUT", "600"))
+BUSY_NOTE = "the warehouse is busy (a run or an apply is writing it): waiting up to {timeout:g}s"
+
+
+class WarehouseBusy(BackendError):
+    """Waited `timeout` seconds for the warehouse and another process still holds it."""
 
 
 @contextmanager
-def file_lock(lock_path: Path, *, exclusive: bool, timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[None]:
-    """Hold an flock on `lock_path`; waits with backoff up to `timeout` seconds."""
+def file_lock(lock_path: Path, *, exclusive: bool, timeout: float = DEFAULT_TIMEOUT_S,
+              on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an flock on `lock_path`; waits with backoff up to `timeout` seconds.
+
+    `on_wait(message)` is called once, when the lock is found taken, so an interactive caller
+    (`funnelops query`) can say why it is not answering yet."""
     fd = _open_lock_fd(lock_path, exclusive)
     if fd is None:  # a read-only home without a lock file: nobody can write it, nothing to wait for
         yield
@@ -51,8 +60,11 @@ def file_lock(lock_path: Path, *, exclusive: bool, timeout: float = DEFAULT_TIME
                 fcntl.flock(fd, mode | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if on_wait is not None:
+                    on_wait(BUSY_NOTE.format(timeout=timeout))
+                    on_wait = None
                 if time.monotonic() > deadline:
-                    raise BackendError(f"timed out after {timeout:.0f}s waiting for {lock_path}",
+                    raise WarehouseBusy(f"timed out after {timeout:.0f}s waiting for {lock_path}",
                                        "another funnelops process holds the warehouse; retry when it ends") from None
                 time.sleep(delay + random.random() * delay)
                 delay = min(delay * 2, 0.25)
@@ -128,7 +140,8 @@ def _open_lock_fd(lock_path: Path, exclusive: bool) -> int | None:
 
 @contextmanager
 def warehouse(path: Path, *, write: bool = True, time_zone: str | None = None,
-              timeout: float = DEFAULT_TIMEOUT_S, allowed: list[Path] | None = None) -> Iterator[DuckDBPyConnection]:
+              timeout: float = DEFAULT_TIMEOUT_S, allowed: list[Path] | None = None,
+              on_wait: Callable[[str], None] | None = None) -> Iterator[DuckDBPyConnection]:
     """A confined DuckDB connection to the warehouse at `path`, held under the warehouse lock.
 
     Read-only opens of a file that does not exist yet get an in-memory database, so observing
@@ -138,12 +151,14 @@ def warehouse(path: Path, *, write: bool = True, time_zone: str | None = None,
     import duckdb
 
     path = Path(path)
-    with file_lock(path.with_name(path.name + ".lock"), exclusive=write, timeout=timeout):
+    deadline = time.monotonic() + timeout
+    with file_lock(path.with_name(path.name + ".lock"), exclusive=write, timeout=timeout, on_wait=on_wait):
         if not write and not path.exists():
             con = duckdb.connect(":memory:")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            con = _connect_with_retry(duckdb, str(path), read_only=not write, timeout=timeout)
+            con = _connect_with_retry(duckdb, str(path), read_only=not write,
+                                      timeout=max(0.0, deadline - time.monotonic()), on_wait=on_wait)
         try:
             confine(con, home_dirs(path.parent) if allowed is None else allowed, time_zone)
             yield con
@@ -158,7 +173,8 @@ def _tz_literal(tz: str) -> str:
     return tz.replace("'", "")
 
 
-def _connect_with_retry(duckdb: ModuleType, path: str, *, read_only: bool, timeout: float) -> DuckDBPyConnection:
+def _connect_with_retry(duckdb: ModuleType, path: str, *, read_only: bool, timeout: float,
+                        on_wait: Callable[[str], None] | None = None) -> DuckDBPyConnection:
     """Connect, retrying lock collisions; a damaged file or a read-only home is a clear error."""
     if not read_only and not integrity.writable(Path(path)):
         raise integrity.read_only_error(Path(path).parent, "writing the warehouse")
@@ -173,8 +189,14 @@ def _connect_with_retry(duckdb: ModuleType, path: str, *, read_only: bool, timeo
                 raise integrity.warehouse_error(Path(path), str(exc)) from None
             if not isinstance(exc, duckdb.IOException):
                 raise
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise BackendError(f"cannot open the warehouse {path}: {exc}") from None
+            if time.monotonic() > deadline:
+                raise WarehouseBusy(f"cannot open the warehouse {path}: {exc}",
+                                    "another process holds the warehouse; retry when it ends") from None
+            if on_wait is not None:
+                on_wait(BUSY_NOTE.format(timeout=timeout))
+                on_wait = None
             time.sleep(delay + random.random() * delay)
             delay = min(delay * 2, 1.0)
     try:
