@@ -31,15 +31,19 @@ def _plain(cell: str | Text) -> str:
     return cell.plain if isinstance(cell, Text) else Text.from_markup(cell).plain
 
 
-def fit_columns(cols: list[Col], rows: list[list[str | Text]], width: int) -> list[int]:
-    """The indexes of the columns shown at `width`, in their original order."""
+def fit_columns(cols: list[Col], rows: list[list[str | Text]], width: int, shrink_first: bool = False) -> list[int]:
+    """The indexes of the columns shown at `width`, in their original order.
+
+    `shrink_first`: count on cutting the `shrink` columns before dropping any column (a query's
+    columns are all wanted); otherwise columns are dropped first and names cut only after
+    (the `runs` table: a whole workflow name matters more than the start time)."""
     natural = [max([len(c.name)] + [len(_plain(r[i])) for r in rows]) for i, c in enumerate(cols)]
     shown = list(range(len(cols)))
 
     def need(idx: list[int]) -> int:
         total = sum(natural[i] for i in idx) + GAP * (len(idx) - 1)
         spare = sum(max(0, natural[i] - cols[i].min_width) for i in idx if cols[i].shrink)
-        return total - spare  # what it takes once the shrinkable columns are cut to their minimum
+        return total - spare if shrink_first or all(cols[i].keep == 0 for i in idx) else total  # what it takes once the shrinkable columns are cut to their minimum
 
     for i in sorted(range(len(cols)), key=lambda i: -cols[i].keep):
         if need(shown) <= width or cols[i].keep == 0:
@@ -48,17 +52,27 @@ def fit_columns(cols: list[Col], rows: list[list[str | Text]], width: int) -> li
     return shown
 
 
-def fit_table(cols: list[Col], rows: list[list[str | Text]], width: int, *,
+def fit_table(cols: list[Col], rows: list[list[str | Text]], width: int, *, shrink_first: bool = False,
               header_style: str = "bold") -> tuple[Table, list[str]]:
-    """A rich Table of the columns that fit `width`, and the names of the columns left out."""
-    shown = fit_columns(cols, rows, width)
-    natural = {i: max([len(cols[i].name)] + [len(_plain(r[i])) for r in rows]) for i in shown}
+    """A rich Table of the columns that fit `width`, and the names of the columns left out.
+
+    Every column gets an explicit width (rich would otherwise squeeze numbers too): its natural
+    width, except `shrink` columns, cut widest first, down to their minimum, until the row fits."""
+    shown = fit_columns(cols, rows, width, shrink_first)
+    widths = {i: max([len(cols[i].name)] + [len(_plain(r[i])) for r in rows]) for i in shown}
+    excess = sum(widths.values()) + GAP * (len(shown) - 1) - width
+    while excess > 0:
+        cuttable = [i for i in shown if cols[i].shrink and widths[i] > cols[i].min_width]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
     table = Table(box=None, header_style=header_style, pad_edge=False, padding=(0, 1))
     for i in shown:
         c = cols[i]
         table.add_column(c.name, justify=c.justify,  # type: ignore[arg-type]
-                         no_wrap=True, overflow="ellipsis" if c.shrink else "fold",
-                         min_width=c.min_width if c.shrink else natural[i])
+                         no_wrap=True, overflow="ellipsis", width=widths[i])
     for r in rows:
         table.add_row(*(r[i] for i in shown))
     return table, [cols[i].name for i in range(len(cols)) if i not in shown]

@@ -113,7 +113,7 @@ def _print_table(app: AppContext, columns: list[str], rows: tuple[tuple[Any, ...
     cols = [Col(name, keep=i, justify="right" if numeric[i] else "left", shrink=not numeric[i], min_width=6)
             for i, name in enumerate(columns)]
     cells: list[list[Any]] = [["[dim]NULL[/]" if v is None else esc(text_value(v)) for v in r] for r in rows]
-    table, left_out = fit_table(cols, cells, app.console.out.width)
+    table, left_out = fit_table(cols, cells, app.console.out.width, shrink_first=True)
     app.console.out.print(table)
     app.console.err.print(f"({len(rows):,} row{'s' if len(rows) != 1 else ''})")
     if left_out:
