@@ -71,6 +71,11 @@ class BigQueryService:
         """Answer queries matching ``pattern`` (regex, case-insensitive) with these rows."""
         self.jobs.add_answer(pattern, rows, schema, error)
 
+    def set_num_rows(self, project: str, dataset: str, table: str, rows: int) -> None:
+        """Set a native table's numRows, as if a load had written `rows` rows (queries write nothing here)."""
+        with self.double.lock:
+            self._tables[(project, dataset, table)]["numRows"] = str(rows)
+
     def has_table(self, project: str, dataset: str, table: str) -> bool:
         return (project, dataset, table) in self._tables
 

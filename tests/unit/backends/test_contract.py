@@ -105,3 +105,19 @@ def test_no_backend_module_imports_the_core() -> None:
                     ("funnelops.runs", "funnelops.state", "funnelops.lifecycle", "funnelops.cli")):
                 bad.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
     assert not bad, bad
+
+
+def test_both_backends_say_where_the_data_is(local, gcp, tmp_path: Path) -> None:
+    """`status` and the demo name the warehouse and the quarantine through the contract only."""
+    assert local.warehouse_location() == str(tmp_path / "home" / "warehouse.duckdb")
+    assert local.data_uri("b", "_quarantine/") == str(tmp_path / "home" / "buckets" / "b" / "_quarantine") + "/"
+    assert gcp.warehouse_location() == "BigQuery project p"
+    assert gcp.data_uri("b", "_quarantine/") == "gs://b/_quarantine/"
+
+
+def test_local_query_result_and_relation_stats_of_an_empty_home(local) -> None:
+    from funnelops.backends.base import QueryResult, RelationStats
+
+    got = local.read_query_table("SELECT 1 AS one, 'x' AS two UNION ALL SELECT 2, 'y'", max_rows=1)
+    assert got == QueryResult(("one", "two"), ((1, "x"),), truncated=True)
+    assert local.relation_stats("ds.missing", "table", "period_start") == RelationStats(rows=None)
