@@ -152,6 +152,12 @@ def test_query_refuses_anything_but_one_read(demo: Demo, sql: str, line: int) ->
     assert demo.duck("SELECT count(*) FROM funnel_refined.funnel_daily") == before
 
 
+def test_a_query_naming_what_is_not_there_is_exit_2_with_duckdbs_pointer(demo: Demo) -> None:
+    err = json.loads(demo("--json", "query", "SELECT nope FROM funnel_refined.funnel_daily", code=2).stdout)
+    assert '"nope" not found' in err["message"] and "LINE 1" in err["message"]
+    assert "funnelops tables" in err["hint"]
+
+
 HOLD = """
 import sys, time
 from pathlib import Path

@@ -101,6 +101,10 @@ def test_the_query_command_runs_on_bigquery(gcp_double, tmp_path: Path) -> None:
                           "DELETE FROM funnel_refined.funnel_monthly WHERE true", code=2).stdout)
     assert err["exit_code"] == 2 and "line 1" in err["message"]
     assert len(gcp_double.bigquery.jobs.queries) == sent  # refused before BigQuery saw it
+    gcp_double.bigquery.add_answer(r"nope", error="Unrecognized name: nope at [1:8]")
+    bad = json.loads(_cli(gcp_double, tmp_path, "--json", "query", "SELECT nope FROM funnel_refined.funnel_monthly",
+                          code=2).stdout)
+    assert "Unrecognized name: nope" in bad["message"] and "funnelops tables" in bad["hint"]
 
 
 def test_status_on_gcp_never_suggests_serve_and_names_bigquery(gcp_double, fake_gcs, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from funnelops.backends.gcp import retry
 from funnelops.backends.types import QueryResult, RelationStats
-from funnelops.errors import BackendError
+from funnelops.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
     from funnelops.backends.gcp.backend import GcpBackend
@@ -40,7 +40,10 @@ def read_table(backend: GcpBackend, sql: str, *, max_rows: int | None, timeout: 
     except BackendError:
         raise
     except Exception as exc:
-        raise retry.describe(exc, "the query", "bigquery.jobs.create") from None
+        err = retry.describe(exc, "the query", "bigquery.jobs.create")
+        if retry.status_of(exc) == 400:  # invalidQuery: a column or table that is not there, a type error
+            raise UsageError(f"query: {err.message}", "`funnelops tables` lists the tables and views") from None
+        raise err from None
     truncated = max_rows is not None and len(rows) > max_rows
     kept = rows[:max_rows] if max_rows is not None else rows
     return QueryResult(columns, tuple(kept), truncated)

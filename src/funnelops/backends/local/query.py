@@ -14,6 +14,7 @@ from collections.abc import Callable
 from funnelops.backends.local.warehouse import rel
 from funnelops.backends.local.warehouse_conn import DEFAULT_TIMEOUT_S, WarehouseBusy, warehouse
 from funnelops.backends.types import QueryResult, RelationStats
+from funnelops.errors import UsageError
 
 if TYPE_CHECKING:
     from funnelops.backends.local import LocalBackend
@@ -23,6 +24,8 @@ def read_table(backend: LocalBackend, sql: str, *, max_rows: int | None, timeout
                on_wait: Callable[[str], None] | None) -> QueryResult:
     """Columns and rows of one read-only query (BigQuery dialect, checked and transpiled first)."""
     from funnelops.spec.sqlrefs import to_duckdb
+
+    import duckdb
 
     duck = to_duckdb(sql)  # one read-only query, or SqlError/UnsafeSql before DuckDB sees it
     wait = DEFAULT_TIMEOUT_S if timeout is None else timeout
@@ -34,6 +37,9 @@ def read_table(backend: LocalBackend, sql: str, *, max_rows: int | None, timeout
             rows = cur.fetchall() if max_rows is None else cur.fetchmany(max_rows + 1)
     except WarehouseBusy:
         raise _busy(backend, wait) from None
+    except (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException,
+            duckdb.ConversionException) as exc:
+        raise _bad_query(exc) from None
     truncated = max_rows is not None and len(rows) > max_rows
     kept = rows[:max_rows] if max_rows is not None else rows
     return QueryResult(columns, tuple(tuple(r) for r in kept), truncated)
@@ -46,6 +52,14 @@ def _busy(backend: LocalBackend, waited: float) -> WarehouseBusy:
     return WarehouseBusy(f"the warehouse {backend.paths.warehouse} stayed busy for {waited:g}s{who}",
                          "retry when the writer ends (`funnelops runs` shows the runs), or wait longer with "
                          "--timeout SECONDS")
+
+
+def _bad_query(exc: Exception) -> UsageError:
+    """A query that names what is not there (a column, a table) is the caller's to fix: exit 2,
+    with DuckDB's own pointer to the place and its suggestion (`Did you mean ...`)."""
+    text = str(exc).strip()
+    return UsageError(f"query: {text}", "`funnelops tables` lists the tables and views; "
+                      "`funnelops query \"SELECT * FROM dataset.table LIMIT 1\"` shows a table's columns")
 
 
 def relation_stats(backend: LocalBackend, name: str, kind: str, period_column: str | None) -> RelationStats:
