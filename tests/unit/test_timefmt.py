@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone, timedelta
+from datetime import datetime, timezone, timedelta, UTC
 
 import pytest
 
@@ -25,7 +25,7 @@ def test_local_text_names_the_zone_it_shows(paris) -> None:
     assert local_text("2026-11-29T08:00:00+00:00") == "2026-11-29 09:00:00 CET"
     assert local_text("2026-07-01T08:00:00Z") == "2026-07-01 10:00:00 CEST"
     assert local_text("2026-11-29T11:00:00+00:00", "America/Bogota") == "2026-11-29 06:00:00 UTC-05"
-    assert local_text(datetime(2026, 11, 29, 8, tzinfo=timezone.utc), "UTC") == "2026-11-29 08:00:00 UTC"
+    assert local_text(datetime(2026, 11, 29, 8, tzinfo=UTC), "UTC") == "2026-11-29 08:00:00 UTC"
     assert local_text("2026-11-29T08:00:00+00:00", short=True) == "11-29 09:00:00"
 
 
@@ -43,6 +43,6 @@ def test_iso_keeps_the_offset() -> None:
 
 
 def test_zone_name(paris) -> None:
-    assert zone_name(at=datetime(2026, 1, 1, tzinfo=timezone.utc)) == "CET"
+    assert zone_name(at=datetime(2026, 1, 1, tzinfo=UTC)) == "CET"
     assert zone_name("America/Bogota") == "UTC-05"
     assert os.environ["TZ"] == "Europe/Paris"

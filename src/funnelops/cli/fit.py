@@ -42,8 +42,9 @@ def fit_columns(cols: list[Col], rows: list[list[str | Text]], width: int, shrin
 
     def need(idx: list[int]) -> int:
         total = sum(natural[i] for i in idx) + GAP * (len(idx) - 1)
+        # with shrink_first (or nothing left to drop): what it takes once names are cut to their minimum
         spare = sum(max(0, natural[i] - cols[i].min_width) for i in idx if cols[i].shrink)
-        return total - spare if shrink_first or all(cols[i].keep == 0 for i in idx) else total  # what it takes once the shrinkable columns are cut to their minimum
+        return total - spare if shrink_first or all(cols[i].keep == 0 for i in idx) else total
 
     for i in sorted(range(len(cols)), key=lambda i: -cols[i].keep):
         if need(shown) <= width or cols[i].keep == 0:
