@@ -64,7 +64,8 @@ def _bad_query(exc: Exception) -> UsageError:
 
 def relation_stats(backend: LocalBackend, name: str, kind: str, period_column: str | None) -> RelationStats:
     """Exact rows and the period column's maximum, in one read. An external table whose folder
-    has no Parquet yet reads as 0 rows (DuckDB's "no files found"), not as an error."""
+    has no Parquet yet reads as 0 rows (DuckDB's "no files found"), not as an error; a view over
+    one, or one whose source no longer binds, has no count (None)."""
     import duckdb
 
     select = "COUNT(*)" + (f", MAX({_q(period_column)})" if period_column else "")
@@ -72,11 +73,11 @@ def relation_stats(backend: LocalBackend, name: str, kind: str, period_column: s
         with warehouse(backend.paths.warehouse, write=False, time_zone=backend.time_zone) as con:
             row: Any = con.execute(f"SELECT {select} FROM {rel(name)}").fetchone()
     except duckdb.IOException as exc:
-        if kind == "external_table" and "no files found" in str(exc).lower():
-            return RelationStats(rows=0)
+        if "no files found" in str(exc).lower():  # over a bucket folder with no Parquet yet
+            return RelationStats(rows=0 if kind == "external_table" else None)
         raise
-    except duckdb.CatalogException:
-        return RelationStats(rows=None)  # not there (yet): `tables` shows it as missing
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return RelationStats(rows=None)  # not there (yet), or a view whose source changed: shown as "-"
     last = row[1] if period_column and row[1] is not None else None
     return RelationStats(rows=int(row[0]), last_period=_text(last))
 
