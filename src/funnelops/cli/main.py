@@ -41,12 +41,16 @@ app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_ma
 @app.callback()
 def root(
     ctx: typer.Context,
-    project: Path = typer.Option(Path("funnel.yaml"), "--project", "-p", envvar="FUNNELOPS_PROJECT",
-                                 help="The project definition file.", show_default=True),
-    home: Path = typer.Option(Path(".funnelops"), "--home", envvar="FUNNELOPS_HOME",
-                              help="Local state: buckets, warehouse, ledger, run logs."),
+    project: Path | None = typer.Option(
+        None, "--project", "-p", envvar="FUNNELOPS_PROJECT", show_default=False,
+        help="The project definition file (default: `project` in the nearest funnelops.toml, else ./funnel.yaml)."),
+    home: Path | None = typer.Option(
+        None, "--home", envvar="FUNNELOPS_HOME", show_default=False,
+        help="Local state: buckets, warehouse, ledger, run logs (default: `home` in the nearest funnelops.toml, "
+             "else ./.funnelops)."),
     backend: str | None = typer.Option(None, "--backend", "-b", envvar="FUNNELOPS_BACKEND",
-                                          help="local or gcp (default: the project's `backend`, else local)."),
+                                          help="local or gcp (default: `backend` in the nearest funnelops.toml, "
+                                               "else the project's `backend`, else local)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (text goes to stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     dry_run: bool = typer.Option(False, "--dry-run",
@@ -56,10 +60,25 @@ def root(
                                      "existing state (the old file is moved aside; its lifecycle and run history "
                                      "are not carried over)."),
 ) -> None:
+    """Resolve project, home and backend: flag > environment variable > funnelops.toml > default
+    (cli/config.py); the options default to None so a value nobody gave is told from one given."""
+    from funnelops.cli.config import resolve_settings
+
     if backend is not None and backend not in ("local", "gcp"):
         raise typer.BadParameter("use local or gcp", param_hint="--backend")
-    ctx.obj = AppContext(project_path=project.expanduser(), home=home.expanduser().absolute(),
-                         backend_name=backend, as_json=as_json, debug=debug, dry_run=dry_run, reinit=reinit)
+    sources = {name: _source(ctx, name) for name, value in
+               (("project", project), ("home", home), ("backend", backend)) if value is not None}
+    settings = resolve_settings(project, home, backend, sources)
+    ctx.obj = AppContext(project_path=settings.project.expanduser(), home=settings.home.expanduser().absolute(),
+                         backend_name=settings.backend, as_json=as_json, debug=debug, dry_run=dry_run, reinit=reinit,
+                         config_file=settings.config_file, sources=settings.sources)
+
+
+def _source(ctx: typer.Context, name: str) -> str:
+    """'env' when click took the value from the environment variable, else 'flag'."""
+    from click.core import ParameterSource
+
+    return "env" if ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT else "flag"
 
 
 def _register() -> None:
