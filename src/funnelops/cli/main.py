@@ -29,6 +29,10 @@ The seed's lifecycle, in order:
   funnelops pipeline workflow --scheduler NAME     (any time after, as often as wanted; NAME is
                                                    one of `funnelops scheduler list`)
 
+Which project, home and backend: --project/--home/--backend, else FUNNELOPS_PROJECT/_HOME/_BACKEND,
+else the nearest funnelops.toml (this folder or a parent; `funnelops demo` writes one), else
+./funnel.yaml and ./.funnelops.
+
 \b
 Exit codes: 0 ok, 1 failure, 2 bad usage or invalid project, 3 refused because a run of that
 workflow is in progress, 4 refused because an earlier lifecycle stage must run first.
