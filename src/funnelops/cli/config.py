@@ -123,13 +123,13 @@ def load_config(path: Path) -> FileConfig:
 
 
 def resolve_settings(project: Path | None, home: Path | None, backend: str | None, sources: dict[str, str],
-                     cwd: Path | None = None) -> Settings:
+                     cwd: Path | None = None, use_file: bool = True) -> Settings:
     """Apply the precedence: a value given (flag or environment, named in `sources`) > funnelops.toml > default.
 
-    The file is read only when it is found; a given value never needs it, but a bad file is still
-    refused (it would mislead the next command that does need it).
+    A given value never needs the file, but a bad file is still refused (it would mislead the next
+    command that does need it). `use_file=False` (a `--help`) ignores it: help always answers.
     """
-    found = find_config(cwd or Path.cwd())
+    found = find_config(cwd or Path.cwd()) if use_file else None
     conf = load_config(found) if found is not None else None
     origin = str(found) if found is not None else "file"
 

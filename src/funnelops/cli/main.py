@@ -42,6 +42,11 @@ app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_ma
                   pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
+# Set by main() when the command line asks for help: click runs this callback before a subcommand's
+# --help, and help must answer even beside a broken funnelops.toml.
+_ASKS_HELP = [False]
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -72,7 +77,7 @@ def root(
         raise typer.BadParameter("use local or gcp", param_hint="--backend")
     sources = {name: _source(ctx, name) for name, value in
                (("project", project), ("home", home), ("backend", backend)) if value is not None}
-    settings = resolve_settings(project, home, backend, sources)
+    settings = resolve_settings(project, home, backend, sources, use_file=not _ASKS_HELP[0])
     ctx.obj = AppContext(project_path=settings.project.expanduser(), home=settings.home.expanduser().absolute(),
                          backend_name=settings.backend, as_json=as_json, debug=debug, dry_run=dry_run, reinit=reinit,
                          config_file=settings.config_file, sources=settings.sources)
@@ -112,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FUNNELOPS_DEBUG") == "1"
     as_json = "--json" in args
+    _ASKS_HELP[0] = "--help" in args or "-h" in args
     try:
         # standalone mode: typer/click print usage errors themselves and exit 2
         app(args=args, prog_name="funnelops")

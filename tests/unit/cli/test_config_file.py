@@ -107,3 +107,10 @@ def test_the_missing_project_error_says_where_and_what_to_do(tmp_path, monkeypat
     assert str(tmp_path / "funnel.yaml") in err["message"] and "no funnelops.toml" in err["message"]
     for way in ("funnelops init", "--project", "cd into a project folder"):
         assert way in err["hint"]
+
+
+def test_help_answers_beside_a_broken_config(tmp_path, monkeypatch, capsys):
+    (tmp_path / "funnelops.toml").write_text('projekt = "x"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["status", "--help"]) == 0
+    assert "Usage: funnelops status" in capsys.readouterr().out
