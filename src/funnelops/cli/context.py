@@ -72,6 +72,10 @@ class AppContext:
     debug: bool = False
     dry_run: bool = False
     reinit: bool = False
+    # the funnelops.toml that set the project, home or backend (None: none did), and where each
+    # of those three came from: "flag", "env", "default" or the config file's path (cli/config.py)
+    config_file: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict)
     _loaded: Any = None
     _backend: Any = None
     _console: Console | None = None
@@ -93,6 +97,11 @@ class AppContext:
         if self._loaded is None:
             from funnelops.spec.loader import load_project
 
+            if not self.project_path.exists():
+                from funnelops.cli.config import Settings, missing_project_error
+
+                raise missing_project_error(Settings(self.project_path, self.home, self.backend_name,
+                                                     self.config_file, self.sources))
             self._loaded = load_project(self.project_path, backend=self.backend_name)
         return self._loaded
 

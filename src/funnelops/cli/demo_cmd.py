@@ -59,6 +59,7 @@ def demo(
     seed: int = typer.Option(42, "--seed", help="Same seed, same data."),
 ) -> None:
     """Run the whole lifecycle on the local backend from an empty directory, then summarize the funnel."""
+    from funnelops.cli.config import write_config
     from funnelops.cli.lifecycle_cmd import _summary
     from funnelops.cli.reporter import ConsoleReporter
     from funnelops.cli.data_cmd import run_generate
@@ -78,6 +79,8 @@ def demo(
     app.project_path = prepare_demo_dir(directory)
     app.home = directory / ".funnelops"
     app.backend_name = "local"
+    # so that `cd DIR && funnelops status` finds this project and home with no flags (cli/config.py)
+    app.config_file = write_config(directory, "project/funnel.yaml", ".funnelops", "local")
     app.console.print(f"[bold]funnelops demo[/] in {esc(directory)}", f"  project: {esc(app.project_path)}",
                       f"  state:   {esc(app.home)}", "")
     app.console.print("[bold]▶ Generate raw data[/]")
@@ -109,7 +112,7 @@ def demo(
     app.console.print("")
     print_where(app.console, where)
     app.console.print("", f"[bold green]Demo finished in {took:.1f}s.[/] Explore it:",
-                      esc(f"  cd {directory} && {exe} --project project/funnel.yaml --home .funnelops status"),
+                      esc(f"  cd {directory} && {exe} status    (funnelops.toml there names the project and home)"),
                       "  ... runs | logs RUN | tables | query SQL | plan --stage workflow | scheduler list")
     app.console.emit({"dir": str(directory), "seconds": round(took, 1), "pipelines": [r.to_dict() for r in results],
                       "funnel": summary, "where": where})

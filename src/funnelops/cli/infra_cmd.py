@@ -8,6 +8,8 @@ import typer
 from funnelops.cli.context import esc, get_ctx
 from funnelops.cli.groups import job_app, spec_app
 
+ROLLBACK_HELP = ("Allow moving the workflow templates back to this stage's arguments on a lifecycle that completed "
+                 "a later stage; the ledger then forgets the later stages (they must run again).")
 STAGE_HELP = "IaC | 'Initial data' | Workflow (aliases: iac, initial-data, workflow)"
 
 
@@ -163,8 +165,12 @@ def create_infra(
     stage: str = typer.Option(..., "--stage", "-s", help=STAGE_HELP),
     allow_data_loss: bool = typer.Option(False, "--allow-data-loss",
                                          help="Allow replacing or deleting tables that hold rows."),
+    allow_rollback: bool = typer.Option(False, "--allow-rollback", help=ROLLBACK_HELP),
 ) -> None:
-    """GCP create infra: apply the plan for a stage, in dependency order, and converge."""
+    """GCP create infra: apply the plan for a stage, in dependency order, and converge.
+
+    On a lifecycle that already completed a later stage, an apply that would move the workflow
+    templates back to this stage's arguments is refused (exit 2) unless --allow-rollback."""
     from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle.infra import create_infra as do_create
     from funnelops.plan.render import summary_line
@@ -182,7 +188,7 @@ def create_infra(
         return
     app.console.print(f"[bold]GCP create infra[/] — stage {STAGE_TITLES[stage_key]} on {app.backend_kind}")
     the_plan, result = do_create(loaded, app.backend, stage_key, actor=default_actor(),
-                                 allow_data_loss=allow_data_loss,
+                                 allow_data_loss=allow_data_loss, allow_rollback=allow_rollback,
                                  reporter=ConsoleReporter(app, show_resources=True))
     app.console.print(summary_line(the_plan).replace("Plan:", "Planned:"),
                       f"[bold green]Applied[/] {len(result.done)} change(s) in {result.seconds:.2f}s.")

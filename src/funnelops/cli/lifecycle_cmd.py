@@ -6,12 +6,14 @@ import typer
 
 from funnelops.cli.context import AppContext, esc, get_ctx
 from funnelops.cli.groups import job_app, pipeline_app
+from funnelops.cli.infra_cmd import ROLLBACK_HELP
 
 SCHEDULER_HELP = ("A scheduler's name or id from the project (see `funnelops scheduler list`); case and accents "
                   "do not matter.")
 PERIOD_HELP = ("The period the run processes, in the workflow's granularity: YYYY-MM-DD (DAY), YYYY-MM (MONTH), "
                "YYYY (YEAR), previous or current (default: what the workflow's args say, else current). "
                "On gcp the template is then instantiated directly: a Cloud Scheduler fire cannot carry it.")
+
 
 
 def register(app: typer.Typer) -> None:
@@ -101,8 +103,12 @@ def pipeline_funnel(
     ctx: typer.Context,
     data_stage: str = typer.Option(..., "--data-stage", "-d", help="IaC | 'Initial data' (aliases: iac, initial-data)"),
     allow_data_loss: bool = typer.Option(False, "--allow-data-loss", help="Allow replacing tables that hold rows."),
+    allow_rollback: bool = typer.Option(False, "--allow-rollback", help=ROLLBACK_HELP),
 ) -> None:
-    """Datos_GCP_Funnel: IaC = create infra; Initial data = run, create infra, re-run."""
+    """Datos_GCP_Funnel: IaC = create infra; Initial data = run, create infra, re-run.
+
+    On a lifecycle that already completed a later stage, a pipeline that would move the workflow
+    templates back to this stage's arguments is refused (exit 2) unless --allow-rollback."""
     from funnelops.cli.reporter import ConsoleReporter
     from funnelops.lifecycle.pipelines import funnel_job_names, run_funnel_pipeline
     from funnelops.resources import normalize_stage
@@ -115,7 +121,7 @@ def pipeline_funnel(
         return _dry(app, f"run Datos_GCP_Funnel (dataStage={data_stage}) on {app.backend_kind}: "
                          + " -> ".join(names), {"pipeline": "Datos_GCP_Funnel", "dataStage": stage, "jobs": names})
     result = run_funnel_pipeline(loaded, app.backend, stage, actor=_actor(), reporter=ConsoleReporter(app),
-                                 allow_data_loss=allow_data_loss)
+                                 allow_data_loss=allow_data_loss, allow_rollback=allow_rollback)
     _summary(app, result)
     app.console.emit(result.to_dict())
 

@@ -29,6 +29,10 @@ The seed's lifecycle, in order:
   funnelops pipeline workflow --scheduler NAME     (any time after, as often as wanted; NAME is
                                                    one of `funnelops scheduler list`)
 
+Which project, home and backend: --project/--home/--backend, else FUNNELOPS_PROJECT/_HOME/_BACKEND,
+else the nearest funnelops.toml (this folder or a parent; `funnelops demo` writes one), else
+./funnel.yaml and ./.funnelops.
+
 \b
 Exit codes: 0 ok, 1 failure, 2 bad usage or invalid project, 3 refused because a run of that
 workflow is in progress, 4 refused because an earlier lifecycle stage must run first.
@@ -38,15 +42,24 @@ app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_ma
                   pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
+# Set by main() when the command line asks for help: click runs this callback before a subcommand's
+# --help, and help must answer even beside a broken funnelops.toml.
+_ASKS_HELP = [False]
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
-    project: Path = typer.Option(Path("funnel.yaml"), "--project", "-p", envvar="FUNNELOPS_PROJECT",
-                                 help="The project definition file.", show_default=True),
-    home: Path = typer.Option(Path(".funnelops"), "--home", envvar="FUNNELOPS_HOME",
-                              help="Local state: buckets, warehouse, ledger, run logs."),
+    project: Path | None = typer.Option(
+        None, "--project", "-p", envvar="FUNNELOPS_PROJECT", show_default=False,
+        help="The project definition file (default: `project` in the nearest funnelops.toml, else ./funnel.yaml)."),
+    home: Path | None = typer.Option(
+        None, "--home", envvar="FUNNELOPS_HOME", show_default=False,
+        help="Local state: buckets, warehouse, ledger, run logs (default: `home` in the nearest funnelops.toml, "
+             "else ./.funnelops)."),
     backend: str | None = typer.Option(None, "--backend", "-b", envvar="FUNNELOPS_BACKEND",
-                                          help="local or gcp (default: the project's `backend`, else local)."),
+                                          help="local or gcp (default: `backend` in the nearest funnelops.toml, "
+                                               "else the project's `backend`, else local)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (text goes to stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     dry_run: bool = typer.Option(False, "--dry-run",
@@ -56,10 +69,25 @@ def root(
                                      "existing state (the old file is moved aside; its lifecycle and run history "
                                      "are not carried over)."),
 ) -> None:
+    """Resolve project, home and backend: flag > environment variable > funnelops.toml > default
+    (cli/config.py); the options default to None so a value nobody gave is told from one given."""
+    from funnelops.cli.config import resolve_settings
+
     if backend is not None and backend not in ("local", "gcp"):
         raise typer.BadParameter("use local or gcp", param_hint="--backend")
-    ctx.obj = AppContext(project_path=project.expanduser(), home=home.expanduser().absolute(),
-                         backend_name=backend, as_json=as_json, debug=debug, dry_run=dry_run, reinit=reinit)
+    sources = {name: _source(ctx, name) for name, value in
+               (("project", project), ("home", home), ("backend", backend)) if value is not None}
+    settings = resolve_settings(project, home, backend, sources, use_file=not _ASKS_HELP[0])
+    ctx.obj = AppContext(project_path=settings.project.expanduser(), home=settings.home.expanduser().absolute(),
+                         backend_name=settings.backend, as_json=as_json, debug=debug, dry_run=dry_run, reinit=reinit,
+                         config_file=settings.config_file, sources=settings.sources)
+
+
+def _source(ctx: typer.Context, name: str) -> str:
+    """'env' when click took the value from the environment variable, else 'flag'."""
+    from click.core import ParameterSource
+
+    return "env" if ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT else "flag"
 
 
 def _register() -> None:
@@ -91,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FUNNELOPS_DEBUG") == "1"
     as_json = "--json" in args
+    _ASKS_HELP[0] = "--help" in args or "-h" in args
     try:
         # standalone mode: typer/click print usage errors themselves and exit 2
         app(args=args, prog_name="funnelops")

@@ -17,12 +17,22 @@ if TYPE_CHECKING:
 
 
 def create_infra(loaded: LoadedProject, backend: Backend, stage: str, *, actor: str, allow_data_loss: bool = False,
-                 reporter: Reporter = QUIET) -> tuple[Plan, ApplyResult]:
-    """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done."""
+                 reporter: Reporter = QUIET, allow_rollback: bool = False,
+                 command: str | None = None) -> tuple[Plan, ApplyResult]:
+    """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done.
+
+    An apply that would move the templates back to an earlier stage's arguments than the lifecycle
+    completed is refused unless `allow_rollback` (lifecycle/rollback.py); `command` is what the
+    operator ran, repeated in that refusal's hint.
+    """
+    from funnelops.lifecycle import rollback
+
     stage = normalize_stage(stage)
     with backend.apply_lock():  # plan under the lock: a second apply plans against the first's result
         require_before(backend.ledger, stage, "create-infra")
         plan = build_plan(loaded, backend, stage)
+        rollback.guard(loaded, backend, stage, plan, allow_rollback=allow_rollback, actor=actor,
+                       command=command or f"funnelops job create-infra --stage {rollback._quoted(stage)}")
         result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, reporter=reporter)
         raise_if_failed(result)
         job_completed(backend.ledger, "create-infra", stage, loaded.spec_hash, actor)

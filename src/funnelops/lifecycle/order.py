@@ -14,6 +14,7 @@ Every refusal is audited in the ledger as a `refused` event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from funnelops.backends.types import record_refusal
@@ -74,6 +75,24 @@ def first_missing(chain: tuple[str, ...] | list[str], done: list[dict]) -> str |
     return chain[i] if i < len(chain) else None
 
 
+def first_missing_stage(needed: str, stages: Mapping[str, object]) -> str:
+    """The earliest stage still missing on the way to `needed`: what to run FIRST.
+
+    `force-scheduler` on a new home needs 'Initial data', which itself needs IaC; naming 'Initial
+    data' sent the operator to a command that would be refused in turn (issue 13).
+    """
+    first = needed
+    while (before := PREREQUISITE.get(("create-infra", first))) is not None and before not in stages:
+        first = before
+    return first
+
+
+def _stages_from(first: str, last: str) -> list[str]:
+    from funnelops.resources import STAGES
+
+    return list(STAGES[STAGES.index(first):STAGES.index(last) + 1])
+
+
 def _refuse(ledger: Ledger, step: str, err: StageOrderError) -> StageOrderError:
     record_refusal(ledger, step, err, needed=err.details.get("needed"))
     return err
@@ -85,10 +104,12 @@ def require_before(ledger: Ledger, stage: str | None, step: str) -> None:
     what = f"{step} --stage {STAGE_TITLES.get(stage, '')}".strip() if stage else step
     stages = ledger.stages() if needed is not None or _stage_of(job_key(step, stage)) else {}
     if needed is not None and needed not in stages:
-        title = STAGE_TITLES[needed]
+        first = first_missing_stage(needed, stages)
+        later = [STAGE_TITLES[s] for s in _stages_from(first, needed)[1:]]
+        then = f" (then {', then '.join(repr(t) for t in later)})" if later else ""
         raise _refuse(ledger, step, StageOrderError(
-            f"cannot run {what}: the '{title}' stage has not completed yet",
-            f"run it first: {HOW_TO[needed]}", needed=needed))
+            f"cannot run {what}: the '{STAGE_TITLES[first]}' stage has not completed yet{then}",
+            f"run it first: {HOW_TO[first]}", needed=first))
     found = _stage_of(job_key(step, stage))
     if found is None or found[1] == 0 or found[0] in stages:
         return

@@ -109,12 +109,13 @@ def funnel_job_names(data_stage: str) -> list[str]:
 
 
 def funnel_jobs(loaded: LoadedProject, backend: Backend, data_stage: str, *, actor: str,
-                reporter: Reporter = QUIET, allow_data_loss: bool = False) -> list[Job]:
+                reporter: Reporter = QUIET, allow_data_loss: bool = False, allow_rollback: bool = False) -> list[Job]:
     stage, steps = _funnel_steps(data_stage)
+    command = f"funnelops pipeline funnel --data-stage {_quoted(stage)}"
 
     def infra() -> dict[str, Any]:
         plan, res = create_infra(loaded, backend, stage, actor=actor, allow_data_loss=allow_data_loss,
-                                 reporter=reporter)
+                                 reporter=reporter, allow_rollback=allow_rollback, command=command)
         return {"stage": stage, "summary": plan.summary(), "applied": res.to_dict()["applied"]}
 
     def runs(fn: Callable[..., list[RunRecord]]) -> Callable[[], dict[str, Any]]:
@@ -127,10 +128,37 @@ def funnel_jobs(loaded: LoadedProject, backend: Backend, data_stage: str, *, act
     return [(name, build[step]) for name, step in steps]
 
 
+def _quoted(stage: str) -> str:
+    from funnelops.lifecycle.rollback import _quoted as quoted
+
+    return quoted(stage)
+
+
+def guard_rollback(loaded: LoadedProject, backend: Backend, data_stage: str, *, actor: str,
+                   allow_rollback: bool) -> None:
+    """Refuse the pipeline BEFORE its first job when its create-infra job would roll the templates
+    back (the Initial data pipeline would otherwise have re-loaded everything first); with
+    `allow_rollback`, rewind the ledger here (lifecycle/rollback.py)."""
+    from funnelops.lifecycle import rollback
+    from funnelops.plan.diff import build_plan
+
+    from funnelops.lifecycle.order import current_stage
+    from funnelops.resources import STAGES
+
+    stage = normalize_stage(data_stage)
+    if STAGES.index(stage) >= STAGES.index(current_stage(backend.ledger)):
+        return  # the usual case: no stage after this one completed, nothing to observe
+    plan = build_plan(loaded, backend, stage, kinds={"workflow_template"})
+    rollback.guard(loaded, backend, stage, plan, allow_rollback=allow_rollback, actor=actor,
+                   command=f"funnelops pipeline funnel --data-stage {_quoted(stage)}")
+
+
 def run_funnel_pipeline(loaded: LoadedProject, backend: Backend, data_stage: str, *, actor: str,
-                        reporter: Reporter = QUIET, allow_data_loss: bool = False) -> PipelineResult:
+                        reporter: Reporter = QUIET, allow_data_loss: bool = False,
+                        allow_rollback: bool = False) -> PipelineResult:
+    guard_rollback(loaded, backend, data_stage, actor=actor, allow_rollback=allow_rollback)
     job_list = funnel_jobs(loaded, backend, data_stage, actor=actor, reporter=reporter,
-                           allow_data_loss=allow_data_loss)
+                           allow_data_loss=allow_data_loss, allow_rollback=allow_rollback)
     from funnelops.resources import STAGE_TITLES
 
     result = PipelineResult(FUNNEL_PIPELINE, {"dataStage": STAGE_TITLES[normalize_stage(data_stage)]})

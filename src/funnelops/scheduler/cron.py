@@ -37,6 +37,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from funnelops.errors import EXIT_USAGE, FunnelopsError
+from funnelops.spec.cron_hint import cron_hint
 
 __all__ = ["CronError", "CronExpr", "compile_cron", "zone", "next_fire", "next_fires",
            "fires_between", "next_fire_many"]
@@ -237,7 +238,7 @@ def _parse_with_croniter(text: str, fields: list[str]) -> tuple[list[AbstractSet
     try:
         expanded, _nth = croniter.expand(text)
     except Exception as exc:
-        raise CronError(f"invalid cron '{text}': {exc}", "use 5 fields: minute hour day month weekday") from exc
+        raise CronError(f"invalid cron '{text}': {exc}", cron_hint(text)) from exc
     full = [range(0, 60), range(0, 24), range(1, 32), range(1, 13), range(0, 7)]
     sets: list[AbstractSet[int]] = []
     last_day = False
@@ -259,7 +260,7 @@ def compile_cron(text: str) -> CronExpr:
     fields = text.lower().split()
     if len(fields) != 5:
         raise CronError(f"invalid cron '{text}': expected 5 fields, got {len(fields)}",
-                        "use 5 fields: minute hour day month weekday")
+                        cron_hint(text))
     plain = _parse_plain(fields)
     if plain is not None:
         sets, last_day = plain

@@ -178,10 +178,12 @@ def check_zones(p: Checked, c: ProblemCollector) -> None:
 
 def check_cron(p: Checked, c: ProblemCollector) -> None:
     """Each scheduler's cron is a valid five-field expression."""
+    from funnelops.spec.cron_hint import cron_hint
+
     for i, s in enumerate(p.spec.schedulers):
         if not _valid_cron(s.cron):
             c.add(p.file, p.line(("schedulers", i, "cron")), f"schedulers[{s.name}].cron",
-                  f"invalid cron expression '{s.cron}'", "use 5 fields: minute hour day-of-month month day-of-week")
+                  f"invalid cron expression '{s.cron}'", cron_hint(s.cron))
 
 
 def check_limits(p: Checked, c: ProblemCollector) -> None:
