@@ -32,17 +32,23 @@ def esc(value: Any) -> str:
 
 
 class Console:
-    """User output. With --json, stdout carries exactly one JSON document; people's text goes to stderr."""
+    """User output. With --json, stdout carries exactly one JSON document; people's text goes to stderr.
 
-    def __init__(self, as_json: bool) -> None:
+    `--no-color` (or NO_COLOR set to anything non-empty) means no ANSI escapes at all: rich's own
+    `no_color` only drops colours and keeps bold/dim/underline escapes, so the console is built
+    with `color_system=None` instead, which renders every style as plain text.
+    """
+
+    def __init__(self, as_json: bool, no_color: bool = False) -> None:
         from rich.console import Console as RichConsole
 
         self.as_json = as_json
-        no_color = bool(os.environ.get("NO_COLOR"))
+        self.no_color = no_color or bool(os.environ.get("NO_COLOR"))
+        plain: dict[str, Any] = {"color_system": None} if self.no_color else {}
         # Pipelines and pipes are not terminals: give tables room instead of rich's 80 columns.
         width = None if sys.stdout.isatty() else 140
-        self.out = RichConsole(stderr=as_json, highlight=False, no_color=no_color, soft_wrap=True, width=width)
-        self.err = RichConsole(stderr=True, highlight=False, no_color=no_color, soft_wrap=True, width=width)
+        self.out = RichConsole(stderr=as_json, highlight=False, soft_wrap=True, width=width, **plain)
+        self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True, width=width, **plain)
 
     def print(self, *lines: str) -> None:
         for line in lines:
@@ -62,6 +68,11 @@ class Console:
             self.err.print(f"[yellow]Hint:[/] {escape(hint)}")
 
 
+class PlanHasChanges(Exception):  # noqa: N818 - a signal, not an error
+    """`plan --detailed-exitcode` found changes: exit 2. An exception of its own (not typer.Exit(2))
+    so that `main()` tells it from click's usage errors, which also exit 2 and become 1 under the flag."""
+
+
 @dataclass
 class AppContext:
     project_path: Path
@@ -71,6 +82,7 @@ class AppContext:
     debug: bool = False
     dry_run: bool = False
     reinit: bool = False
+    no_color: bool = False
     _loaded: Any = None
     _backend: Any = None
     _console: Console | None = None
@@ -79,7 +91,7 @@ class AppContext:
     @property
     def console(self) -> Console:
         if self._console is None:
-            self._console = Console(self.as_json)
+            self._console = Console(self.as_json, self.no_color)
         return self._console
 
     def set_json(self, flag: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from funnelops.lifecycle.order import job_completed, require_before
@@ -17,12 +18,17 @@ if TYPE_CHECKING:
 
 
 def create_infra(loaded: LoadedProject, backend: Backend, stage: str, *, actor: str, allow_data_loss: bool = False,
-                 reporter: Reporter = QUIET) -> tuple[Plan, ApplyResult]:
-    """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done."""
+                 reporter: Reporter = QUIET, check: Callable[[Plan], None] | None = None) -> tuple[Plan, ApplyResult]:
+    """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done.
+
+    `check` sees the plan made under the lock before anything is applied and may refuse it by
+    raising (`apply FILE`: the saved plan must still be the plan)."""
     stage = normalize_stage(stage)
     with backend.apply_lock():  # plan under the lock: a second apply plans against the first's result
         require_before(backend.ledger, stage, "create-infra")
         plan = build_plan(loaded, backend, stage)
+        if check is not None:
+            check(plan)
         result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, reporter=reporter)
         raise_if_failed(result)
         job_completed(backend.ledger, "create-infra", stage, loaded.spec_hash, actor)
