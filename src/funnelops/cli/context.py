@@ -60,6 +60,14 @@ class Console:
             sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
             sys.stdout.flush()
 
+    def emit_line(self, data: Any) -> None:
+        """One JSON line (only with --json): the commands that stream (`logs`, `scheduler serve`) print
+        JSON lines, each a document of its own, and errors are one line too, so a JSON-lines reader
+        parses them like any other line."""
+        if self.as_json:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            sys.stdout.flush()
+
     def error(self, message: str, hint: str | None = None) -> None:
         from rich.markup import escape
 
@@ -68,7 +76,7 @@ class Console:
             self.err.print(f"[yellow]Hint:[/] {escape(hint)}")
 
 
-class PlanHasChanges(Exception):  # noqa: N818 - a signal, not an error
+class PlanHasChanges(Exception):
     """`plan --detailed-exitcode` found changes: exit 2. An exception of its own (not typer.Exit(2))
     so that `main()` tells it from click's usage errors, which also exit 2 and become 1 under the flag."""
 

@@ -67,9 +67,13 @@ def spec_schema(ctx: typer.Context) -> None:
 
 def spec_reference(ctx: typer.Context) -> None:
     """Print the project file reference (Markdown) rendered from the JSON Schema: every field with its type,
-    default, description and an example (the repository keeps it as docs/project-reference.md)."""
+    default, description and an example (the repository keeps it as docs/project-reference.md).
+    With --json: {"format": "markdown", "text": ...}."""
     from funnelops.spec.reference import reference_markdown
 
+    if get_ctx(ctx).as_json:
+        get_ctx(ctx).console.emit({"format": "markdown", "text": reference_markdown()})
+        return
     typer.echo(reference_markdown(), nl=False)
 
 
@@ -141,7 +145,10 @@ def plan(
         return
     the_plan = build_plan(loaded, app.backend, stage_key)
     preflight(the_plan, app.backend)  # a view that would not bind is an error here, not midway through apply
-    app.console.print("\n".join(plan_lines(the_plan, show_unchanged)))  # one print: 5x faster than per line
+    lines = plan_lines(the_plan, show_unchanged)
+    if not the_plan.has_changes:
+        lines.insert(-1, "No changes: the platform matches the project for this stage.")
+    app.console.print("\n".join(lines))  # one print: 5x faster than per line
     doc = the_plan.to_dict()
     if out is not None:
         from funnelops.plan.saved import saved_plan_document, write_saved_plan

@@ -134,9 +134,10 @@ def _main(args: list[str]) -> int:
     command = typer.main.get_command(app)
     args = hoist_global_flags(args, command)
     detailed = detailed_exitcode_requested(args)
-    debug = "--debug" in args or os.environ.get("FUNNELOPS_DEBUG") == "1"
-    as_json = "--json" in args
-    no_color = "--no-color" in args
+    flags = args[:args.index("--")] if "--" in args else args  # after `--`, "--json" is an argument
+    debug = "--debug" in flags or os.environ.get("FUNNELOPS_DEBUG") == "1"
+    as_json = "--json" in flags
+    no_color = "--no-color" in flags
     try:
         # standalone mode: typer/click print usage errors themselves and exit 2
         command.main(args=args, prog_name="funnelops")
@@ -168,7 +169,7 @@ def _report(message: str, hint: str | None, data: dict, as_json: bool, no_color:
 
     console = Console(as_json, no_color)
     console.error(message, hint)
-    console.emit(data)
+    console.emit_line(data)
 
 
 def run() -> None:  # pragma: no cover - console script

@@ -1,7 +1,8 @@
 """The arguments a workflow template passes to the flows program, and the period they select.
 
-Parsed with argparse (`parse_known_args`). Templates carry the project's whole variable group (`--project_id=...`, `--raw_bucket=...`) next
-to the flow arguments, so unknown `--key=value` pairs are accepted and ignored. A flag given twice
+Parsed with argparse (`parse_known_args`). Templates carry the project's whole variable group
+(`--project_id=...`, `--raw_bucket=...`) next to the flow arguments, so unknown `--key=value` pairs
+are accepted and ignored. A flag given twice
 keeps its LAST value: the runner appends run-time arguments (`--execution_type=full` for the
 initial load) after the template's own.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NoReturn
 
 from funnelops.errors import UsageError
 
@@ -84,7 +86,7 @@ def _parser():
     import argparse
 
     class _Parser(argparse.ArgumentParser):
-        def error(self, message: str):  # type: ignore[override]  # a located UsageError (exit 2), not argparse's exit
+        def error(self, message: str) -> NoReturn:  # a located UsageError (exit 2), not argparse's exit
             raise UsageError(message, "run `python -m funnelops.flows --help` for the arguments")
 
     p = _Parser(prog="python -m funnelops.flows", allow_abbrev=False, epilog=USAGE_EPILOG,
