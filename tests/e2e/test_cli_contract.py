@@ -169,8 +169,10 @@ def test_shell_completion_is_on(cli: Cli) -> None:
 def test_no_color_means_no_escape_sequences(cli: Cli) -> None:
     forced = {"FORCE_COLOR": "1", "TTY_COMPATIBLE": "1"}
     assert "\x1b[" in cli("validate", env=forced).stdout  # the check below is not vacuous
-    for argv, env in ((["validate", "--no-color"], forced), (["validate"], dict(forced, NO_COLOR="1")),
-                      (["--no-color", "plan", "--stage", "Initial data", "--show-unchanged"], forced)):
+    plan = ["plan", "--stage", "Initial data", "--show-unchanged"]  # bold and dim lines
+    assert "\x1b[1m" in cli(*plan, env=forced).stdout
+    for argv, env in ((["validate", "--no-color"], forced), (plan, dict(forced, NO_COLOR="1")),  # bold kept on main
+                      (["--no-color", *plan], forced), ([*plan, "--no-color"], forced)):
         proc = cli(*argv, env=env)
         assert "\x1b[" not in proc.stdout + proc.stderr, argv
         assert proc.stdout.strip()
