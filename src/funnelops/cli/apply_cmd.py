@@ -18,6 +18,7 @@ def apply(
     plan_file: Path = typer.Argument(..., metavar="FILE", help="A plan saved by `funnelops plan --stage S -out FILE`."),
     allow_data_loss: bool = typer.Option(False, "--allow-data-loss",
                                          help="Allow replacing or deleting tables that hold rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document: {stage, plan_file, plan, apply}."),
 ) -> None:
     """Apply exactly the plan saved in FILE (the reviewed one), as `job create-infra` does for its stage.
 
@@ -40,6 +41,7 @@ def apply(
     from funnelops.resources import STAGE_TITLES
 
     app = get_ctx(ctx)
+    app.set_json(as_json)
     saved = load_saved_plan(plan_file)
     loaded = app.project
     check_target(saved, loaded.spec.project.id, app.backend_kind)
