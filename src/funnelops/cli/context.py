@@ -32,18 +32,24 @@ def esc(value: Any) -> str:
 
 
 class Console:
-    """User output. With --json, stdout carries exactly one JSON document; people's text goes to stderr."""
+    """User output. With --json, stdout carries exactly one JSON document; people's text goes to stderr.
 
-    def __init__(self, as_json: bool) -> None:
+    `--no-color` (or NO_COLOR set to anything non-empty) means no ANSI escapes at all: rich's own
+    `no_color` only drops colours and keeps bold/dim/underline escapes, so the console is built
+    with `color_system=None` instead, which renders every style as plain text.
+    """
+
+    def __init__(self, as_json: bool, no_color: bool = False) -> None:
         from rich.console import Console as RichConsole
 
         self.as_json = as_json
-        no_color = bool(os.environ.get("NO_COLOR"))
+        self.no_color = no_color or bool(os.environ.get("NO_COLOR"))
+        plain: dict[str, Any] = {"color_system": None} if self.no_color else {}
         # Pipelines and pipes are not terminals: give tables room instead of rich's 80 columns,
         # unless COLUMNS says how wide the reader is (rich reads it when width is None).
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 140
-        self.out = RichConsole(stderr=as_json, highlight=False, no_color=no_color, soft_wrap=True, width=width)
-        self.err = RichConsole(stderr=True, highlight=False, no_color=no_color, soft_wrap=True, width=width)
+        self.out = RichConsole(stderr=as_json, highlight=False, soft_wrap=True, width=width, **plain)
+        self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True, width=width, **plain)
 
     def print(self, *lines: str) -> None:
         for line in lines:
@@ -55,12 +61,25 @@ class Console:
             sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
             sys.stdout.flush()
 
+    def emit_line(self, data: Any) -> None:
+        """One JSON line (only with --json): the commands that stream (`logs`, `scheduler serve`) print
+        JSON lines, each a document of its own, and errors are one line too, so a JSON-lines reader
+        parses them like any other line."""
+        if self.as_json:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            sys.stdout.flush()
+
     def error(self, message: str, hint: str | None = None) -> None:
         from rich.markup import escape
 
         self.err.print(f"[bold red]Error:[/] {escape(message)}", markup=True)
         if hint:
             self.err.print(f"[yellow]Hint:[/] {escape(hint)}")
+
+
+class PlanHasChanges(Exception):
+    """`plan --detailed-exitcode` found changes: exit 2. An exception of its own (not typer.Exit(2))
+    so that `main()` tells it from click's usage errors, which also exit 2 and become 1 under the flag."""
 
 
 @dataclass
@@ -76,6 +95,7 @@ class AppContext:
     # of those three came from: "flag", "env", "default" or the config file's path (cli/config.py)
     config_file: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    no_color: bool = False
     _loaded: Any = None
     _backend: Any = None
     _console: Console | None = None
@@ -84,7 +104,7 @@ class AppContext:
     @property
     def console(self) -> Console:
         if self._console is None:
-            self._console = Console(self.as_json)
+            self._console = Console(self.as_json, self.no_color)
         return self._console
 
     def set_json(self, flag: bool) -> None:

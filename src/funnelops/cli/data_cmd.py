@@ -73,6 +73,7 @@ def generate(
     app_ctx = get_ctx(ctx)
     if app_ctx.dry_run:
         app_ctx.console.print(f"dry run: would write {rows:,} raw rows into the raw bucket under {esc(app_ctx.home)}")
+        app_ctx.console.emit({"dry_run": True, "command": "data generate", "rows": rows})
         return
     run_generate(app_ctx.project_path, app_ctx.home, rows, start.date() if start else None,
                  end.date() if end else None, seed, app_ctx.as_json, replace=replace)

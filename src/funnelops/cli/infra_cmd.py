@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import typer
 
@@ -68,9 +69,13 @@ def spec_schema(ctx: typer.Context) -> None:
 
 def spec_reference(ctx: typer.Context) -> None:
     """Print the project file reference (Markdown) rendered from the JSON Schema: every field with its type,
-    default, description and an example (the repository keeps it as docs/project-reference.md)."""
+    default, description and an example (the repository keeps it as docs/project-reference.md).
+    With --json: {"format": "markdown", "text": ...}."""
     from funnelops.spec.reference import reference_markdown
 
+    if get_ctx(ctx).as_json:
+        get_ctx(ctx).console.emit({"format": "markdown", "text": reference_markdown()})
+        return
     typer.echo(reference_markdown(), nl=False)
 
 
@@ -81,9 +86,17 @@ def plan(
         help=STAGE_HELP + ". Default: the last stage the lifecycle completed (IaC on a new project), "
              "so a plan after the lifecycle never proposes to roll the templates' arguments back."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
-    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
-                                           help="Exit 0 when there are no changes, 2 when there are (as Terraform)."),
-    show_unchanged: bool = typer.Option(True, "--show-unchanged/--hide-unchanged", help="List unchanged resources."),
+    detailed_exitcode: bool = typer.Option(
+        False, "--detailed-exitcode",
+        help="Exit 0 when there are no changes, 2 when there are, 1 on any error (invalid project and usage "
+             "errors included), as Terraform."),
+    show_unchanged: bool = typer.Option(False, "--show-unchanged/--hide-unchanged",
+                                        help="Also list unchanged resources (the summary line counts them anyway)."),
+    out: Path | None = typer.Option(
+        None, "-out", "--out", metavar="FILE",
+        help="Save the plan to FILE (JSON: format_version, backend, project, stage, spec_hash, created_at, changes "
+             "[{address, action, fields, after, observed_sha256}], observed_fingerprint, checksum) for "
+             "`funnelops apply FILE`, which applies exactly it or refuses if the project or the platform moved."),
     refresh: str = typer.Option(
         "true", "--refresh", metavar="true|false",
         help="--refresh=false (gcp): observe nothing -- no credentials, no network -- and list every resource "
@@ -95,7 +108,12 @@ def plan(
 ) -> None:
     """Show what create-infra would change for a stage, drift included, without changing anything.
 
-    With --refresh=false (gcp only), show instead the requests apply would send, observed nothing.
+    Unchanged resources are counted in the summary line and listed with --show-unchanged. With -out FILE
+    the plan is saved for `funnelops apply FILE`. With --refresh=false (gcp only), show instead the
+    requests apply would send, observed nothing.
+
+    Exit codes: 0 ok, 1 failure, 2 bad usage or invalid project. With --detailed-exitcode: 0 no changes,
+    2 changes, 1 any error.
     """
     from funnelops.plan.apply import preflight
     from funnelops.plan.diff import build_plan
@@ -106,6 +124,11 @@ def plan(
     app.set_json(as_json)
     loaded = app.project
     if not _truth(refresh):
+        if out is not None:
+            from funnelops.errors import UsageError
+
+            raise UsageError("-out saves an observed plan; --refresh=false observes nothing",
+                             "drop --refresh=false to save a plan for `funnelops apply FILE`")
         if detailed_exitcode:
             from funnelops.errors import UsageError
 
@@ -119,14 +142,27 @@ def plan(
     stage_key = normalize_stage(stage or "iac")
     if app.dry_run:
         app.console.print(f"dry run: would observe the {app.backend_kind} backend and plan stage {stage_key}")
-        app.console.emit({"dry_run": True, "command": "plan", "stage": stage_key})
+        app.console.emit({"dry_run": True, "command": "plan", "stage": stage_key,
+                          **({"out": str(out)} if out is not None else {})})
         return
     the_plan = build_plan(loaded, app.backend, stage_key)
     preflight(the_plan, app.backend)  # a view that would not bind is an error here, not midway through apply
-    app.console.print("\n".join(plan_lines(the_plan, show_unchanged)))  # one print: 5x faster than per line
-    app.console.emit(the_plan.to_dict())
+    lines = plan_lines(the_plan, show_unchanged)
+    if not the_plan.has_changes:
+        lines.insert(-1, "No changes: the platform matches the project for this stage.")
+    app.console.print("\n".join(lines))  # one print: 5x faster than per line
+    doc = the_plan.to_dict()
+    if out is not None:
+        from funnelops.plan.saved import saved_plan_document, write_saved_plan
+
+        write_saved_plan(out, saved_plan_document(the_plan, loaded.spec.project.id))
+        app.console.print(f"Saved the plan to {esc(out)}: apply exactly it with `funnelops apply {esc(out)}`.")
+        doc["out"] = str(out)
+    app.console.emit(doc)
     if detailed_exitcode and the_plan.has_changes:
-        raise typer.Exit(2)
+        from funnelops.cli.context import PlanHasChanges
+
+        raise PlanHasChanges()
 
 
 def _truth(value: str) -> bool:

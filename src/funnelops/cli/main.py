@@ -1,7 +1,8 @@
 """The `funnelops` command line: a thin typer app over the library.
 
-Global options come before the command (`funnelops --json job create-infra --stage IaC`).
-Every FunnelopsError becomes its exit code and a message with a hint; tracebacks only with
+Global options come before the command (`funnelops --json job create-infra --stage IaC`); the
+flags among them (--json, --debug, --no-color, --dry-run) may also come after it: `main()` moves
+them to the front before typer parses. Every FunnelopsError becomes its exit code and a message with a hint; tracebacks only with
 --debug. Nothing heavy is imported here, so `--help` stays fast.
 """
 
@@ -32,19 +33,41 @@ The seed's lifecycle, in order:
 Which project, home and backend: --project/--home/--backend, else FUNNELOPS_PROJECT/_HOME/_BACKEND,
 else the nearest funnelops.toml (this folder or a parent; `funnelops demo` writes one), else
 ./funnel.yaml and ./.funnelops.
+The flags --json, --debug, --no-color and --dry-run may also come after the command
+(`funnelops status --json`). Shell completion: `funnelops --install-completion`.
 
 \b
 Exit codes: 0 ok, 1 failure, 2 bad usage or invalid project, 3 refused because a run of that
-workflow is in progress, 4 refused because an earlier lifecycle stage must run first.
+workflow is in progress, 4 refused because an earlier lifecycle stage must run first,
+130 interrupted. `plan --detailed-exitcode`: 0 no changes, 2 changes, 1 any error.
 """
 
-app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
 # Set by main() when the command line asks for help: click runs this callback before a subcommand's
 # --help, and help must answer even beside a broken funnelops.toml.
 _ASKS_HELP = [False]
+
+
+def package_version() -> str:
+    """The installed distribution's version; the package's own when run from a source tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("funnelops")
+    except PackageNotFoundError:
+        from funnelops import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"funnelops {package_version()}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -62,12 +85,16 @@ def root(
                                                "else the project's `backend`, else local)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (text goes to stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    no_color: bool = typer.Option(False, "--no-color",
+                                  help="No colours and no styles: plain text, no escape sequences (as NO_COLOR=1)."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Validate the arguments and the project, say what would be done, touch nothing."),
     reinit: bool = typer.Option(False, "--reinit",
                                 help="Start a new ledger when the home's ledger is damaged, empty or missing beside "
                                      "existing state (the old file is moved aside; its lifecycle and run history "
                                      "are not carried over)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print `funnelops X.Y.Z` and exit."),
 ) -> None:
     """Resolve project, home and backend: flag > environment variable > funnelops.toml > default
     (cli/config.py); the options default to None so a value nobody gave is told from one given."""
@@ -80,7 +107,7 @@ def root(
     settings = resolve_settings(project, home, backend, sources, use_file=not _ASKS_HELP[0])
     ctx.obj = AppContext(project_path=settings.project.expanduser(), home=settings.home.expanduser().absolute(),
                          backend_name=settings.backend, as_json=as_json, debug=debug, dry_run=dry_run, reinit=reinit,
-                         config_file=settings.config_file, sources=settings.sources)
+                         config_file=settings.config_file, sources=settings.sources, no_color=no_color)
 
 
 def _source(ctx: typer.Context, name: str) -> str:
@@ -91,10 +118,11 @@ def _source(ctx: typer.Context, name: str) -> str:
 
 
 def _register() -> None:
-    from funnelops.cli import demo_cmd, infra_cmd, init_cmd, lifecycle_cmd, runs_cmd, scheduler_cmd
+    from funnelops.cli import apply_cmd, demo_cmd, infra_cmd, init_cmd, lifecycle_cmd, runs_cmd, scheduler_cmd
     from funnelops.cli import query_cmd
 
     infra_cmd.register(app)
+    apply_cmd.register(app)
     runs_cmd.register(app)
     lifecycle_cmd.register(app)
     scheduler_cmd.register(app)
@@ -113,25 +141,47 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app and turn errors into exit codes and readable messages."""
-    from funnelops.errors import EXIT_FAILURE, FunnelopsError
+    """Entry point: run the app and turn errors into exit codes and readable messages.
+
+    Under `plan --detailed-exitcode` every error exits 1 (usage errors and an invalid project
+    included), so 2 means only "there are changes" (Terraform's contract)."""
+    from funnelops.cli.argv import detailed_exitcode_requested
 
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("FUNNELOPS_DEBUG") == "1"
-    as_json = "--json" in args
-    _ASKS_HELP[0] = "--help" in args or "-h" in args
+    code = _main(args)
+    if detailed_exitcode_requested(args) and code not in (0, 2, 130):
+        return 1
+    return code
+
+
+def _main(args: list[str]) -> int:
+    from funnelops.cli.argv import detailed_exitcode_requested, hoist_global_flags
+    from funnelops.cli.context import PlanHasChanges
+    from funnelops.errors import EXIT_FAILURE, FunnelopsError
+
+    command = typer.main.get_command(app)
+    args = hoist_global_flags(args, command)
+    detailed = detailed_exitcode_requested(args)
+    flags = args[:args.index("--")] if "--" in args else args  # after `--`, "--json" is an argument
+    debug = "--debug" in flags or os.environ.get("FUNNELOPS_DEBUG") == "1"
+    as_json = "--json" in flags
+    no_color = "--no-color" in flags
+    _ASKS_HELP[0] = "--help" in flags or "-h" in flags
     try:
         # standalone mode: typer/click print usage errors themselves and exit 2
-        app(args=args, prog_name="funnelops")
+        command.main(args=args, prog_name="funnelops")
         return 0
+    except PlanHasChanges:
+        return 2
     except SystemExit as exc:
         code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        code = code if isinstance(code, int) else (0 if code is None else 1)
+        return 1 if detailed and code == 2 else code
     except FunnelopsError as exc:
-        _report(exc.message, exc.hint, exc.to_dict(), as_json)
+        _report(exc.message, exc.hint, exc.to_dict() | ({"exit_code": 1} if detailed else {}), as_json, no_color)
         if debug:
             raise
-        return exc.exit_code
+        return 1 if detailed else exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         return 130
@@ -139,16 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         _report(f"unexpected {type(exc).__name__}: {exc}", "re-run with --debug for the traceback and report it",
-                {"error": "internal", "message": str(exc), "exit_code": EXIT_FAILURE}, as_json)
+                {"error": "internal", "message": str(exc), "exit_code": EXIT_FAILURE}, as_json, no_color)
         return EXIT_FAILURE
 
 
-def _report(message: str, hint: str | None, data: dict, as_json: bool) -> None:
+def _report(message: str, hint: str | None, data: dict, as_json: bool, no_color: bool = False) -> None:
     from funnelops.cli.context import Console
 
-    console = Console(as_json)
+    console = Console(as_json, no_color)
     console.error(message, hint)
-    console.emit(data)
+    console.emit_line(data)
 
 
 def run() -> None:  # pragma: no cover - console script

@@ -79,20 +79,21 @@ def logs(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., help="The run id (see `funnelops runs`)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document: the run's state, console URL "
-                                 "and each log source's text ({run, workflow, state, console_url, logs: "
-                                 "[{source, text}]})."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines (one JSON object per line, streamed with "
+                                 "--follow): {run, source, text} for each piece of a log source's text as it is "
+                                 "read, then a last line {run, workflow, state, console_url}."),
 ) -> None:
     """Print a run's step logs; --follow streams them until the run ends.
 
     Local: each step's log file. gcp: each Dataproc job's driver output (the GCS objects under its
     driverOutputResourceUri), a header per step, and the run's Cloud Console URL on stderr.
+    With --json, JSON lines: {run, source, text} per piece of log text, then {run, workflow, state,
+    console_url}; joining the `text` of one source in order gives its whole log.
     """
     app = get_ctx(ctx)
     app.set_json(as_json)
     runtime = app.backend.runtime
     _known_run(app, run_id)
-    texts: dict[str, list[str]] = {}
     cursor = None
     url_shown = False
     delay = 0.3
@@ -105,7 +106,7 @@ def logs(
         url_shown = url_shown or bool(read.console_url)
         for chunk in read.chunks:
             if app.as_json:
-                texts.setdefault(chunk.source, []).append(chunk.text)
+                app.console.emit_line({"run": str(run_id), "source": chunk.source, "text": chunk.text})
                 continue
             if chunk.first:
                 sys.stdout.write(f"==> {chunk.source} <==\n")
@@ -114,10 +115,9 @@ def logs(
         if not follow or run is None or run.terminal:
             if app.as_json:
                 final = run or runtime.get(run_id)
-                app.console.emit({"run": str(final.id) if final else run_id,
-                                  "workflow": final.workflow if final else None,
-                                  "state": final.state if final else None, "console_url": read.console_url,
-                                  "logs": [{"source": k, "text": "".join(v)} for k, v in texts.items()]})
+                app.console.emit_line({"run": str(final.id) if final else run_id,
+                                       "workflow": final.workflow if final else None,
+                                       "state": final.state if final else None, "console_url": read.console_url})
             elif follow and run is not None:
                 sys.stdout.write(f"==> run {run.id} ended {run.state}\n")
             return

@@ -79,7 +79,9 @@ def serve(
     grace_s: int = typer.Option(3600, "--grace", help="Fire a missed slot if it is at most this many seconds late."),
     poll_s: float = typer.Option(30.0, "--poll", help="Re-read the schedulers at least this often (seconds)."),
 ) -> None:
-    """Run the local scheduler: fire each scheduler on its cron, in its time zone, until stopped."""
+    """Run the local scheduler: fire each scheduler on its cron, in its time zone, until stopped.
+
+    With --json, stdout carries JSON lines: one object per scheduler event (fired, skipped, missed...)."""
     import signal
     from datetime import timedelta
 
@@ -89,6 +91,7 @@ def serve(
     app = get_ctx(ctx)
     if app.dry_run:
         app.console.print("dry run: would start the local scheduler daemon")
+        app.console.emit_line({"dry_run": True, "command": "scheduler serve"})
         return
 
     daemon = make_daemon(app.project, app.backend, reporter=ConsoleReporter(app), grace=timedelta(seconds=grace_s),

@@ -1,7 +1,8 @@
 """The arguments a workflow template passes to the flows program, and the period they select.
 
-Templates carry the project's whole variable group (`--project_id=...`, `--raw_bucket=...`) next
-to the flow arguments, so unknown `--key=value` pairs are accepted and ignored. A flag given twice
+Parsed with argparse (`parse_known_args`). Templates carry the project's whole variable group
+(`--project_id=...`, `--raw_bucket=...`) next to the flow arguments, so unknown `--key=value` pairs
+are accepted and ignored. A flag given twice
 keeps its LAST value: the runner appends run-time arguments (`--execution_type=full` for the
 initial load) after the template's own.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NoReturn
 
 from funnelops.errors import UsageError
 
@@ -71,30 +73,57 @@ def _flow_list(value: str, flag: str) -> tuple[str, ...]:
     return names
 
 
+USAGE_EPILOG = """Exit codes: 0 ok, 1 a flow failed, 2 bad arguments or an invalid project.
+
+Any other --key=value (the project's variable group that templates pass along) is accepted and
+ignored. A flag given twice keeps its last value."""
+
+
+def _parser():
+    """argparse, not a hand-rolled loop: `--help` prints the usage, errors name the argument.
+    `allow_abbrev=False` keeps `--gran=DAY` from passing as `--granularity` (and a variable such as
+    `--project_id=...` from ever being read as `--project`)."""
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # a located UsageError (exit 2), not argparse's exit
+            raise UsageError(message, "run `python -m funnelops.flows --help` for the arguments")
+
+    p = _Parser(prog="python -m funnelops.flows", allow_abbrev=False, epilog=USAGE_EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Run the trusted and refined flows of a project for one period (what a workflow "
+                            "template runs).")
+    p.add_argument("--granularity", metavar="DAY|MONTH|YEAR", help="The period's granularity (required).")
+    p.add_argument("--execution_type", metavar="full|delta", help="full: every period; delta (default): one.")
+    p.add_argument("--period", help="YYYY-MM-DD / YYYY-MM / YYYY (as the granularity), previous or current "
+                                    "(default: the current period in the project's time zone).")
+    p.add_argument("--trusted_flows", metavar="A,B|false", help="Trusted flows to run (default all; false: none).")
+    p.add_argument("--refined_flows", metavar="A,B|false", help="Refined flows to run (default all; false: none).")
+    p.add_argument("--env", help="The environment name (informational).")
+    p.add_argument("--project", metavar="PATH", help="The project file (default: $FUNNELOPS_PROJECT).")
+    p.add_argument("--home", metavar="PATH", help="Local state (default: $FUNNELOPS_HOME, else .funnelops).")
+    p.add_argument("--lease", help="gcp: `scheduled` or the CLI's owner token of the workflow's lease.")
+    p.add_argument("--workflow", help="gcp: the template this run belongs to (names its lease).")
+    return p
+
+
 def parse_args(argv: list[str]) -> FlowArgs:
-    """Parse `--key=value` arguments (last one wins); raises UsageError for bad values."""
-    values: dict[str, str] = {}
-    ignored: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
+    """Parse `--key=value` arguments (last one wins); raises UsageError for bad values.
+    `--help` prints the usage and exits 0 (SystemExit, as argparse does)."""
+    for arg in argv:  # only --project and --home take their value as the next word, as before
+        key, eq, _ = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if key in _KNOWN and key not in _VALUE_NEXT and not eq:
+            raise UsageError(f"--{key} needs a value", f"write --{key}=VALUE")
+    ns, extra = _parser().parse_known_args(argv)
+    values = {k: v for k, v in vars(ns).items() if v is not None}
+    for arg in extra:
         if not arg.startswith("--"):
             raise UsageError(f"unexpected argument '{arg}'", "flow arguments look like --key=value")
-        key, eq, value = arg[2:].partition("=")
-        if not eq and key in _VALUE_NEXT and i + 1 < len(argv):
-            value, i = argv[i + 1], i + 1
-        elif not eq and key in _KNOWN:
-            raise UsageError(f"--{key} needs a value", f"write --{key}=VALUE")
-        if key in _KNOWN:
-            values[key] = value
-        else:
-            ignored.append(arg)
-        i += 1
     gran = values.get("granularity", "").upper()
     if gran not in GRANULARITIES:
         got = values.get("granularity")
-        raise UsageError(f"--granularity={got}" + (" is not valid" if got else " is missing"),
-                         f"use one of: {', '.join(GRANULARITIES)}")
+        raise UsageError(f"--granularity={got} is not valid" if got else "--granularity is missing",
+                         f"use one of: {', '.join(GRANULARITIES)}, e.g. --granularity=DAY")
     ex = values.get("execution_type", "delta").lower()
     if ex not in EXECUTION_TYPES:
         raise UsageError(f"--execution_type={values['execution_type']} is not valid", "use full or delta")
@@ -102,7 +131,7 @@ def parse_args(argv: list[str]) -> FlowArgs:
         trusted_flows=_flow_list(values["trusted_flows"], "trusted_flows") if "trusted_flows" in values else None,
         refined_flows=_flow_list(values["refined_flows"], "refined_flows") if "refined_flows" in values else None,
         granularity=gran, execution_type=ex, period=values.get("period") or None,
-        env=values.get("env"), project=values.get("project"), home=values.get("home"), ignored=tuple(ignored),
+        env=values.get("env"), project=values.get("project"), home=values.get("home"), ignored=tuple(extra),
         lease=values.get("lease") or None, workflow=values.get("workflow") or None)
     return args
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from funnelops.lifecycle.order import job_completed, require_before
@@ -18,12 +19,13 @@ if TYPE_CHECKING:
 
 def create_infra(loaded: LoadedProject, backend: Backend, stage: str, *, actor: str, allow_data_loss: bool = False,
                  reporter: Reporter = QUIET, allow_rollback: bool = False,
-                 command: str | None = None) -> tuple[Plan, ApplyResult]:
+                 command: str | None = None, check: Callable[[Plan], None] | None = None) -> tuple[Plan, ApplyResult]:
     """Plan and apply the infrastructure for `stage`; records the job (and IaC its stage) as done.
 
     An apply that would move the templates back to an earlier stage's arguments than the lifecycle
     completed is refused unless `allow_rollback` (lifecycle/rollback.py); `command` is what the
-    operator ran, repeated in that refusal's hint.
+    operator ran, repeated in that refusal's hint. `check` sees the plan made under the lock before
+    anything is applied and may refuse it by raising (`apply FILE`: the saved plan must still be the plan).
     """
     from funnelops.lifecycle import rollback
 
@@ -33,6 +35,8 @@ def create_infra(loaded: LoadedProject, backend: Backend, stage: str, *, actor: 
         plan = build_plan(loaded, backend, stage)
         rollback.guard(loaded, backend, stage, plan, allow_rollback=allow_rollback, actor=actor,
                        command=command or f"funnelops job create-infra --stage {rollback._quoted(stage)}")
+        if check is not None:
+            check(plan)
         result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, reporter=reporter)
         raise_if_failed(result)
         job_completed(backend.ledger, "create-infra", stage, loaded.spec_hash, actor)

@@ -92,3 +92,28 @@ def test_the_gcp_run_tail_is_read_last_value_wins():
     args = parse_args(["--granularity=DAY", "--lease=scheduled", "--workflow=funnel-dia", "--lease=abc123"])
     assert (args.lease, args.workflow, args.ignored) == ("abc123", "funnel-dia", ())
     assert parse_args(["--granularity=DAY"]).lease is None
+
+
+def test_flows_program_help_prints_usage_and_exits_0():
+    """`python -m funnelops.flows --help` printed "--granularity=None is missing" and exited 2."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "funnelops.flows", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "usage: python -m funnelops.flows" in r.stdout and "--granularity" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "funnelops.flows", "--execution_type=full"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--granularity is missing" in r.stderr and "None" not in r.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--granularity"], "--granularity needs a value"),
+    (["--granularity=DAY", "--project"], "--project"),
+    (["--gran=DAY"], "--granularity is missing"),  # no abbreviations: --gran is a variable, ignored
+])
+def test_argparse_errors_stay_usage_errors(argv, message):
+    with pytest.raises(UsageError) as e:
+        parse_args(argv)
+    assert message in e.value.message and e.value.exit_code == 2
