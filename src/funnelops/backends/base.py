@@ -155,6 +155,10 @@ class Ledger(Protocol):
 
     def jobs_done(self) -> list[dict[str, Any]]: ...
 
+    def claim_once(self, key: str) -> bool:
+        """True for exactly one caller with `key`, ever (local: a row inserted once; gcp: an object
+        created with ifGenerationMatch=0). Observers of a run's end claim its notification here."""
+
 
 @runtime_checkable
 class Schedulers(Protocol):
