@@ -71,6 +71,9 @@ def _register() -> None:
     scheduler_cmd.register(app)
     demo_cmd.register(app)
     init_cmd.register(app)
+    from funnelops.cli import watch_cmd
+
+    watch_cmd.register(app)
     try:
         from funnelops.cli import data_cmd
 

@@ -41,6 +41,8 @@ def _scrub(text: str, url: str) -> str:
 
 def post_json(url: str, body: dict[str, Any], timeout_s: float = 5.0, retries: int = RETRIES,
               backoff_s: float = BACKOFF_S) -> PostResult:
+    if urlsplit(url).scheme not in ("http", "https"):  # never file:, ftp: or a typo
+        return PostResult(False, None, 0, "not an http(s) URL")
     data = json.dumps(body, ensure_ascii=False).encode()
     attempts, status, detail = 0, None, ""
     for attempt in range(retries + 1):
@@ -50,13 +52,13 @@ def post_json(url: str, body: dict[str, Any], timeout_s: float = 5.0, retries: i
         req = urllib.request.Request(url, data=data, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "funnelops"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 (the project's webhook)
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 return PostResult(True, resp.status, attempts, f"HTTP {resp.status}")
         except urllib.error.HTTPError as exc:
             status, detail = exc.code, f"HTTP {exc.code}"
             if exc.code < 500:
                 break
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             status, detail = None, f"no answer within {timeout_s:g}s"
             break
         except (urllib.error.URLError, ConnectionError, OSError) as exc:

@@ -138,7 +138,8 @@ class GcsLedger:
 
         from google.api_core import exceptions
 
-        if not re.fullmatch(r"[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*", key):
+        if not re.fullmatch(r"[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*", key) or \
+                any(part in (".", "..") for part in key.split("/")):
             raise ValueError(f"claim key {key!r}: letters, digits, _ . = - and / only")
         name = f"{CLAIMS}{key}.json"
         uri = f"gs://{self.doc.bucket}/{name}"

@@ -293,7 +293,29 @@ class GcpRuntime:
             self.ledger.put_runs([{**known, **rec.to_dict()}])
         if rec.terminal:
             self.leases.release(rec.workflow, run_id=rid)
+            self._notify_end(rec)  # seen ending here (or never recorded): the claim makes it once
         return rec
+
+    def _notify_end(self, rec: RunRecord) -> None:
+        """Post the end to the project's channels if this observer claims it first.
+
+        gcp has no process watching a run: whoever polls it (a `--wait`, `runs`, `funnelops watch`)
+        sees it end, and `GcsLedger.claim_once` (an object created with ifGenerationMatch=0) lets
+        exactly one of them send. Never raises: an alert must not break a poll.
+        """
+        from funnelops.notify import notify_run_end, wanted
+
+        notifications = getattr(self.loaded.spec, "notifications", None) if self.loaded is not None else None
+        if not wanted(rec, notifications):
+            return
+        outcomes = notify_run_end(rec, notifications, project=self.clients.project, backend="gcp",
+                                  claim=self.ledger.claim_once)
+        if outcomes:
+            try:
+                self.ledger.record_event("notification", str(rec.id),
+                                         {"state": rec.state, "channels": [o.to_dict() for o in outcomes]})
+            except Exception:
+                pass
 
     def stop(self, run: RunRecord) -> bool:
         name = self._op_name(run.id)

@@ -44,7 +44,7 @@ def notify_end(db: LedgerDB, run: RunRecord | None, project_path: str | Path | N
     log = log or run_log(run)
     try:
         notifications, project = notifications_of(project_path)
-    except Exception as exc:  # noqa: BLE001 (a broken block must not break the run's end)
+    except Exception as exc:
         log(f"notifications: warning: cannot read `notifications:` from {project_path}: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return
@@ -57,5 +57,5 @@ def notify_end(db: LedgerDB, run: RunRecord | None, project_path: str | Path | N
         try:
             ledger.record_event("notification", str(run.id),
                                 {"state": run.state, "channels": [o.to_dict() for o in outcomes]})
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log(f"notifications: could not record the notification event: {type(exc).__name__}")
