@@ -223,6 +223,19 @@ def test_a_killed_supervisor_is_reaped_lost_and_notified_once_by_two_observers(a
     gate.touch()
 
 
+def test_watch_once_sends_nothing_already_told_and_needs_channels(alerts):
+    h, rx, failed = alerts
+    before = len(rx.requests)
+    out = json.loads(h("--json", "watch", "--once"))
+    assert out["runs_seen"] >= 3 and out["notified"] == [] and len(rx.requests) == before
+    bare = h.project.parent / "bare.yaml"  # beside step.py
+    bare.write_text(h.project.read_text().split("notifications:")[0])
+    err = io.StringIO()
+    with redirect_stdout(io.StringIO()), redirect_stderr(err):
+        code = cli_main(["--project", str(bare), "--home", str(h.home), "watch", "--once"])
+    assert code == 2 and "no `notifications:` channels" in err.getvalue()
+
+
 def test_the_webhook_urls_appear_in_no_output_and_no_file_of_the_home(alerts):
     """Last: after every run above (failed, LOST) and every command's output."""
     h, rx, failed = alerts
