@@ -29,7 +29,10 @@ __all__ = ["KINDS", "Observed", "ResourceHandler", "Storage", "Runtime", "Ledger
 # The kinds, in the order a plan creates them (deletes go in reverse).
 # `artifacts` is backend-owned (see Backend.owned_resources): what the backend uploads to run the
 # project (gcp: the zip, launchers, init action, wheelhouse), diffed by content hash.
-KINDS = ("bucket", "artifacts", "dataset", "table", "external_table", "view", "workflow_template", "scheduler")
+# `alert_policy` (gcp, backend-owned too): a Cloud Monitoring log-based alert on failed Dataproc jobs,
+# made when the project asks for one (`notifications.gcp_alert`); local: not applicable.
+KINDS = ("bucket", "artifacts", "dataset", "table", "external_table", "view", "workflow_template", "scheduler",
+         "alert_policy")
 
 
 @dataclass

@@ -527,6 +527,14 @@ class GcpAlert(Strict):
         default="604800s", description="An incident with no new matching log closes after this long.",
         examples=["86400s"])
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _five_minutes_at_least(cls, value: str) -> str:
+        """Cloud Monitoring's shortest time between notifications of a log-based alert is 5 minutes."""
+        if int(value[:-1]) < 300:
+            raise ValueError("a log-based alert notifies at most once per 5 minutes: use 300s or more")
+        return value
+
 
 class Notifications(Strict):
     """Who is told when a run ends: channels posted by the local supervisor or the gcp watcher."""

@@ -149,3 +149,33 @@ def test_notifications_of_reads_only_its_block(tmp_path):
     n, project = notifications_of(p)
     assert project == "acme-crm-prod" and n.channels[0].url_env == "S"
     assert notifications_of(None) == (None, "")
+
+
+def test_gcp_alert_rate_limit_under_five_minutes_is_refused(write_project):
+    path = write_project(HEAD + "notifications:\n  gcp_alert:\n    notification_channels: "
+                                "['projects/acme-crm-prod/notificationChannels/1']\n    rate_limit: 60s\n")
+    with pytest.raises(ProjectError) as err:
+        load_project(path)
+    assert err.value.problems[0].field == "notifications.gcp_alert.rate_limit" and "5 minutes" in \
+        err.value.problems[0].message
+
+
+def test_validate_notes_the_gcp_alert_is_not_applicable_locally_and_unset_variables(write_project, monkeypatch):
+    import io
+    import json
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from funnelops.cli.main import main as cli_main
+
+    monkeypatch.delenv("NOT_SET_FOR_VALIDATE", raising=False)
+    path = write_project(HEAD + "notifications:\n  channels: [{type: slack, url_env: NOT_SET_FOR_VALIDATE}]\n"
+                                "  gcp_alert:\n    notification_channels: ['projects/acme-crm-prod/notificationChannels/1']\n")
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        code = cli_main(["--project", str(path), "--home", str(path.parent / "home"), "--backend", "local",
+                         "--json", "validate"])
+    assert code == 0
+    notes = {w["field"]: w for w in json.loads(out.getvalue())["warnings"]}
+    assert "not applicable on the local backend" in notes["notifications.gcp_alert"]["message"]
+    assert notes["notifications.gcp_alert"]["line"] == 4
+    assert "NOT_SET_FOR_VALIDATE is not set" in notes["notifications.channels[0].url_env"]["message"]
