@@ -44,7 +44,7 @@ def notify_end(db: LedgerDB, run: RunRecord | None, project_path: str | Path | N
     log = log or run_log(run)
     try:
         notifications, project = notifications_of(project_path)
-    except Exception as exc:
+    except Exception as exc:  # a broken block must not break the run's end
         log(f"notifications: warning: cannot read `notifications:` from {project_path}: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return

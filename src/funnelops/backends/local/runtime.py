@@ -46,7 +46,10 @@ class LocalRuntime:
         """A run this process found dead (LOST): its supervisor cannot tell anyone, so we do."""
         from funnelops.backends.local.notify_end import notify_end
 
-        notify_end(self.db, self.runs.get(run_id), self.project_path)
+        try:
+            notify_end(self.db, self.runs.get(run_id), self.project_path)
+        except Exception:  # reading the run failed: the reap itself stands
+            pass
 
     # -- starting --------------------------------------------------------------------------
     def _steps(self, workflow: str, extra_args: list[str]) -> tuple[list[dict[str, Any]], list[str]]:

@@ -212,7 +212,7 @@ class Supervisor:
         try:
             notify_end(self.runs.db, self.runs.get(self.run_id), self.project,
                        log=lambda line: print(f"{now_iso()} {line}", flush=True))
-        except Exception as exc:
+        except Exception as exc:  # the run has ended; an alert must not change that
             print(f"{now_iso()} notifications: {type(exc).__name__}", flush=True)
 
     def _finish(self, workflow: str, final: str, error: str | None, steps: list, rows: dict,
