@@ -37,11 +37,14 @@ SERVICES: dict[str, tuple[str, str | None]] = {
     "dataproc": ("dataproc.v1.json", "google.cloud.dataproc.v1"),
     "scheduler": ("cloudscheduler.v1.json", "google.cloud.scheduler.v1"),
     "storage": ("storage.v1.json", None),  # held by the GCS proxy in front of fake-gcs-server
+    "monitoring": ("monitoring.v3.json", None),  # alertPolicies (the log-based alert on failed jobs)
 }
 # The proto modules that register those packages in the default descriptor pool.
 _PROTO_MODULES = {"dataproc": "google.cloud.dataproc_v1", "scheduler": "google.cloud.scheduler_v1"}
 
-_REQUIRED = re.compile(r"^\s*\[?Required\b")
+# "Required if the condition exists" / "Required for log-based ..." (monitoring.v3) are conditional:
+# the service's own rules check them (tests/gcp_double/monitoring.py), not the schema walk.
+_REQUIRED = re.compile(r"^\s*\[?Required\b(?!\s+(if|when|for)\b)")
 _OUTPUT_ONLY = re.compile(r"^\s*(\[?Optional\]?\.?\s*)?\[?Output[ -]only\]?", re.IGNORECASE)
 _DURATION = re.compile(r"^-?\d+(\.\d{1,9})?s$")
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")

@@ -29,7 +29,7 @@ from .discovery import Problem, Router, Validator
 
 Handler = Callable[[Request], "tuple[int, Any]"]
 
-SERVICE_ORDER = ["bigquery", "dataproc", "scheduler"]  # dataproc wins the shared operations path
+SERVICE_ORDER = ["bigquery", "dataproc", "scheduler", "monitoring"]  # dataproc wins the shared operations path
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ class GcpDouble:
         from .bigquery import BigQueryService
         from .dataproc import DataprocService
         from .dataproc_jobs import DataprocJobsService
+        from .monitoring import MonitoringService
         from .scheduler import SchedulerService
 
         self.host = host
@@ -130,8 +131,9 @@ class GcpDouble:
         self.bigquery = BigQueryService(self)
         self.scheduler = SchedulerService(self)
         self.dataproc_jobs = DataprocJobsService(self)  # jobs.get: where a step's driver output is
+        self.monitoring = MonitoringService(self)  # alertPolicies: the log-based alert on failed jobs
         self._handlers: dict[str, Handler] = {}
-        for svc in (self.bigquery, self.dataproc, self.scheduler, self.dataproc_jobs):
+        for svc in (self.bigquery, self.dataproc, self.scheduler, self.dataproc_jobs, self.monitoring):
             self._handlers.update(svc.handlers())
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -279,7 +281,7 @@ class GcpDouble:
             for _, event in self._gates:
                 event.set()
             self._gates.clear()
-            for svc in (self.bigquery, self.dataproc, self.scheduler, self.dataproc_jobs):
+            for svc in (self.bigquery, self.dataproc, self.scheduler, self.dataproc_jobs, self.monitoring):
                 svc.reset()
 
     def record(self, method: str, verb: str, path: str, problems: list[Problem]) -> None:

@@ -410,6 +410,8 @@ GH_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
 def _gh_substitute(text: str, inputs: dict[str, str], where: str) -> str:
     def repl(m: re.Match) -> str:
+        if m.group(1).startswith("github."):  # the run's context (github.actor): known only at run time
+            return m.group(0)
         ref = re.fullmatch(r"(?:inputs|github\.event\.inputs)\.([A-Za-z_][A-Za-z0-9_-]*)", m.group(1))
         if not ref:
             raise AssertionError(f"{where}: unsupported expression in a funnelops step: {m.group(0)}")

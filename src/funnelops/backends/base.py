@@ -30,7 +30,10 @@ __all__ = ["KINDS", "Observed", "ResourceHandler", "Storage", "Runtime", "Ledger
 # The kinds, in the order a plan creates them (deletes go in reverse).
 # `artifacts` is backend-owned (see Backend.owned_resources): what the backend uploads to run the
 # project (gcp: the zip, launchers, init action, wheelhouse), diffed by content hash.
-KINDS = ("bucket", "artifacts", "dataset", "table", "external_table", "view", "workflow_template", "scheduler")
+# `alert_policy` (gcp, backend-owned too): a Cloud Monitoring log-based alert on failed Dataproc jobs,
+# made when the project asks for one (`notifications.gcp_alert`); local: not applicable.
+KINDS = ("bucket", "artifacts", "dataset", "table", "external_table", "view", "workflow_template", "scheduler",
+         "alert_policy")
 
 
 @dataclass
@@ -155,6 +158,10 @@ class Ledger(Protocol):
     def record_job(self, job: str, spec_hash: str, actor: str) -> None: ...
 
     def jobs_done(self) -> list[dict[str, Any]]: ...
+
+    def claim_once(self, key: str) -> bool:
+        """True for exactly one caller with `key`, ever (local: a row inserted once; gcp: an object
+        created with ifGenerationMatch=0). Observers of a run's end claim its notification here."""
 
 
 @runtime_checkable

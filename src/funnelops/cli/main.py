@@ -129,6 +129,9 @@ def _register() -> None:
     demo_cmd.register(app)
     init_cmd.register(app)
     query_cmd.register(app)
+    from funnelops.cli import watch_cmd
+
+    watch_cmd.register(app)
     try:
         from funnelops.cli import data_cmd
 

@@ -34,6 +34,9 @@ def inspect_project(loaded: LoadedProject, backend: str) -> tuple[list[Problem],
     err, warn = inspect_refined(loaded, backend)
     errors += err + _views_in_dialect(loaded, backend)
     warnings += warn
+    from funnelops.spec.notify_checks import notification_notes
+
+    warnings += notification_notes(loaded, backend)
     return errors, warnings
 
 

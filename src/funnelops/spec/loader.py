@@ -105,7 +105,8 @@ class _Builder:
                     problems.add(file, key_node.start_mark.line + 1, _dotted(path) or "(top)",
                                  "mapping keys must be plain scalars")
                     continue
-                key = str(key) if not isinstance(key, str) else key
+                # a bare `on:`/`yes:` key is YAML 1.1's boolean: keep the text written (`on`, not `True`)
+                key = key_node.value if isinstance(key, bool) else (str(key) if not isinstance(key, str) else key)
                 if key in out:
                     problems.add(file, key_node.start_mark.line + 1, _dotted(path + (key,)),
                                  "duplicate key", "remove one of the two entries")

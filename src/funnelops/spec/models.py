@@ -461,6 +461,9 @@ class ProjectSpec(Strict):
                                     examples=[{"generator": "generate.py"}])
     quality: Quality = Field(default=Quality(), description="Data-quality limits every trusted flow is held to.",
                              examples=[{"max_quarantine_share": 0.05}])
+    notifications: Notifications | None = Field(
+        default=None, description="Alerts on run end (webhook, Slack, Teams; URLs from environment variables).",
+        examples=[{"channels": [{"type": "slack", "url_env": "SLACK_WEBHOOK_URL", "on": ["failed", "lost"]}]}])
 
     def bucket_for(self, role: str) -> Bucket | None:
         return next((b for b in self.buckets if b.role == role), None)
@@ -484,3 +487,65 @@ _ARG_KEY = re.compile(r"^--([^=]+)")
 def arg_key(arg: str) -> str:
     m = _ARG_KEY.match(arg)
     return m.group(1) if m else arg
+
+
+# -- notifications (appended: the run-end alerts of issue 13) --------------------------------------
+NOTIFY_EVENTS = ("failed", "lost", "done", "cancelled")
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+
+class NotificationChannel(Strict):
+    """Where a run's end is posted. The URL is a secret: only the name of the environment variable
+    that holds it is in the project, so it never reaches a commit, a log, the ledger or `--json`."""
+
+    type: Literal["webhook", "slack", "teams"] = Field(
+        description="webhook: a JSON POST of the run's facts; slack: a Slack incoming webhook (text + "
+                    "blocks); teams: a Teams Workflows (or incoming) webhook (an Adaptive Card message).",
+        examples=["slack"])
+    url_env: Annotated[str, Field(pattern=ENV_NAME)] = Field(
+        description="The environment variable holding the webhook URL when the run ends (unset: a warning "
+                    "in the run's log naming the variable, never a failed run).",
+        examples=["SLACK_WEBHOOK_URL"])
+    on: Annotated[list[Literal["failed", "lost", "done", "cancelled"]], Field(min_length=1)] = Field(
+        default=["failed", "lost"], description="The run ends that are posted: failed, lost (its process died), "
+                                                "and optionally done and cancelled.",
+        examples=[["failed", "lost", "done"]])
+
+
+class GcpAlert(Strict):
+    """A Cloud Monitoring log-based alert policy on failed Dataproc jobs and workflows (gcp, made by IaC):
+    it also covers runs that bypass funnelops (a template instantiated from the console)."""
+
+    notification_channels: Annotated[list[Annotated[str, Field(
+        pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$")]], Field(min_length=1)] = Field(
+        description="Cloud Monitoring notification channels (full names) the alert notifies.",
+        examples=[["projects/acme-crm-prod/notificationChannels/1234567890"]])
+    rate_limit: Annotated[str, Field(pattern=DURATION)] = Field(
+        default="300s", description="At most one notification per this period (Google requires a rate limit "
+                                    "on log-match conditions).", examples=["3600s"])
+    auto_close: Annotated[str, Field(pattern=DURATION)] = Field(
+        default="604800s", description="An incident with no new matching log closes after this long.",
+        examples=["86400s"])
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _five_minutes_at_least(cls, value: str) -> str:
+        """Cloud Monitoring's shortest time between notifications of a log-based alert is 5 minutes."""
+        if int(value[:-1]) < 300:
+            raise ValueError("a log-based alert notifies at most once per 5 minutes: use 300s or more")
+        return value
+
+
+class Notifications(Strict):
+    """Who is told when a run ends: channels posted by the local supervisor or the gcp watcher."""
+
+    channels: list[NotificationChannel] = Field(
+        default=[], description="Webhooks posted once per run end (exactly once, whoever observes it).",
+        examples=[[{"type": "slack", "url_env": "SLACK_WEBHOOK_URL"}]])
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=5.0, description="Seconds one POST may take (2 retries on 5xx or a refused connection; a "
+                                 "receiver that hangs is not retried).", examples=[5, 10])
+    gcp_alert: GcpAlert | None = Field(
+        default=None, description="gcp: also create a log-based alert policy on failed Dataproc jobs "
+                                  "(Cloud Monitoring); not applicable on the local backend.",
+        examples=[{"notification_channels": ["projects/acme-crm-prod/notificationChannels/1234567890"]}])

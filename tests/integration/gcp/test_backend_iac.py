@@ -42,6 +42,7 @@ def make_project(tmp_path: Path, edit=None) -> Path:
 def gcp_env(monkeypatch, gcp_double, fake_gcs):
     env = {"FUNNELOPS_STORAGE_ENDPOINT": fake_gcs.url, "FUNNELOPS_BIGQUERY_ENDPOINT": gcp_double.url,
            "FUNNELOPS_DATAPROC_ENDPOINT": gcp_double.url, "FUNNELOPS_SCHEDULER_ENDPOINT": gcp_double.url,
+           "FUNNELOPS_MONITORING_ENDPOINT": gcp_double.url,
            "FUNNELOPS_GCP_RETRY_INITIAL_S": "0.01"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -94,6 +94,10 @@ MUTATIONS = [
              Edit("set", "createTime", "2024-01-01T00:00:00Z"), r"createTime"),
     Mutation("template-dag-timeout-out-of-range", "apply", "POST", r"/workflowTemplates$",
              Edit("set", "dagTimeout", "172800s"), r"dagTimeout"),
+    Mutation("alert-log-match-without-rate-limit", "apply_alert", "POST", r"/v3/projects/[^/]+/alertPolicies$",
+             Edit("delete", "alertStrategy.notificationRateLimit"), r"notification_rate_limit"),
+    Mutation("alert-log-filter-key-misspelled", "apply_alert", "POST", r"/v3/projects/[^/]+/alertPolicies$",
+             Edit("rename", "conditions[*].conditionMatchedLog.filter", "filtr"), r"filtr"),
 ]
 
 
@@ -300,9 +304,20 @@ def drive_deploy_and_force(world: World, corrupt: Callable[[], Any]) -> None:
     _finish(world, backend, run)
 
 
+def drive_apply_alert(world: World, corrupt: Callable[[], Any]) -> None:
+    """IaC of a project that asks for the gcp log-based alert (Cloud Monitoring alertPolicies.create)."""
+    block = ('\nnotifications:\n  gcp_alert:\n'
+             '    notification_channels: ["projects/acme-crm-prod/notificationChannels/123"]\n')
+    loaded, backend = open_gcp(make_project(world.tmp_path, edit=lambda text: text + block), world.tmp_path)
+    with corrupt():
+        apply(loaded, backend, "iac")
+    [policy] = world.double.monitoring.policies()
+    assert policy["alertStrategy"]["notificationRateLimit"]["period"], policy
+
+
 DRIVERS: dict[str, Callable[[World, Callable[[], Any]], None]] = {
     "apply": drive_apply, "update_scheduler": drive_update_scheduler, "start": drive_start,
-    "deploy_and_force": drive_deploy_and_force,
+    "deploy_and_force": drive_deploy_and_force, "apply_alert": drive_apply_alert,
 }
 
 

@@ -23,6 +23,7 @@ from funnelops.backends.gcp.clients import Clients
 from funnelops.backends.gcp.dataproc import TemplateHandler
 from funnelops.backends.gcp.leases import Leases
 from funnelops.backends.gcp.ledger import LEDGER, GcsJson, GcsLedger
+from funnelops.backends.gcp.monitoring import AlertPolicyHandler
 from funnelops.backends.gcp.runtime import GcpRuntime
 from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.gcp.storage import BucketHandler, BucketRecords, GcsStorage, default_bucket_config
@@ -89,6 +90,7 @@ class GcpBackend:
             # a template write needs the bucket only: the artifacts are their own planned resource
             "workflow_template": TemplateHandler(self.clients, self.artifacts, self.ensure_artifacts_bucket),
             "scheduler": self.schedulers,
+            "alert_policy": AlertPolicyHandler(self.clients, artifacts_bucket, self.ensure_artifacts_bucket),
         }
         self.ledger = GcsLedger(GcsJson(self.clients, artifacts_bucket, LEDGER, self.ensure_artifacts_bucket))
         self.leases = Leases(self.clients, artifacts_bucket, self.ensure_artifacts_bucket)
@@ -112,10 +114,15 @@ class GcpBackend:
 
     def owned_resources(self, stage: str) -> list[Resource]:
         """The artifacts Dataproc runs (one resource, diffed by content hash), at every stage:
-        templates reference them from the first stage on."""
-        if self.loaded is None or not self.loaded.spec.workflows:
+        templates reference them from the first stage on; and the log-based alert policy on failed
+        Dataproc jobs when the project asks for one (`notifications.gcp_alert`)."""
+        from funnelops.backends.gcp.monitoring import desired as alert_policy
+
+        if self.loaded is None:
             return []
-        return [self._handlers["artifacts"].resource()]
+        owned = [self._handlers["artifacts"].resource()] if self.loaded.spec.workflows else []
+        alert = alert_policy(self.loaded.spec, self.clients.project, self.clients.region)
+        return owned + ([alert] if alert is not None else [])
 
     def table_rows(self, name: str) -> int:
         return self._handlers["table"].rows(name)

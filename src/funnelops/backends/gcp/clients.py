@@ -19,7 +19,8 @@ from collections import Counter
 from typing import Any
 
 ENV = {"storage": "FUNNELOPS_STORAGE_ENDPOINT", "bigquery": "FUNNELOPS_BIGQUERY_ENDPOINT",
-       "dataproc": "FUNNELOPS_DATAPROC_ENDPOINT", "scheduler": "FUNNELOPS_SCHEDULER_ENDPOINT"}
+       "dataproc": "FUNNELOPS_DATAPROC_ENDPOINT", "scheduler": "FUNNELOPS_SCHEDULER_ENDPOINT",
+       "monitoring": "FUNNELOPS_MONITORING_ENDPOINT"}
 POOL = 32
 
 
@@ -136,6 +137,22 @@ class Clients:
             client_options=self._options("scheduler"))
         self._instrument("scheduler", getattr(client._transport, "_session", None))
         return client
+
+    def _build_monitoring(self) -> Any:
+        """Cloud Monitoring's REST API over an AuthorizedSession (the alert policy only: a client
+        library for one resource would be a heavy dependency)."""
+        from types import SimpleNamespace
+
+        from google.auth.transport.requests import AuthorizedSession
+
+        session = AuthorizedSession(self._credentials("monitoring"))
+        self._instrument("monitoring", session)
+        return SimpleNamespace(session=session, base=endpoint("monitoring") or "https://monitoring.googleapis.com",
+                               close=session.close)
+
+    @property
+    def monitoring(self) -> Any:
+        return self._get("monitoring")
 
     @property
     def storage(self) -> Any:

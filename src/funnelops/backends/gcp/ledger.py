@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from typing import Any
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from funnelops.errors import BackendError
 from funnelops.backends.types import StageRecord, now_iso
 
 LEDGER = "funnelops/ledger.json"
+CLAIMS = "funnelops/"  # claim_once(key) -> funnelops/<key>.json (e.g. funnelops/notified/<run>.json)
 MAX_EVENTS = 500
 MAX_RUNS = 500
 MAX_HISTORY = 200
@@ -127,6 +129,42 @@ class GcsLedger:
         """Lifecycle jobs completed since the last reset, oldest first (the newest MAX_JOBS)."""
         data, _ = self.doc.read()
         return list(data.get("jobs_done") or [])
+
+    def claim_once(self, key: str) -> bool:
+        """True for the first caller with `key`: ``gs://<artifacts>/funnelops/<key>.json`` created
+        with ifGenerationMatch=0 (GCS lets one creator win). A precondition failure after a retried
+        upload may be our own first write whose answer was lost: the token in the body tells."""
+        import uuid
+
+        from google.api_core import exceptions
+
+        if not re.fullmatch(r"[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*", key) or \
+                any(part in (".", "..") for part in key.split("/")):
+            raise ValueError(f"claim key {key!r}: letters, digits, _ . = - and / only")
+        name = f"{CLAIMS}{key}.json"
+        uri = f"gs://{self.doc.bucket}/{name}"
+        token = uuid.uuid4().hex
+        body = json.dumps({"key": key, "token": token, "at": now_iso()})
+        blob = self.doc.clients.storage.bucket(self.doc.bucket).blob(name)
+        for _ in range(3):
+            try:
+                retry.call(lambda: blob.upload_from_string(body, content_type="application/json",
+                                                           if_generation_match=0, retry=None), uri, raw=True)
+                return True
+            except exceptions.PreconditionFailed:
+                try:
+                    raw = retry.call(lambda: blob.download_as_bytes(retry=None), uri, raw=True)
+                except exceptions.NotFound:
+                    continue  # deleted meanwhile: try again
+                try:
+                    return bool(json.loads(raw).get("token") == token)
+                except ValueError:
+                    return False
+            except exceptions.NotFound:
+                self.doc.ensure_bucket()
+            except Exception as exc:
+                raise retry.describe(exc, uri, "storage.objects.create") from None
+        raise BackendError(f"cannot write {uri}", "check the artifacts bucket exists")
 
     # -- run records (used by the runtime) ------------------------------------------------------
     def runs(self) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from funnelops.backends.gcp.backend import GcpBackend
 
 GOOGLE = {"storage": "https://storage.googleapis.com", "bigquery": "https://bigquery.googleapis.com",
-          "scheduler": "https://cloudscheduler.googleapis.com"}
+          "scheduler": "https://cloudscheduler.googleapis.com", "monitoring": "https://monitoring.googleapis.com"}
 PER_RUN_REQUEST_ID = "fo- + 32 hex chars of sha256(<template name>/<lease owner>): one per run, so a retried " \
                      "instantiate joins the same run"
 # What `FO_LEASE` carries on a CLI start: the lease owner token, random per run (a scheduled fire sends
@@ -78,6 +78,11 @@ def _request(backend: GcpBackend, res: Resource) -> dict[str, Any]:
     if res.kind == "scheduler":
         return {"method": "POST", "url": f"{_base('scheduler', c.region)}/v1/{c.location_path}/jobs",
                 "body": handler.body(res)}
+    if res.kind == "alert_policy":
+        from funnelops.backends.gcp.monitoring import policy_body
+
+        return {"method": "POST", "url": f"{_base('monitoring', c.region)}/v3/projects/{c.project}/alertPolicies",
+                "body": policy_body(res.config)}
     body = getattr(handler, "body", None)  # a kind added later: its own body function, if it has one
     return {"method": None, "url": None, "body": body(res) if callable(body) else None}
 

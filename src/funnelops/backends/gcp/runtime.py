@@ -21,6 +21,7 @@ from funnelops.backends.gcp.clients import Clients
 from funnelops.backends.gcp.dataproc import to_dict
 from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, holder_of
 from funnelops.backends.gcp.ledger import GcsLedger
+from funnelops.backends.gcp.notify_end import ended_within
 from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.run_params import instantiate_values, substitute
 from funnelops.backends.shapes import scheduler_state
@@ -30,6 +31,7 @@ from funnelops.errors import BackendError
 from datetime import UTC
 
 CANCELLED_CODE = 1
+NOTIFY_UNRECORDED_S = 3600.0  # a run funnelops never recorded is notified only if it ended this recently
 
 
 def _duration_s(text: str | None, default: float = 3600.0) -> float:
@@ -293,7 +295,15 @@ class GcpRuntime:
             self.ledger.put_runs([{**known, **rec.to_dict()}])
         if rec.terminal:
             self.leases.release(rec.workflow, run_id=rid)
+            if known is not None or ended_within(rec, NOTIFY_UNRECORDED_S):
+                self._notify_end(rec)  # seen ending here (or a recent unrecorded run): the claim makes it once
         return rec
+
+    def _notify_end(self, rec: RunRecord) -> None:
+        """Post the end to the project's channels if this observer claims it first (see .notify_end)."""
+        from funnelops.backends.gcp.notify_end import notify_end
+
+        notify_end(rec, self.loaded, self.clients.project, self.ledger)
 
     def stop(self, run: RunRecord) -> bool:
         name = self._op_name(run.id)

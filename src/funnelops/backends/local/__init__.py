@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Iterator, Sequence
 
+from funnelops.backends.local.alerts import NoAlertPolicy
 from funnelops.backends.local.apply_lock import apply_lock
 from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.home_perms import private_home
@@ -60,6 +61,7 @@ class LocalBackend:
             "artifacts": NoArtifacts(),
             "workflow_template": TemplateHandler(self.templates),
             "scheduler": SchedulerHandler(self.schedulers),
+            "alert_policy": NoAlertPolicy(),
         }
 
     @classmethod

@@ -66,6 +66,13 @@ class LocalLedger:
             con.execute("INSERT INTO events (at, kind, subject, data) VALUES (?, ?, ?, ?)",
                         (now_iso(), kind, subject, json.dumps(data, ensure_ascii=False)))
 
+    def claim_once(self, key: str) -> bool:
+        """True for the first caller with `key`, ever; False for every later one (one INSERT: SQLite
+        decides the race). What lets two observers of one run's end send one notification."""
+        with self.db.write() as con:
+            cur = con.execute("INSERT OR IGNORE INTO claims (key, at) VALUES (?, ?)", (key, now_iso()))
+            return cur.rowcount == 1
+
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         if not self.db.exists():
             return []

@@ -6,6 +6,7 @@ import builtins
 import json
 import socket
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from funnelops.backends.local.leases import pid_alive
@@ -23,8 +24,9 @@ def row_to_run(row: sqlite3.Row) -> RunRecord:
 
 
 class RunStore:
-    def __init__(self, db: LedgerDB) -> None:
+    def __init__(self, db: LedgerDB, on_lost: Callable[[int], None] | None = None) -> None:
         self.db = db
+        self.on_lost = on_lost  # called with a run's id once this store marked it LOST (notifications)
 
     def insert(self, con: sqlite3.Connection, workflow: str, args: list[str], trigger: str, actor: str,
                steps: list[dict[str, Any]]) -> int:
@@ -104,4 +106,7 @@ class RunStore:
             if cur.rowcount:
                 con.execute("DELETE FROM leases WHERE workflow = ? AND run_id = ? AND host = ?",
                             (workflow, run_id, socket.gethostname()))
-            return bool(cur.rowcount)
+            lost = bool(cur.rowcount)
+        if lost and self.on_lost is not None:
+            self.on_lost(run_id)
+        return lost

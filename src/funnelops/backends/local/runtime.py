@@ -39,8 +39,17 @@ class LocalRuntime:
         self.templates = templates
         self.schedulers = schedulers
         self.project_path = project_path
-        self.runs = RunStore(db)
+        self.runs = RunStore(db, on_lost=self._notify_lost)
         self.leases = LeaseStore(db)
+
+    def _notify_lost(self, run_id: int) -> None:
+        """A run this process found dead (LOST): its supervisor cannot tell anyone, so we do."""
+        from funnelops.backends.local.notify_end import notify_end
+
+        try:
+            notify_end(self.db, self.runs.get(run_id), self.project_path)
+        except Exception:  # reading the run failed: the reap itself stands
+            pass
 
     # -- starting --------------------------------------------------------------------------
     def _steps(self, workflow: str, extra_args: list[str]) -> tuple[list[dict[str, Any]], list[str]]:

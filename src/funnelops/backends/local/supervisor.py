@@ -202,7 +202,18 @@ class Supervisor:
             final = "FAILED"
         rows = aggregate_rows([s.get("metrics", {}) for s in steps.values()])
         self._finish(run.workflow, final, error, list(steps.values()), rows)
+        self._notify()
         return 0 if final == "DONE" else 1
+
+    def _notify(self) -> None:
+        """Post the end to the project's channels, once the end is recorded and the lease freed."""
+        from funnelops.backends.local.notify_end import notify_end
+
+        try:
+            notify_end(self.runs.db, self.runs.get(self.run_id), self.project,
+                       log=lambda line: print(f"{now_iso()} {line}", flush=True))
+        except Exception as exc:  # the run has ended; an alert must not change that
+            print(f"{now_iso()} notifications: {type(exc).__name__}", flush=True)
 
     def _finish(self, workflow: str, final: str, error: str | None, steps: list, rows: dict,
                 patience_s: float = 120.0) -> None:
