@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
 import sys
 import sysconfig
@@ -35,12 +34,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 PYTEST_COMMAND = ".venv/bin/pytest -n 2 --timeout=900"
-
-# Lines of the tour whose command another part of issue 13 builds in parallel (COMMON13 decision 8):
-# skipped only while that command or option is missing from `--help`. The integrator removes this.
-PENDING = {"funnelops --version": ("", "--version"), "funnelops query": ("", "query"),
-           "funnelops tables": ("", "tables"), "funnelops apply": ("", "apply"), " -out ": ("plan", "-out")}
-
 
 def tour_lines(text: str) -> list[str]:
     """The commands of the README's tour block (after `<!-- tour -->`), comments kept."""
@@ -105,24 +98,14 @@ def test_make_test_upgrades_the_demo_venv_and_runs_the_stated_pytest(demo: Path)
     assert "make test" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
 
 
-def _pending(line: str, helps: dict[str, str]) -> bool:
-    for marker, (command, needle) in PENDING.items():
-        if marker in line and needle not in helps[command]:
-            return True
-    return False
-
-
 def test_the_tour_runs_as_written(demo: Path) -> None:
     lines = tour_lines(README.read_text(encoding="utf-8"))
     assert lines[:2] == [". .venv/bin/activate", "cd demo-run"]
-    exe = str(demo / ".venv" / "bin" / "funnelops")
-    helps = {cmd: _run([exe, *shlex.split(cmd), "--help"], cwd=demo).stdout for cmd in ("", "plan")}
     logs = demo / "tour-logs"
     logs.mkdir()
     script = ["set -u"]
     for i, line in enumerate(lines):
-        body = ":" if _pending(line, helps) else line
-        script.append(f"{{ {body}\n}} > {logs}/{i}.out 2>&1; echo $? > {logs}/{i}.rc")
+        script.append(f"{{ {line}\n}} > {logs}/{i}.out 2>&1; echo $? > {logs}/{i}.rc")
     proc = _run(["bash", "-c", "\n".join(script)], cwd=demo, timeout=1200)
     assert proc.returncode == 0, proc.stderr
     failures = []
