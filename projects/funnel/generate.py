@@ -335,7 +335,7 @@ def generate(raw_root: Path, rows: int, start: date, end: date, seed: int,
         written[0] += n
         written[1] += 1
         if progress is not None:
-            progress(written[0], rows, "rows", f"{written[1]:,} files")
+            progress(written[0], rows, "rows", f"{written[1]:,} file{'s' if written[1] != 1 else ''}")
 
     con = duckdb.connect()
     try:

@@ -196,11 +196,15 @@ class TemplatesInitialized(Event):
 
 @dataclass(frozen=True)
 class SchedulerForced(Event):
+    """A forced fire started run `run_id`; `period` says which period it processes ('current:
+    2026-11-29'), empty when not known."""
+
     scheduler_id: str
     scheduler_name: str
     workflow: str
     run_id: int | str
     state: str
+    period: str = ""
 
 
 @dataclass(frozen=True)

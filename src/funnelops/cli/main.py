@@ -7,6 +7,7 @@ Every FunnelopsError becomes its exit code and a message with a hint; tracebacks
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -84,7 +85,7 @@ _register()
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and turn errors into exit codes and readable messages."""
-    from funnelops.errors import EXIT_FAILURE, FunnelopsError
+    from funnelops.errors import EXIT_FAILURE, FunnelopsError, Interrupted
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FUNNELOPS_DEBUG") == "1"
@@ -96,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except Interrupted as exc:  # Ctrl-C during a wait: the runs go on, the message says how to follow them
+        sys.stderr.write(f"Interrupted: {exc.message.removeprefix('interrupted: ')}\n")
+        if as_json:
+            sys.stdout.write(json.dumps(exc.to_dict(), ensure_ascii=False) + "\n")
+        return exc.exit_code
     except FunnelopsError as exc:
         _report(exc.message, exc.hint, exc.to_dict(), as_json)
         if debug:

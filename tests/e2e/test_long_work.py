@@ -1,0 +1,166 @@
+"""Long work and interruptions on the real local backend (issue #13): Ctrl-C during `--wait` leaves
+the run going and says how to follow or stop it (exit 130); `cancel` of an ended run says so;
+`scheduler serve` says what it serves and when each fires next; `scheduler run` names the period.
+
+A tiny project whose one step waits on a gate file stands for a slow flow, so the test decides
+when the run ends (no timing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from funnelops.cli.main import main as cli_main
+
+pytestmark = pytest.mark.slow
+
+STEP = textwrap.dedent('''
+    """A slow step: reports one flow, then waits for the test's gate, then reports a second."""
+    import json, os, time
+    metrics = os.environ.get("FUNNELOPS_METRICS_FILE")
+    def report(flows):
+        if metrics:
+            with open(metrics + ".tmp", "w") as fh:
+                json.dump({"flows": flows, "partial": True}, fh)
+            os.replace(metrics + ".tmp", metrics)
+    a = {"layer": "trusted", "flow": "a", "read": 10, "kept": 9, "quarantined": 1}
+    report([a])
+    gate = os.environ.get("STEP_GATE")
+    while gate and not os.path.exists(gate):
+        time.sleep(0.02)
+    report([a, {"layer": "trusted", "flow": "b", "read": 5, "kept": 5, "quarantined": 0}])
+''')
+
+
+def tiny_project(tmp: Path) -> Path:
+    (tmp / "step.py").write_text(STEP)
+    (tmp / "funnel.yaml").write_text(textwrap.dedent("""
+        project: {id: tiny-long, time_zone: America/Bogota, backend: local}
+        datasets: [{id: tiny_ds}]
+        workflows:
+          - name: tiny-dia
+            granularity: DAY
+            initial_load: true
+            args: ["--granularity=DAY"]
+            jobs: [{step_id: the-step, main: step.py}]
+        schedulers:
+          - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
+    """))
+    return tmp / "funnel.yaml"
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    project = tiny_project(tmp_path)
+    home = tmp_path / "home"
+    monkeypatch.delenv("STEP_GATE", raising=False)
+    base = ["--project", str(project), "--home", str(home)]
+    with open(os.devnull, "w") as sink, redirect_stdout(sink), redirect_stderr(sink):
+        assert cli_main(base + ["pipeline", "funnel", "--data-stage", "IaC"]) == 0
+        assert cli_main(base + ["pipeline", "funnel", "--data-stage", "Initial data"]) == 0
+    env = dict(os.environ, FUNNELOPS_PROJECT=str(project), FUNNELOPS_HOME=str(home), NO_COLOR="1",
+               COLUMNS="200", STEP_GATE=str(tmp_path / "gate"))
+    return env, home, tmp_path / "gate"
+
+
+def cli(env: dict, *args: str, code: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "funnelops", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == code, f"funnelops {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def run_state(home: Path, run_id: int) -> str:
+    con = sqlite3.connect(home / "ledger.sqlite", timeout=30)
+    try:
+        return con.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    finally:
+        con.close()
+
+
+def wait_for(pred, what: str, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_ctrl_c_during_wait_exits_130_naming_the_run_which_goes_on(tiny):
+    env, home, gate = tiny
+    # its own process group, as a terminal's foreground job: SIGINT goes to the whole group, as Ctrl-C does
+    proc = subprocess.Popen([sys.executable, "-m", "funnelops", "pipeline", "workflow", "--scheduler", "dia",
+                             "--wait"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        seen = []
+        for line in proc.stdout:  # the CLI is in its wait loop once it printed the run's RUNNING state
+            seen.append(line)
+            if "(tiny-dia): RUNNING" in line:
+                break
+        run_id = int(next(x for x in seen if "(tiny-dia): RUNNING" in x).split("run ")[1].split()[0])
+        # the progress of the awaited run: the step's first flow, with its rows, on stderr
+        err_lines = []
+        for line in proc.stderr:
+            err_lines.append(line)
+            if "1 flow(s) reported" in line:
+                break
+        assert "rows read 10, kept 9, quarantined 1" in err_lines[-1], err_lines
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(err_lines) + err
+    assert proc.returncode == 130, "".join(seen) + out + err
+    assert (f"run {run_id} (tiny-dia) continues; follow it with `funnelops logs {run_id} --follow`, "
+            f"stop it with `funnelops cancel {run_id}`") in err, err
+    assert "Traceback" not in err
+    assert run_state(home, run_id) == "RUNNING"  # the supervisor did not die with the CLI
+    gate.touch()
+    wait_for(lambda: run_state(home, run_id) == "DONE", "the run to end DONE")
+
+    # cancel of an ended run says so (exit 0), in text and JSON
+    out = cli(env, "cancel", str(run_id)).stdout
+    assert f"run {run_id} already ended DONE at " in out and "nothing to cancel" in out
+    doc = json.loads(cli(env, "--json", "cancel", str(run_id)).stdout)
+    assert doc["cancelled"] is False and doc["state"] == "DONE" and doc["id"] == run_id
+
+
+def test_cancel_of_a_running_run_says_what_it_stopped(tiny):
+    env, home, gate = tiny
+    started = json.loads(cli(env, "--json", "job", "force-scheduler", "--scheduler", "dia").stdout)
+    run_id = started["run"]["id"]
+    wait_for(lambda: run_state(home, run_id) == "RUNNING", "the run to start")
+    out = cli(env, "cancel", str(run_id)).stdout
+    assert f"cancelled run {run_id} of tiny-dia" in out and "the-step" in out, out
+    assert run_state(home, run_id) == "CANCELLED"
+
+
+def test_scheduler_run_names_the_period_and_serve_lists_next_fires(tiny):
+    env, home, gate = tiny
+    gate.touch()
+    out = cli(env, "scheduler", "run", "dia", "--period", "2024-01-04", "--wait").stdout
+    assert "forced scheduler Día (dia): run" in out and "of tiny-dia for period 2024-01-04" in out, out
+
+    text = cli(env, "scheduler", "serve", "--once")
+    assert "Día (dia) -> tiny-dia: 0 6 * * *, next fire " in text.stdout and "(America/Bogota)" in text.stdout
+    served = cli(env, "--json", "scheduler", "serve", "--once")
+    lines = [json.loads(x) for x in served.stdout.splitlines()]  # JSON lines only on stdout
+    assert lines[0]["event"] == "serving"
+    (s,) = lines[0]["schedulers"]
+    assert s["id"] == "dia" and s["time_zone"] == "America/Bogota" and s["next_fire"].endswith("-05:00")
