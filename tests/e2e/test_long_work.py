@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -100,36 +101,43 @@ def wait_for(pred, what: str, timeout: float = 90):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _collect(stream, lines: list[str]) -> threading.Thread:
+    t = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
+    t.start()
+    return t
+
+
 def test_ctrl_c_during_wait_exits_130_naming_the_run_which_goes_on(tiny):
     env, home, gate = tiny
     # its own process group, as a terminal's foreground job: SIGINT goes to the whole group, as Ctrl-C does
     proc = subprocess.Popen([sys.executable, "-m", "funnelops", "pipeline", "workflow", "--scheduler", "dia",
                              "--wait"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    out: list[str] = []
+    err: list[str] = []
+    readers = [_collect(proc.stdout, out), _collect(proc.stderr, err)]
     try:
-        seen = []
-        for line in proc.stdout:  # the CLI is in its wait loop once it printed the run's RUNNING state
-            seen.append(line)
-            if "(tiny-dia): RUNNING" in line:
-                break
-        run_id = int(next(x for x in seen if "(tiny-dia): RUNNING" in x).split("run ")[1].split()[0])
-        # the progress of the awaited run: the step's first flow, with its rows, on stderr
-        err_lines = []
-        for line in proc.stderr:
-            err_lines.append(line)
-            if "1 flow(s) reported" in line:
-                break
-        assert "rows read 10, kept 9, quarantined 1" in err_lines[-1], err_lines
+        # the CLI is in its wait loop once it printed the run's RUNNING state
+        running = wait_for(lambda: next((x for x in list(out) if "(tiny-dia): RUNNING" in x), None),
+                           "the run's RUNNING line")
+        run_id = int(running.split("run ")[1].split()[0])
+        # the awaited run's progress as the step reports its flows: the first flow's rows, on stderr
+        line = wait_for(lambda: next((x for x in list(err) if "1 flow(s) reported" in x), None),
+                        "the first flow's progress line", timeout=30)
+        assert "rows read 10, kept 9, quarantined 1" in line, line
         os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    err = "".join(err_lines) + err
-    assert proc.returncode == 130, "".join(seen) + out + err
+            gate.touch()
+    for t in readers:
+        t.join(10)
+    text = "".join(out) + "".join(err)
+    assert proc.returncode == 130, text
     assert (f"run {run_id} (tiny-dia) continues; follow it with `funnelops logs {run_id} --follow`, "
-            f"stop it with `funnelops cancel {run_id}`") in err, err
-    assert "Traceback" not in err
+            f"stop it with `funnelops cancel {run_id}`") in "".join(err), text
+    assert "Traceback" not in text
     assert run_state(home, run_id) == "RUNNING"  # the supervisor did not die with the CLI
     gate.touch()
     wait_for(lambda: run_state(home, run_id) == "DONE", "the run to end DONE")

@@ -17,14 +17,15 @@ except ImportError:  # pragma: no cover - fallback until the merge
         """'2026-11-29 09:00:00 CET' in `tz` (None: this machine's zone); '-' when missing or naive."""
         from zoneinfo import ZoneInfo
 
+        when = value
         if isinstance(value, str):
             try:
-                value = datetime.fromisoformat(value)
+                when = datetime.fromisoformat(value)
             except ValueError:
                 return value
-        if value is None or value.tzinfo is None:
+        if not isinstance(when, datetime) or when.tzinfo is None:
             return "-"
-        local = value.astimezone(ZoneInfo(tz)) if tz else value.astimezone()
+        local = when.astimezone(ZoneInfo(tz)) if tz else when.astimezone()
         return local.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
