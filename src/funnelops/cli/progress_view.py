@@ -148,7 +148,7 @@ class ProgressView:
     def _start(self) -> Any:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20),
                             TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
                             TextColumn("[dim]{task.fields[detail]}"), console=self.console,
                             redirect_stdout=False, redirect_stderr=False, transient=False)

@@ -100,13 +100,12 @@ class ConsoleReporter:
 
     def _step_changed(self, ev: StepChanged) -> None:
         rows = ev.rows or {}
-        detail = f"step {ev.step} {ev.state}"
-        if ev.flows:
-            detail += f", {len(ev.flows)} flow(s) reported"
+        detail = f"{ev.step} {ev.state}"
         if rows:
-            detail += (f", rows read {rows.get('read', 0):,}, kept {rows.get('kept', 0):,}, "
+            detail += (f" · read {rows.get('read', 0):,}, kept {rows.get('kept', 0):,}, "
                        f"quarantined {rows.get('quarantined', 0):,}")
-        self.view.update(f"run:{ev.run_id}", f"run {ev.run_id} ({ev.workflow})", len(ev.flows), None, "flows", detail)
+        self.view.update(f"run:{ev.run_id}", f"run {ev.run_id} ({ev.workflow})", len(ev.flows), None, "flow(s)",
+                         detail)
 
     def _runs_finished(self, ev: RunsFinished) -> None:
         self.view.finish_all("run:")
