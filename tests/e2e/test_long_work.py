@@ -172,3 +172,42 @@ def test_scheduler_run_names_the_period_and_serve_lists_next_fires(tiny):
     assert lines[0]["event"] == "serving"
     (s,) = lines[0]["schedulers"]
     assert s["id"] == "dia" and s["time_zone"] == "America/Bogota" and s["next_fire"].endswith("-05:00")
+
+
+def test_a_serve_fire_says_what_it_started_and_the_next_fire(tiny):
+    from datetime import datetime, timedelta
+
+    from funnelops.backends import open_backend
+    from funnelops.lifecycle.serve import make_daemon
+    from funnelops.reporting import RecordingReporter
+    from funnelops.scheduler.cron import next_fire
+    from funnelops.scheduler.daemon import EventKind, InlineExecutor
+    from funnelops.spec.loader import load_project
+
+    env, home, gate = tiny
+    gate.touch()
+    cli(env, "scheduler", "run", "dia", "--wait")  # a last fire to resume from
+    loaded = load_project(Path(env["FUNNELOPS_PROJECT"]))
+    backend = open_backend("local", loaded, home)
+    try:
+        last = datetime.fromisoformat(backend.runtime.scheduler_states()["dia"].last_fire)
+        slot = next_fire("0 6 * * *", "America/Bogota", last)
+        rec = RecordingReporter()
+        daemon = make_daemon(loaded, backend, reporter=rec, executor=InlineExecutor(),
+                             now=lambda: slot + timedelta(seconds=30))
+        daemon.run_once(slot + timedelta(seconds=30))
+        (started,) = [e for e in rec.events if getattr(e, "kind", None) is EventKind.STARTED]
+        assert started.detail.startswith("started run ") and " of tiny-dia; next fire " in started.detail
+        assert started.detail.endswith("(America/Bogota)")
+        assert backend.ledger.events("scheduler.started")[-1]["data"]["detail"] == started.detail
+    finally:
+        backend.close()
+    wait_for(lambda: not _active(home), "the fired run to end")
+
+
+def _active(home: Path) -> int:
+    con = sqlite3.connect(home / "ledger.sqlite", timeout=30)
+    try:
+        return con.execute("SELECT count(*) FROM runs WHERE state IN ('PENDING', 'RUNNING')").fetchone()[0]
+    finally:
+        con.close()
