@@ -29,6 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from collections.abc import Callable
 
 CHANNELS = ["Web", "Referido", "Llamada en frío", "Evento", "Aliado comercial"]
 SEGMENTS = ["Pyme", "Corporativo", "Gobierno", "Persona natural"]
@@ -104,6 +105,7 @@ class GenerateReport:
     target_rows: int = 0
     bom_files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    rows_requested: int = 0
 
     def expected_quarantine(self) -> dict[str, dict[str, int]]:
         """Per entity: rule -> rows the trusted flows must quarantine."""
@@ -116,7 +118,8 @@ class GenerateReport:
     def summary(self) -> str:
         """What `funnelops data generate` prints: volumes, where the files went, the dirt."""
         dirty = ", ".join(f"{k}={v}" for k, v in self.dirty.items())
-        return (f"generated {self.rows:,} rows in {self.csv_files:,} CSV extracts and "
+        asked = "as asked" if self.rows == self.rows_requested else f"{self.rows_requested:,} asked"
+        return (f"generated {self.rows:,} rows ({asked}) in {self.csv_files:,} CSV extracts and "
                 f"{self.target_files} target workbooks ({self.start} .. {self.end}, "
                 f"seed {self.seed}) in {self.seconds:.1f}s\n"
                 f"  into {self.bucket_dir}\n"
@@ -174,8 +177,8 @@ def _amount(col: str) -> str:
     return f"CAST(CAST({col} AS BIGINT) AS VARCHAR)"
 
 
-def _clean_sql(entity: str) -> str:
-    """SELECT file_day, src (unique per row), ts, then the entity's columns as strings."""
+def _clean_sql(entity: str, base: str = "lead_base") -> str:
+    """SELECT src (unique per row), ts, then the entity's columns as strings, from the leads in `base`."""
     rep = f"{_lit_list(REPS)}[rp + 1]"
     if entity == "leads":
         company = (f"{_lit_list(COMPANY_A)}[1 + CAST(floor(u(i, 'ca') * {len(COMPANY_A)}) AS INTEGER)] || ' ' || "
@@ -183,25 +186,31 @@ def _clean_sql(entity: str) -> str:
                    f"{_lit_list(COMPANY_C)}[1 + CAST(floor(u(i, 'cc') * {len(COMPANY_C)}) AS INTEGER)]")
         return (f"SELECT i AS src, created_at AS ts, printf('L%09d', i + 1), {_ts('created_at')}, "
                 f"{_lit_list(CHANNELS)}[ch + 1], {_lit_list(SEGMENTS)}[sg + 1], {_lit_list(REGIONS)}[ct + 1], "
-                f"{_lit_list(CITIES)}[ct + 1], {rep}, {company}, {_amount('est_amount')} FROM lead_base")
+                f"{_lit_list(CITIES)}[ct + 1], {rep}, {company}, {_amount('est_amount')} FROM {base}")
     if entity == "stage_changes":
         parts = []
         for k, (stage, flag, col) in enumerate([("Calificado", "q", "qualified_at"), ("Oportunidad", "o", "opp_at"),
                                                 ("Ganado", "w", "won_at"), ("Perdido", "lost", "won_at")]):
             parts.append(f"SELECT i * 4 + {k} AS src, {col} AS ts, printf('C%010d', i * 4 + {k} + 1), "
-                         f"printf('L%09d', i + 1), '{stage}', {_ts(col)}, {rep} FROM lead_base "
+                         f"printf('L%09d', i + 1), '{stage}', {_ts(col)}, {rep} FROM {base} "
                          f"WHERE {flag} AND {col} < end_ts")
         return " UNION ALL ".join(parts)
     if entity == "opportunities":
         product = f"{_lit_list(PRODUCTS)}[1 + CAST(floor(u(i, 'p') * {len(PRODUCTS)}) AS INTEGER)]"
         return (f"SELECT i AS src, opp_at AS ts, printf('O%09d', i + 1), printf('L%09d', i + 1), "
-                f"{_ts('opp_at')}, {product}, {_amount('opp_amount')}, {rep} FROM lead_base WHERE o AND opp_at < end_ts")
+                f"{_ts('opp_at')}, {product}, {_amount('opp_amount')}, {rep} FROM {base} WHERE o AND opp_at < end_ts")
     return (f"SELECT i AS src, won_at AS ts, printf('N%09d', i + 1), printf('O%09d', i + 1), printf('L%09d', i + 1), "
-            f"{_ts('won_at')}, {_amount('won_amount')}, {rep} FROM lead_base WHERE w AND won_at < end_ts")
+            f"{_ts('won_at')}, {_amount('won_amount')}, {rep} FROM {base} WHERE w AND won_at < end_ts")
 
 
-def _lines_sql(ent: Entity) -> str:
-    """Clean rows plus their dirty companions, each as one CSV line with its day and order."""
+def _clean_source(ent: Entity, base: str = "lead_base") -> str:
+    """The entity's clean rows over the leads in `base`, as a subquery `_lines_sql` reads."""
+    cols = ", ".join(f"c{j}" for j in range(len(ent.header)))
+    return f"(SELECT CAST(ts AS DATE) AS file_day, * FROM ({_clean_sql(ent.name, base)}) t(src, ts, {cols}))"
+
+
+def _lines_sql(ent: Entity, source: str = "clean") -> str:
+    """Clean rows plus their dirty companions, each as one CSV line with its day, order and lead."""
     cols = [f"c{j}" for j in range(len(ent.header))]
     kinds = ["duplicate", "malformed_date", "missing_id", "too_many_columns"]
     if ent.amount_col:
@@ -212,7 +221,8 @@ def _lines_sql(ent: Entity) -> str:
     new_id = f"printf('{ent.id_format}', 900000000 + src)"
     selects, lo = [], 0.0
     line = lambda vals: " || ',' || ".join(f"coalesce({v}, '')" for v in vals)  # noqa: E731
-    selects.append(f"SELECT file_day, src * 8 AS ord, 'clean' AS kind, {line(cols)} AS line FROM clean")
+    lead = "src // 4" if ent.name == "stage_changes" else "src"  # stage changes: four ids per lead
+    selects.append(f"SELECT file_day, src * 8 AS ord, 'clean' AS kind, {line(cols)} AS line, {lead} AS lead FROM {source}")
     for n, kind in enumerate(kinds, start=1):
         hi = lo + DIRTY_RATES[kind]
         vals = list(cols)
@@ -237,14 +247,15 @@ def _lines_sql(ent: Entity) -> str:
                 "CASE hash(src, 'sv') % 3 WHEN 0 THEN 'En revisión' WHEN 1 THEN 'Reactivado' "
                 "ELSE 'PENDIENTE_APROBACIÓN' END")
         text = line(vals) + (" || ',OBSERVACIÓN PENDIENTE'" if kind == "too_many_columns" else "")
-        selects.append(f"SELECT file_day, src * 8 + {n}, '{kind}', {text} FROM clean "
+        selects.append(f"SELECT file_day, src * 8 + {n}, '{kind}', {text}, {lead} FROM {source} "
                        f"WHERE u(src, 'dirty:{ent.name}') >= {lo} AND u(src, 'dirty:{ent.name}') < {hi}")
         lo = hi
     return " UNION ALL ".join(selects)
 
 
-def _write_days(con, raw_root: Path, ent: Entity, days: list[date]) -> int:
-    """One file per day in the extract layout, rows in order (each day has at least its header).
+def _write_days(con, raw_root: Path, ent: Entity, days: list[date], wrote: Callable[[int], None]) -> int:
+    """One file per day in the extract layout, rows in order (each day has at least its header);
+    `wrote(rows)` hears of each file as it lands (the CLI's progress).
 
     DuckDB's partitioned COPY does not keep row order inside a partition (measured), so each
     day's text is assembled with an ordered string_agg, a month at a time to bound memory.
@@ -253,14 +264,15 @@ def _write_days(con, raw_root: Path, ent: Entity, days: list[date]) -> int:
     months = sorted({d.replace(day=1) for d in days})
     for m in months:
         nxt = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
-        for day, text in con.execute(
-                "SELECT file_day, string_agg(line, chr(10) ORDER BY ord) FROM lines "
-                "WHERE file_day >= ? AND file_day < ? GROUP BY file_day", [m, nxt]).fetchall():
+        for day, text, rows in con.execute(
+                "SELECT file_day, string_agg(line, chr(10) ORDER BY ord), count(*) FILTER (WHERE kind <> 'header') "
+                "FROM lines WHERE file_day >= ? AND file_day < ? GROUP BY file_day", [m, nxt]).fetchall():
             dest = (raw_root / "FUNNEL" / "TERADATA" / ent.name / f"{day:%Y}" / f"{day:%m}"
                     / f"{ent.name}_{day:%Y%m%d}.csv")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(text.encode("utf-8") + b"\n")
             n += 1
+            wrote(rows)
     return n
 
 
@@ -268,31 +280,81 @@ def _write_days(con, raw_root: Path, ent: Entity, days: list[date]) -> int:
 TREES = (("FUNNEL", "TERADATA"), ("FUNNEL", "EXCEL", "metas"))
 
 
-def generate(raw_root: Path, rows: int, start: date, end: date, seed: int) -> GenerateReport:
-    """Write ~`rows` raw rows (all CSV entities together) for days `start`..`end` inclusive under
-    `raw_root` (funnelops passes a scratch folder laid out like the raw bucket); returns the report."""
+def _exact_leads(con, rows: int, start: date, ndays: int) -> dict[str, list[int]]:
+    """Make `lead_base` hold just enough leads for exactly `rows` CSV lines; returns, per entity,
+    the lines (their `ord`) of the last lead to leave out so the total is exact.
+
+    Each lead brings a varying number of lines (its stage changes, opportunity, deal, dirty
+    copies; later events fall past `end`), so `rows / ROWS_PER_LEAD` leads only come close (it
+    wrote 987,260 of 1,000,000). A lead's lines depend on its index alone, so the running total
+    over leads is exact: keep leads up to the first whose total reaches `rows`, then drop the
+    overshoot from that lead: its dirty copies first, then its latest events (a deal before its
+    opportunity before its stage changes), never its lead row, so no kept line names a missing one.
+    """
+    guess = max(1, round(rows / ROWS_PER_LEAD))
+    while True:
+        guess = int(guess * 1.1) + 16
+        con.execute("DROP TABLE IF EXISTS lead_base")
+        con.execute(_lead_base_sql(guess, start, ndays))
+        per_lead = " UNION ALL ".join(f"SELECT lead FROM ({_lines_sql(ent, _clean_source(ent))})" for ent in ENTITIES)
+        found = con.execute(
+            f"SELECT lead, total FROM (SELECT lead, sum(n) OVER (ORDER BY lead) AS total FROM "
+            f"(SELECT lead, count(*) AS n FROM ({per_lead}) GROUP BY lead)) WHERE total >= ? ORDER BY lead LIMIT 1",
+            [rows]).fetchone()
+        if found is not None:
+            break
+        guess *= 2
+    last, total = int(found[0]), int(found[1])
+    con.execute(f"DELETE FROM lead_base WHERE i > {last}")
+    one = f"(SELECT * FROM lead_base WHERE i = {last})"
+    mine = [(ent.name, rank, ord_, kind) for rank, ent in enumerate(reversed(ENTITIES))
+            for ord_, kind in con.execute(f"SELECT ord, kind FROM ({_lines_sql(ent, _clean_source(ent, one))})").fetchall()]
+    mine.sort(key=lambda r: (r[3] == "clean", r[1], -r[2]))  # dirty copies, then deals .. stage changes
+    drop: dict[str, list[int]] = {}
+    for name, _, ord_, _ in mine[:total - rows]:
+        drop.setdefault(name, []).append(ord_)
+    return drop
+
+
+def generate(raw_root: Path, rows: int, start: date, end: date, seed: int,
+             progress: Callable[..., None] | None = None) -> GenerateReport:
+    """Write exactly `rows` raw rows (all CSV entities together) for days `start`..`end` inclusive
+    under `raw_root` (funnelops passes a scratch folder laid out like the raw bucket); returns the
+    report. `progress(done, total, unit, detail)`, when given, hears of the rows written so far
+    after each file (optional: funnelops passes it only to a generator that takes it)."""
     import duckdb
 
     t0 = time.perf_counter()
     ndays = (end - start).days + 1
     days = [start + timedelta(days=k) for k in range(ndays)]
-    report = GenerateReport(bucket_dir=str(raw_root), start=start.isoformat(), end=end.isoformat(), seed=seed)
+    report = GenerateReport(bucket_dir=str(raw_root), start=start.isoformat(), end=end.isoformat(), seed=seed,
+                            rows_requested=rows)
+    written = [0, 0]
+
+    def wrote(n: int) -> None:
+        written[0] += n
+        written[1] += 1
+        if progress is not None:
+            progress(written[0], rows, "rows", f"{written[1]:,} file{'s' if written[1] != 1 else ''}")
+
     con = duckdb.connect()
     try:
         con.execute(f"CREATE MACRO u(i, k) AS ((hash(i, {seed}, k) % 1000003) / 1000003.0)")
-        con.execute(_lead_base_sql(max(1, round(rows / ROWS_PER_LEAD)), start, ndays))
+        drop = _exact_leads(con, rows, start, ndays)
         for ent in ENTITIES:
             cols = ", ".join(f"c{j}" for j in range(len(ent.header)))
             con.execute(f"CREATE OR REPLACE TABLE clean AS SELECT CAST(ts AS DATE) AS file_day, * "
                         f"FROM ({_clean_sql(ent.name)}) t(src, ts, {cols})")
             header = ",".join(ent.header).replace("'", "''")
-            con.execute(f"CREATE OR REPLACE TABLE lines AS SELECT * FROM ({_lines_sql(ent)} UNION ALL "
-                        f"SELECT DATE '{start}' + CAST(k AS INTEGER), -1, 'header', '{header}' FROM range({ndays}) t(k)) "
-                        )
+            left_out = drop.get(ent.name)
+            keep = f"ord NOT IN ({', '.join(map(str, left_out))})" if left_out else "TRUE"
+            con.execute(f"CREATE OR REPLACE TABLE lines AS SELECT * FROM ({_lines_sql(ent)}) WHERE {keep} "
+                        f"UNION ALL SELECT DATE '{start}' + CAST(k AS INTEGER), -1, 'header', '{header}', -1 "
+                        f"FROM range({ndays}) t(k)")
             counts = dict(con.execute("SELECT kind, count(*) FROM lines WHERE kind <> 'header' GROUP BY kind").fetchall())
             report.rows_by_entity[ent.name] = sum(counts.values())
             report.dirty_by_entity[ent.name] = {k: v for k, v in sorted(counts.items()) if k != "clean"}
-            report.csv_files += _write_days(con, raw_root, ent, days)
+            report.csv_files += _write_days(con, raw_root, ent, days, wrote)
         targets = con.execute(f"""
             WITH months AS (SELECT DISTINCT date_trunc('month', DATE '{start}' + CAST(k AS INTEGER)) AS m
                             FROM range({ndays}) t(k)),

@@ -22,6 +22,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_RUN_IN_PROGRESS = 3
 EXIT_STAGE_ORDER = 4
+EXIT_INTERRUPTED = 130
 
 
 class FunnelopsError(Exception):
@@ -173,3 +174,11 @@ class ProblemCollector:
     def raise_if_any(self) -> None:
         if self.problems:
             raise ProjectError(sorted(self.problems, key=lambda p: (p.file, p.line or 0, p.field)))
+
+
+class Interrupted(FunnelopsError):
+    """Ctrl-C while the CLI waited for runs: the runs go on (their supervisors are not the CLI's
+    children), so the message names each one and how to follow or stop it."""
+
+    exit_code = EXIT_INTERRUPTED
+    kind = "interrupted"

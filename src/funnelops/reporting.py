@@ -145,6 +145,46 @@ class RunsFinished(Event):
         return not self.failed
 
 
+@dataclass(frozen=True)
+class StepChanged(Event):
+    """A step of an awaited run changed state or reported more flows (as the flows report them):
+    `rows` sums what its flows reported so far (read, kept, quarantined), `flows` names them."""
+
+    run_id: int | str
+    workflow: str
+    step: str
+    state: str
+    rows: Mapping[str, int] = field(default_factory=dict)
+    flows: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, run: _RunLike, step: Mapping[str, Any]) -> StepChanged:
+        reported = [f for f in ((step.get("metrics") or {}).get("flows") or []) if isinstance(f, Mapping)]
+        rows = {k: sum(int(f.get(k, 0) or 0) for f in reported) for k in ("read", "kept", "quarantined")}
+        return cls(run.id, run.workflow, str(step.get("step_id", "?")), str(step.get("state", "?")),
+                   rows if reported else {}, tuple(str(f.get("flow", "?")) for f in reported))
+
+
+# -- long work: progress as it goes (generate, and anything else that counts) ---------------------------
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """Long work advanced: `done` of `total` (None: not known) `unit`s of `task` ('generate').
+
+    Emitted as often as the work likes; terminals draw a bar, logs print milestones. The work is
+    over when `done >= total` (or when the command returns)."""
+
+    task: str
+    done: int
+    total: int | None
+    unit: str
+    detail: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.total is not None and self.done >= self.total
+
+
 # -- the seed's jobs ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -156,11 +196,15 @@ class TemplatesInitialized(Event):
 
 @dataclass(frozen=True)
 class SchedulerForced(Event):
+    """A forced fire started run `run_id`; `period` says which period it processes ('current:
+    2026-11-29'), empty when not known."""
+
     scheduler_id: str
     scheduler_name: str
     workflow: str
     run_id: int | str
     state: str
+    period: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from funnelops.reporting import Reporter
 
 app = typer.Typer(help="Raw data for the project: load your own files (`data load`) or generate sample data.",
                   no_args_is_help=True)
@@ -31,19 +35,23 @@ def default_range(time_zone: str) -> tuple[date, date]:
 
 def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start: date | None = None,
                  end: date | None = None, seed: int = DEFAULT_SEED, as_json: bool = False,
-                 replace: bool = False) -> dict:
+                 replace: bool = False, reporter: Reporter | None = None) -> dict:
     """Run the project's sample-data generator and print its summary (or the JSON report); returns
     the report dict.
 
     Refuses (exit 2) when the project declares no generator, or when the raw trees already hold
     files and `replace` is off, and (exit 3) while any run holds a lease; either way nothing is
-    written."""
+    written. `reporter` hears the generator's progress (rows written so far)."""
     from funnelops.lifecycle.sample_data import generate_raw, summary_text
     from funnelops.spec.loader import load_project
 
     loaded = load_project(project_path)
     d_start, d_end = default_range(loaded.spec.project.time_zone)
-    generated = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed, replace=replace)
+    generated = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed, replace=replace,
+                             **({"reporter": reporter} if reporter is not None else {}))
+    close = getattr(reporter, "close", None)
+    if callable(close):  # a live progress display ends before the summary
+        close()
     report: dict = generated.to_dict()
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
@@ -55,7 +63,8 @@ def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start
 @app.command("generate")
 def generate(
     ctx: typer.Context,
-    rows: int = typer.Option(DEFAULT_ROWS, "--rows", min=1, help="Raw rows to write, all CSV entities together."),
+    rows: int = typer.Option(DEFAULT_ROWS, "--rows", min=1, help="Raw rows to write, all CSV entities together "
+                             "(the example's generator writes exactly this many)."),
     start: datetime | None = typer.Option(None, "--start", formats=["%Y-%m-%d"], help="First day (default: a year ago)."),
     end: datetime | None = typer.Option(None, "--end", formats=["%Y-%m-%d"], help="Last day (default: today)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Same seed, same files."),
@@ -69,6 +78,7 @@ def generate(
     of dirty rows. The files appear all at once (written aside, then renamed into place); refused while any
     workflow run is in progress."""
     from funnelops.cli.context import esc, get_ctx
+    from funnelops.cli.reporter import ConsoleReporter
 
     app_ctx = get_ctx(ctx)
     if app_ctx.dry_run:
@@ -76,7 +86,8 @@ def generate(
         app_ctx.console.emit({"dry_run": True, "command": "data generate", "rows": rows})
         return
     run_generate(app_ctx.project_path, app_ctx.home, rows, start.date() if start else None,
-                 end.date() if end else None, seed, app_ctx.as_json, replace=replace)
+                 end.date() if end else None, seed, app_ctx.as_json, replace=replace,
+                 reporter=ConsoleReporter(app_ctx))
 
 
 @app.command("load")

@@ -90,7 +90,8 @@ def demo(
     # the generator reports in plain text; with --json, stdout is kept for the one JSON document
     with contextlib.redirect_stdout(sys.stderr if app.as_json else sys.stdout):
         # the demo's home is its own: a re-run regenerates the data it wrote the first time
-        run_generate(app.project_path, app.home, rows, None, None, seed, as_json=False, replace=True)
+        run_generate(app.project_path, app.home, rows, None, None, seed, as_json=False, replace=True,
+                     reporter=ConsoleReporter(app))
     loaded, backend, actor = app.project, app.backend, default_actor()
     reporter = ConsoleReporter(app)
     results = []

@@ -8,6 +8,7 @@ them to the front before typer parses. Every FunnelopsError becomes its exit cod
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: list[str]) -> int:
     from funnelops.cli.argv import detailed_exitcode_requested, hoist_global_flags
     from funnelops.cli.context import PlanHasChanges
-    from funnelops.errors import EXIT_FAILURE, FunnelopsError
+    from funnelops.errors import EXIT_FAILURE, FunnelopsError, Interrupted
 
     command = typer.main.get_command(app)
     args = hoist_global_flags(args, command)
@@ -180,6 +181,11 @@ def _main(args: list[str]) -> int:
         code = exc.code
         code = code if isinstance(code, int) else (0 if code is None else 1)
         return 1 if detailed and code == 2 else code
+    except Interrupted as exc:  # Ctrl-C during a wait: the runs go on, the message says how to follow them
+        sys.stderr.write(f"Interrupted: {exc.message.removeprefix('interrupted: ')}\n")
+        if as_json:
+            sys.stdout.write(json.dumps(exc.to_dict(), ensure_ascii=False) + "\n")
+        return exc.exit_code
     except FunnelopsError as exc:
         _report(exc.message, exc.hint, exc.to_dict() | ({"exit_code": 1} if detailed else {}), as_json, no_color)
         if debug:

@@ -126,14 +126,21 @@ def logs(
 
 
 def cancel(ctx: typer.Context, run_id: str = typer.Argument(..., help="The run id.")) -> None:
-    """Cancel a run in progress (its steps are stopped and its lease released)."""
+    """Cancel a run in progress (its steps are stopped and its lease released).
+
+    A run that already ended is left as it is: the command says how and when it ended, exit 0.
+    JSON: the run's record plus `cancelled` (false when it had already ended)."""
+    from funnelops.cli.run_messages import cancel_text
     from funnelops.runs.coordinator import cancel as cancel_run
 
     app = get_ctx(ctx)
     _known_run(app, run_id)
-    run = cancel_run(app.backend.runtime, run_id)
-    app.console.print(f"run {esc(run.id)} of {esc(run.workflow)}: {esc(run.state)}")
-    app.console.emit(run.to_dict())
+    runtime = app.backend.runtime
+    before = runtime.get(run_id)
+    run = cancel_run(runtime, run_id)  # `no run N` (exit 2) when unknown
+    acted = before is not None and not before.terminal
+    app.console.print(esc(cancel_text(before, run)))
+    app.console.emit({**run.to_dict(), "cancelled": acted})
 
 
 def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:

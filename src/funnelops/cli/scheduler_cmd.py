@@ -81,7 +81,9 @@ def serve(
 ) -> None:
     """Run the local scheduler: fire each scheduler on its cron, in its time zone, until stopped.
 
-    With --json, stdout carries JSON lines: one object per scheduler event (fired, skipped, missed...)."""
+    It first lists the schedulers it serves with each next fire (and the zone); after each fire,
+    what the fire started and the scheduler's next fire. With --json, stdout carries JSON lines
+    only: first {"event": "serving", "schedulers": [...]}, then one line per scheduler event."""
     import signal
     from datetime import timedelta
 
@@ -97,11 +99,34 @@ def serve(
     daemon = make_daemon(app.project, app.backend, reporter=ConsoleReporter(app), grace=timedelta(seconds=grace_s),
                          poll_interval_s=poll_s)
     if once:
+        serving_message(app, once=True)
         daemon.run_once()
         daemon.wait_idle(timeout=60)
         return
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: daemon.stop())
-    app.console.print("scheduler serving; Ctrl-C to stop")
+    serving_message(app)
     daemon.run()
     app.console.print("scheduler stopped")
+
+
+def serving_message(app, once: bool = False) -> None:
+    """What the daemon serves: each scheduler, its workflow, cron, zone and next fire (a JSON line with --json)."""
+    import json
+    import sys
+
+    from funnelops.cli.run_messages import local_text
+    from funnelops.lifecycle.serve import served_schedulers
+
+    schedulers = served_schedulers(app.backend)
+    if app.as_json:
+        sys.stdout.write(json.dumps({"event": "serving", "once": once, "schedulers": schedulers},
+                                    ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    app.console.print("scheduler: handling what is due now" if once else "scheduler serving; Ctrl-C to stop")
+    for s in schedulers:
+        when = "paused" if s["paused"] else (f"next fire {local_text(s['next_fire'], s['time_zone'])} "
+                                             f"({s['time_zone']})" if s["next_fire"] else "no next fire")
+        app.console.print(esc(f"  {s['name']} ({s['id']}) -> {s['workflow']}: {s['cron']}, {when}"))
+    if not schedulers:
+        app.console.print("  no schedulers created yet (see `funnelops status`)")

@@ -57,6 +57,7 @@ class RunContext:
     results: list[FlowResult] = field(default_factory=list)
     lease: str | None = None       # the run tail's --lease (gcp overlap guard); None outside gcp
     workflow: str | None = None    # the run tail's --workflow
+    reported: list[FlowResult] = field(default_factory=list)  # flows ended so far (report_flow)
 
     @property
     def full(self) -> bool:
@@ -92,6 +93,20 @@ class RunContext:
             "ok": ok,
             "error": error,
         }
+
+
+def report_flow(ctx: RunContext, result: FlowResult) -> None:
+    """A flow ended: rewrite the metrics file with every flow so far (`"partial": true`), so the
+    supervisor can show rows per flow while the step still runs; the step's end writes the final one."""
+    ctx.reported.append(result)
+    done = [*ctx.results, *(r for r in ctx.reported if all(r is not x for x in ctx.results))]
+    payload = ctx.metrics()
+    payload["flows"] = [{k: v for k, v in asdict(r).items() if v is not None} for r in done]
+    payload.update(ok=None, partial=True)
+    try:
+        write_metrics(payload)
+    except OSError:  # progress is best effort: the final metrics are what counts
+        pass
 
 
 def write_metrics(payload: dict) -> None:

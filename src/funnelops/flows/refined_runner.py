@@ -21,7 +21,7 @@ from typing import Any
 from collections.abc import Collection
 
 from funnelops.errors import BackendError
-from funnelops.flows.context import FlowResult, RunContext
+from funnelops.flows.context import FlowResult, RunContext, report_flow
 from funnelops.flows.engines.base import RefinedEngine, Verify, no_check
 from funnelops.flows.registry import RefinedFlow, load_refined
 from funnelops.flows.source_checks import FlowSourceError
@@ -108,6 +108,7 @@ def run_refined(ctx: RunContext, names: list[str], engine: RefinedEngine,
     for name in names:
         result = run_refined_flow(ctx, engine, load_refined(ctx.project_dir, name), verify)
         print(result.line(), flush=True)
+        report_flow(ctx, result)
         out.append(result)
     return out
 

@@ -25,7 +25,7 @@ from typing import Any
 from funnelops.flows import layout, quality
 from funnelops.flows import raw as rawmod
 from funnelops.flows.args import Period
-from funnelops.flows.context import FlowResult, RunContext
+from funnelops.flows.context import FlowResult, RunContext, report_flow
 from funnelops.flows.engine import api
 from funnelops.flows.engines.base import Replacement, TrustedEngine, Verify, no_check
 from funnelops.flows.layout import Layout
@@ -75,6 +75,7 @@ def run_trusted(ctx: RunContext, names: list[str], engine: TrustedEngine,
         assert result is not None  # a waiting claim is always granted
         pending.remove(name)
         print(result.line(), flush=True)
+        report_flow(ctx, result)
         out.append(result)
     return out
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from funnelops.errors import RunFailed, RunInProgress, UsageError
 from funnelops.lifecycle import jobs
 from funnelops.lifecycle.order import require_before
-from funnelops.reporting import QUIET, Notice, Reporter, RunChanged, RunStarted
+from funnelops.reporting import QUIET, Notice, Reporter, RunStarted
 from funnelops.runs import coordinator
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def _run_period(backend: Backend, workflow: str, label: str, actor: str, reporte
     t0 = time.perf_counter()
     run = _start(backend, workflow, label, actor, reporter)
     reporter.emit(RunStarted(run.id, workflow, "backfill"))
-    end = coordinator.wait(backend.runtime, [run.id], on_change=lambda r: reporter.emit(RunChanged.of(r)))[0]
+    end = coordinator.wait(backend.runtime, [run.id], **coordinator.report_to(reporter))[0]
     return PeriodResult(label, end.id, end.state, dict(end.rows or {}), end.error, time.perf_counter() - t0)
 
 

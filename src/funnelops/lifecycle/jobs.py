@@ -15,7 +15,7 @@ from funnelops.plan.apply import apply_plan, raise_if_failed
 from funnelops.plan.diff import build_plan
 from funnelops.runs import coordinator
 from funnelops.runs.model import RunRecord
-from funnelops.reporting import (QUIET, Notice, Refused, Reporter, RunChanged, RunsFinished, RunStarted,
+from funnelops.reporting import (QUIET, Notice, Refused, Reporter, RunsFinished, RunStarted,
                                  RunsWaiting, SchedulerForced, TemplatesInitialized)
 
 if TYPE_CHECKING:
@@ -95,8 +95,7 @@ def _start_and_wait(backend: Backend, names: list[str], actor: str, reporter: Re
         reporter.emit(RunStarted(run.id, name, "initial-load"))
         started.append(run)
     reporter.emit(RunsWaiting(tuple(r.id for r in started)))
-    finished = coordinator.wait(backend.runtime, [r.id for r in started],
-                                on_change=lambda r: reporter.emit(RunChanged.of(r)))
+    finished = coordinator.wait(backend.runtime, [r.id for r in started], **coordinator.report_to(reporter))
     bad = [r for r in finished if r.state != "DONE"]
     reporter.emit(RunsFinished(tuple(r.id for r in finished), tuple(r.id for r in bad)))
     if bad:
@@ -172,7 +171,8 @@ def force_scheduler(loaded: LoadedProject, backend: Backend, scheduler: str, *, 
         reporter.emit(Notice(f"{extra[0]}: instantiating {s.workflow} directly (a Cloud Scheduler fire of "
                              f"{s.name} carries fixed values, so it cannot carry a period)"))
     run = coordinator.force_scheduler(backend, s.id, s.workflow, actor=actor, extra_args=extra)
-    reporter.emit(SchedulerForced(s.id, s.name, s.workflow, run.id, run.state))
+    reporter.emit(SchedulerForced(s.id, s.name, s.workflow, run.id, run.state,
+                                  period_text(loaded, s.workflow, run.period)))
     forced.note_forced(backend, run, s.id, loaded.spec_hash, actor)
     return run
 
@@ -187,6 +187,19 @@ def period_args(loaded: LoadedProject, workflow: str, period: str | None) -> lis
     granularity = wf.granularity if wf is not None else "DAY"
     resolve_period(granularity, period, loaded.spec.project.time_zone)  # UsageError naming the format
     return [f"--period={period}"]
+
+
+def period_text(loaded: LoadedProject, workflow: str, period: str | None) -> str:
+    """The period a run processes, as people read it: 'current (2026-11-29)', '2026-10'; '' if unknown."""
+    from funnelops.flows.args import resolve_period
+
+    wf = loaded.spec.workflow(workflow)
+    try:
+        p = resolve_period(wf.granularity if wf is not None else "DAY", period, loaded.spec.project.time_zone)
+    except FunnelopsError:
+        return period or ""
+    shown = {"DAY": "%Y-%m-%d", "MONTH": "%Y-%m"}.get(p.granularity, "%Y")
+    return f"{p.label} ({p.start.strftime(shown)})" if p.label in ("current", "previous") else p.start.strftime(shown)
 
 
 def _refuse_if_running(backend: Backend, workflow: str, reporter: Reporter, **audit: str) -> None:

@@ -17,7 +17,7 @@ from funnelops.errors import FunnelopsError, UsageError
 from funnelops.lifecycle import jobs
 from funnelops.lifecycle.infra import create_infra
 from funnelops.reporting import (QUIET, JobFinished, JobStarted, PipelineFinished, PipelineStarted, Reporter,
-                                 RunChanged, RunsFinished, RunsWaiting)
+                                 RunsFinished, RunsWaiting)
 from funnelops.resources import normalize_stage
 from funnelops.runs import coordinator
 
@@ -185,8 +185,7 @@ def run_workflow_pipeline(loaded: LoadedProject, backend: Backend, scheduler: st
             from funnelops.errors import RunFailed
 
             reporter.emit(RunsWaiting((state["run"].id,)))
-            run = coordinator.wait(backend.runtime, [state["run"].id],
-                                   on_change=lambda r: reporter.emit(RunChanged.of(r)))[0]
+            run = coordinator.wait(backend.runtime, [state["run"].id], **coordinator.report_to(reporter))[0]
             reporter.emit(RunsFinished((run.id,), () if run.state == "DONE" else (run.id,)))
             if not forced.record_if_done(backend, run, loaded.spec_hash, actor):
                 raise RunFailed(f"run {run.id} of {run.workflow} ended {run.state}" + (f": {run.error}" if run.error else ""),

@@ -17,13 +17,15 @@ The generator module's contract (checked by :func:`load_generator`):
   (`("FUNNEL", "TERADATA")`) or a relative path (`"FUNNEL/TERADATA"`);
 - `generate(dest, rows, start, end, seed)`: writes every file under `dest` (laid out like the raw
   bucket) and returns a report with `to_dict() -> dict`, a `bucket_dir` attribute (set here to the
-  raw bucket's folder) and optionally `summary() -> str`, the text the CLI prints.
+  raw bucket's folder) and optionally `summary() -> str`, the text the CLI prints. It may also take
+  `progress=`, a callable `(done, total, unit, detail)` it calls as files land (the CLI draws it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import os
 import re
 import shutil
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from funnelops.errors import UsageError
 from funnelops.flows.atomic import fault_point, replace_dir
+from funnelops.reporting import QUIET, Progress, Reporter
 from funnelops.spec.mains import generator_problem
 
 if TYPE_CHECKING:
@@ -98,9 +101,10 @@ def owned_trees(module: ModuleType, path: Path | str = "") -> list[tuple[str, ..
 
 
 def generate_raw(loaded: LoadedProject, home: Path, rows: int, start: date, end: date, seed: int, *,
-                 replace: bool = False) -> Any:
-    """Run the project's generator for ~`rows` rows over days `start`..`end` and move its folders
-    into the local raw bucket atomically; returns the generator's report."""
+                 replace: bool = False, reporter: Reporter = QUIET) -> Any:
+    """Run the project's generator for `rows` rows over days `start`..`end` and move its folders
+    into the local raw bucket atomically; returns the generator's report. A generator whose
+    `generate` takes `progress` reports through it (`Progress` events on `reporter`)."""
     if rows < 1:
         raise UsageError("--rows must be at least 1")
     if end < start:
@@ -118,8 +122,12 @@ def generate_raw(loaded: LoadedProject, home: Path, rows: int, start: date, end:
     stage = tmp_root / f"{STAGE_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
     stage.mkdir(parents=True)
     try:
-        report = generator.generate(stage, rows, start, end, int(seed))
+        extra = {"progress": _progress_to(reporter)} if _takes_progress(generator.generate) else {}
+        reporter.emit(Progress("generate", 0, rows, "rows", "starting"))  # the clock starts now
+        report = generator.generate(stage, rows, start, end, int(seed), **extra)
         report.bucket_dir = str(raw_root)
+        if not extra:  # a generator without progress: its end is the one milestone
+            reporter.emit(Progress("generate", rows, rows, "rows", "done"))
         _refuse_unless_free(loaded, home, raw_root, trees, replace)  # again: a run may have started meanwhile
         fault_point("generate-before-commit")
         for tree in trees:
@@ -130,6 +138,22 @@ def generate_raw(loaded: LoadedProject, home: Path, rows: int, start: date, end:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return report
+
+
+def _takes_progress(fn: Any) -> bool:
+    """Whether a generator's `generate` accepts `progress=` (older generators do not: still fine)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "progress" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _progress_to(reporter: Reporter) -> Any:
+    """The callback a generator calls, `progress(done, total=None, unit="rows", detail="")`, as events."""
+    def progress(done: int, total: int | None = None, unit: str = "rows", detail: str = "") -> None:
+        reporter.emit(Progress("generate", int(done), None if total is None else int(total), str(unit), str(detail)))
+    return progress
 
 
 def summary_text(report: Any) -> str:

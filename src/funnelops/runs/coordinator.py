@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Sequence
 
 from funnelops.backends.types import RunRecord, now_iso, record_refusal, refuse
-from funnelops.errors import BackendError, RunInProgress, UsageError
+from funnelops.errors import BackendError, Interrupted, RunInProgress, UsageError
+from funnelops.reporting import Reporter, RunChanged, StepChanged
 
 if TYPE_CHECKING:
     from funnelops.backends.base import Backend, Runtime
@@ -69,32 +70,78 @@ def force_scheduler(backend: Backend, scheduler_id: str, workflow: str, *, actor
 
 
 def wait(runtime: Runtime, run_ids: Sequence[int | str], poll_s: float = 0.2,
-         on_change: Callable[[RunRecord], None] | None = None, timeout: float | None = None) -> list[RunRecord]:
-    """Follow runs until all have ended (or `timeout` seconds); `on_change` sees each new state.
+         on_change: Callable[[RunRecord], None] | None = None, timeout: float | None = None,
+         on_step: Callable[[RunRecord, dict[str, Any]], None] | None = None) -> list[RunRecord]:
+    """Follow runs until all have ended (or `timeout` seconds); `on_change` sees each new state,
+    `on_step` each step that changed state or reported more flows (as the flows report them).
 
     Returns the runs' last records in the order of `run_ids`. A run the backend does not know
-    is an error: waiting for it would never end.
+    is an error: waiting for it would never end. Ctrl-C raises `Interrupted` (exit 130) naming
+    the runs still going: they go on without the CLI, and the message says how to follow or stop them.
     """
     ids = [str(r) for r in run_ids]
     last: dict[str, RunRecord] = {}
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = max(0.05, poll_s)
-    while True:
-        for rid in ids:
-            if rid in last and last[rid].terminal:
-                continue
-            rec = runtime.get(rid)
-            if rec is None:
-                raise BackendError(f"run {rid} is unknown here", "list runs with `funnelops runs`")
-            if on_change is not None and (rid not in last or last[rid].state != rec.state):
-                on_change(rec)
-            last[rid] = rec
-        if all(last[r].terminal for r in ids):
-            return [last[r] for r in ids]
-        if deadline is not None and time.monotonic() > deadline:
-            return [last[r] for r in ids]
-        time.sleep(delay)
-        delay = min(delay * runtime.poll_backoff, max(poll_s, MAX_POLL_S))
+    try:
+        while True:
+            for rid in ids:
+                if rid in last and last[rid].terminal:
+                    continue
+                rec = runtime.get(rid)
+                if rec is None:
+                    raise BackendError(f"run {rid} is unknown here", "list runs with `funnelops runs`")
+                if on_step is not None:
+                    for step in _changed_steps(last.get(rid), rec):
+                        on_step(rec, step)
+                if on_change is not None and (rid not in last or last[rid].state != rec.state):
+                    on_change(rec)
+                last[rid] = rec
+            if all(last[r].terminal for r in ids):
+                return [last[r] for r in ids]
+            if deadline is not None and time.monotonic() > deadline:
+                return [last[r] for r in ids]
+            time.sleep(delay)
+            delay = min(delay * runtime.poll_backoff, max(poll_s, MAX_POLL_S))
+    except KeyboardInterrupt:
+        going = [(last[r].id, last[r].workflow) if r in last else (r, None)
+                 for r in ids if r not in last or not last[r].terminal]
+        raise interrupted(going) from None
+
+
+def _step_key(step: dict[str, Any]) -> tuple[str, int]:
+    flows = (step.get("metrics") or {}).get("flows") or []
+    return str(step.get("state")), len(flows) if isinstance(flows, list) else 0
+
+
+def _changed_steps(before: RunRecord | None, now: RunRecord) -> list[dict[str, Any]]:
+    """The steps of `now` whose state or count of reported flows differs from `before` (a first
+    sight reports the steps already under way)."""
+    seen = {str(s.get("step_id")): _step_key(s) for s in (before.steps if before else [])}
+    out = []
+    for step in now.steps or []:
+        key = _step_key(step)
+        old = seen.get(str(step.get("step_id")))
+        if old is None and key == ("PENDING", 0):
+            continue
+        if old != key:
+            out.append(step)
+    return out
+
+
+def interrupted(runs: Sequence[tuple[int | str, str | None]]) -> Interrupted:
+    """The Ctrl-C message: each run still going, with the commands that follow and stop it."""
+    if not runs:
+        return Interrupted("interrupted; no run was left in progress")
+    parts = [f"run {rid}" + (f" ({wf})" if wf else "") + f" continues; follow it with `funnelops logs {rid} --follow`, "
+             f"stop it with `funnelops cancel {rid}`" for rid, wf in runs]
+    return Interrupted("interrupted: " + "; ".join(parts), runs=[str(rid) for rid, _ in runs])
+
+
+def report_to(reporter: Reporter) -> dict[str, Any]:
+    """`wait`'s callbacks that report each run's state (RunChanged) and each step's (StepChanged)."""
+    return {"on_change": lambda r: reporter.emit(RunChanged.of(r)),
+            "on_step": lambda r, s: reporter.emit(StepChanged.of(r, s))}
 
 
 def cancel(runtime: Runtime, run_id: int | str) -> RunRecord:

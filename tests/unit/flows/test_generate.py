@@ -51,3 +51,46 @@ def test_cli_function_prints_summary(tmp_path, capsys):
     report = run_generate(PROJECT, tmp_path, rows=500, start=date(2024, 3, 1), end=date(2024, 3, 3), seed=1)
     out = capsys.readouterr().out
     assert f"generated {report['rows']:,} rows" in out and "dirty rows:" in out
+
+
+def test_rows_is_exactly_the_number_asked(tmp_path, funnel):
+    """`--rows N` writes N raw rows across the CSV entities (it wrote 987,260 of 1,000,000)."""
+    for n, start, end in ((10_000, date(2024, 1, 1), date(2024, 3, 31)), (4_999, date(2024, 1, 1), date(2024, 1, 20)),
+                          (12_347, date(2023, 12, 20), date(2024, 1, 9)), (7, date(2024, 1, 1), date(2024, 1, 3))):
+        home = tmp_path / str(n)
+        report = generate_raw(funnel, home, n, start, end, seed=5)
+        root = home / "buckets" / "analitica-funnel-raw"
+        data_lines = sum(len(p.read_text(encoding="utf-8-sig").splitlines()) - 1
+                         for p in root.glob("FUNNEL/TERADATA/**/*.csv"))
+        assert (report.rows, data_lines) == (n, n)
+        assert "(as asked)" in report.summary()
+
+
+def test_exact_rows_keep_every_kept_line_consistent(tmp_path, funnel):
+    """The overshoot left out of the last lead never leaves a deal without its opportunity."""
+    import csv
+
+    generate_raw(funnel, tmp_path, 3_001, date(2024, 1, 1), date(2024, 2, 29), seed=11)
+    root = tmp_path / "buckets" / "analitica-funnel-raw" / "FUNNEL" / "TERADATA"
+
+    def ids(entity: str, col: str) -> set[str]:
+        out = set()
+        for p in root.glob(f"{entity}/**/*.csv"):
+            with open(p, encoding="utf-8-sig", newline="") as fh:
+                out |= {r[col] for r in csv.DictReader(fh)}
+        return out
+
+    assert ids("won_deals", "ID_OPORTUNIDAD") - {""} <= ids("opportunities", "ID_OPORTUNIDAD")
+    assert ids("opportunities", "ID_LEAD") - {""} <= ids("leads", "ID_LEAD")
+
+
+def test_progress_is_reported_as_files_land(tmp_path, funnel):
+    from funnelops.reporting import Progress, RecordingReporter
+
+    rec = RecordingReporter()
+    generate_raw(funnel, tmp_path, 2_000, date(2024, 1, 1), date(2024, 1, 10), seed=2, reporter=rec)
+    events = rec.of(Progress)
+    assert events[0].done == 0 and all(e.total == 2_000 and e.unit == "rows" for e in events)
+    dones = [e.done for e in events]
+    assert dones == sorted(dones) and dones[-1] == 2_000 and len(dones) > 10  # one per file, not one at the end
+    assert events[-1].finished and "files" in events[-1].detail

@@ -34,6 +34,7 @@ from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.ledger_db import LedgerDB, now_iso
 
 PR_SET_PDEATHSIG = 1
+PROGRESS_POLL_S = 1.0  # how often a running step's reported flows are recorded
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -241,6 +242,23 @@ class Supervisor:
                     raise
                 time.sleep(0.5)
 
+    def _partial_metrics(self, steps: dict[str, dict[str, Any]], running: list[str], log_dir: Path) -> None:
+        """Read the metrics the running steps' flows wrote so far (one per ended flow); record them
+        in the run's steps and rows when they changed (best effort, like every progress update)."""
+        changed = False
+        for sid in running:
+            path = log_dir / f"{sid}.metrics.json"
+            try:
+                metrics = json.loads(path.read_text()) if path.exists() else None
+            except (OSError, ValueError):
+                metrics = None
+            if isinstance(metrics, dict) and metrics != steps[sid].get("metrics"):
+                steps[sid]["metrics"] = metrics
+                changed = True
+        if changed:
+            self.save_progress(steps=list(steps.values()),
+                               rows=aggregate_rows([s.get("metrics") or {} for s in steps.values()]))
+
     def _run_dag(self, steps: dict[str, dict[str, Any]], log_dir: Path, run) -> str | None:
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -256,7 +274,10 @@ class Supervisor:
                     self.save_progress(steps=list(steps.values()))
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=PROGRESS_POLL_S, return_when=FIRST_COMPLETED)
+                while not done:  # still running: record the flows they reported so far (a `--wait` shows them)
+                    self._partial_metrics(steps, list(running.values()), log_dir)
+                    done, _ = wait(running, timeout=PROGRESS_POLL_S, return_when=FIRST_COMPLETED)
                 for f in done:
                     sid = running.pop(f)
                     steps[sid] = f.result()
