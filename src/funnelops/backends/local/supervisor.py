@@ -152,6 +152,11 @@ class Supervisor:
                                         preexec_fn=_die_with_parent)
                 self.children[step["step_id"]] = proc
             code = proc.wait()
+        if code < 0 and not self.stop.is_set():
+            # Killed by a signal. A cancel signals the whole process group: the step may die before
+            # the main thread has run this process's SIGTERM handler (steps run in worker threads),
+            # so give the handler a moment before calling the step FAILED.
+            self.stop.wait(2.0)
         metrics = {}
         if metrics_path.exists():
             try:
