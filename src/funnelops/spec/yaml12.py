@@ -74,8 +74,14 @@ def _construct_float(loader: Any, node: yaml.ScalarNode) -> float:
 _RESOLVER_11 = yaml.resolver.Resolver()
 
 
+# YAML 1.1's boolean type (https://yaml.org/type/bool.html) also has y/Y/n/N, which PyYAML leaves out
+_SHORT_BOOLS = {"y": True, "Y": True, "n": False, "N": False}
+
+
 def yaml11_reading(text: str) -> tuple[bool, Any]:
     """(whether a YAML 1.1 reader turns the plain scalar `text` into a non-string, that value)."""
+    if text in _SHORT_BOOLS:
+        return True, _SHORT_BOOLS[text]
     if _RESOLVER_11.resolve(yaml.ScalarNode, text, (True, False)) == STR:
         return False, text
     try:
@@ -89,8 +95,8 @@ def differs(value_12: Any, text: str) -> Any | None:
 
     None means "no difference"; a 1.1 null is reported as the string 'null' reading below."""
     typed, value_11 = yaml11_reading(text)
-    if not typed:
-        return None
+    if not typed:  # 1.1 reads a string: a difference only when 1.2 read something else (`1e3`)
+        return None if isinstance(value_12, str) else _Shown(text)
     same_type = type(value_11) is type(value_12)
     if same_type and (value_11 == value_12 or (isinstance(value_11, float) and math.isnan(value_11)
                                               and math.isnan(value_12))):
