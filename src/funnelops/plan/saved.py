@@ -128,17 +128,17 @@ def load_saved_plan(path: Path) -> SavedPlan:
 
 
 def check_target(saved: SavedPlan, project_id: str, backend: str, env: str | None = None) -> None:
-    """A plan written for another project, backend or environment is refused before anything is observed."""
-    if saved.doc["project"] != project_id or saved.doc["backend"] != backend:
-        raise UsageError(f"plan file {saved.path} is for project {saved.doc['project']} on the "
-                         f"{saved.doc['backend']} backend, not project {project_id} on {backend}",
-                         "apply it with the project and backend it was planned for, or plan again here")
+    """A plan written for another environment, project or backend is refused before anything is observed."""
     if saved.doc.get("env") != env:
         def name(e: Any) -> str:
             return f"environment {e}" if e else "no environment"
         raise UsageError(f"plan file {saved.path} was planned for {name(saved.doc.get('env'))}, not {name(env)}",
                          f"apply it with --env {saved.doc.get('env')}" if saved.doc.get("env") else
                          "apply it without --env (and without FUNNELOPS_ENV or `env` in funnelops.toml)")
+    if saved.doc["project"] != project_id or saved.doc["backend"] != backend:
+        raise UsageError(f"plan file {saved.path} is for project {saved.doc['project']} on the "
+                         f"{saved.doc['backend']} backend, not project {project_id} on {backend}",
+                         "apply it with the project and backend it was planned for, or plan again here")
 
 
 def check_still_current(saved: SavedPlan, plan: Plan) -> None:
