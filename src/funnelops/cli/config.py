@@ -158,6 +158,8 @@ def resolve_settings(project: Path | None, home: Path | None, backend: str | Non
     chosen_home = pick(home, conf.home if conf else None, DEFAULT_HOME, "home")
     chosen_backend = pick(backend, conf.backend if conf else None, None, "backend")
     chosen_env = pick(env or None, conf.env if conf else None, None, "env")
+    if chosen_env is None:
+        sources.pop("env")  # no environment: nothing to say where it came from
     used = found if found is not None and origin in sources.values() else None
     return Settings(chosen_project, env_home(chosen_home, chosen_env), chosen_backend, used, sources, chosen_env)
 

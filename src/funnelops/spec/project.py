@@ -63,7 +63,7 @@ class LoadedProject:
 def template_args(loaded: LoadedProject, workflow_name: str, stage: str, job_args: list[str] | None = None) -> list[str]:
     """The full argument list of a template's job at `stage`: the variable group, the workflow's and
     the job's own arguments, then the stage's dynamic argument (last, so it wins)."""
-    from funnelops.errors import Problem, UsageError
+    from funnelops.errors import UsageError
     from funnelops.spec.models import variable_args
 
     spec = loaded.spec

@@ -35,7 +35,7 @@ CORE_RESOLVERS: tuple[tuple[str, re.Pattern[str], str], ...] = (
 )
 
 
-def install(loader_cls: type) -> None:
+def install(loader_cls: Any) -> None:
     """Give `loader_cls` (a SafeLoader/CSafeLoader subclass) the 1.2 core schema's implicit
     resolvers and constructors. The C parser calls the Python `resolve`, so this covers both."""
     loader_cls.yaml_implicit_resolvers = {}

@@ -225,3 +225,26 @@ def test_the_shipped_project_file_is_the_environments_resolved_document(project:
     again = load_project(shipped)
     assert again.environments == () and again.spec == prod.spec
     assert again.spec.variables["label"] == "from-the-pipeline"
+
+
+def test_env_in_funnelops_toml_gives_the_environment_and_its_home(tmp_path: Path) -> None:
+    from funnelops.cli.config import resolve_settings
+
+    (tmp_path / "funnelops.toml").write_text('project = "funnel.yaml"\nhome = "state"\nenv = "dev"\n')
+    s = resolve_settings(None, None, None, {}, cwd=tmp_path)
+    assert (s.env, s.home, s.sources["env"]) == ("dev", tmp_path / "state" / "env" / "dev",
+                                                 str(tmp_path / "funnelops.toml"))
+    s = resolve_settings(None, Path("/elsewhere"), None, {"home": "env", "env": "env"}, cwd=tmp_path, env="prod")
+    assert (s.env, s.home, s.sources["env"]) == ("prod", Path("/elsewhere/env/prod"), "env")
+
+
+def test_env_is_accepted_after_the_command() -> None:
+    import typer
+
+    from funnelops.cli.argv import hoist_global_flags
+    from funnelops.cli.main import app
+
+    command = typer.main.get_command(app)
+    assert hoist_global_flags(["plan", "--env", "prod", "--json"], command) == ["--env", "prod", "--json", "plan"]
+    assert hoist_global_flags(["validate", "--env=prod"], command) == ["--env=prod", "validate"]
+    assert hoist_global_flags(["--env", "dev", "status"], command) == ["--env", "dev", "status"]
