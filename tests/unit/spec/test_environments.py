@@ -270,3 +270,24 @@ def test_a_name_fed_by_a_variable_is_not_judged(write_project) -> None:
             .replace("{name: acme-dev-trusted,", "{name: \"acme-${FUNNELOPS_ENV}-trusted\",")
             + "environments:\n  dev: {}\n  prod: {project: {id: acme-prod}}\n")
     assert environment_problems(_load(write_project, text, env="dev", environ={"RAW_BUCKET": "acme-raw"})) == []
+
+
+def test_the_example_of_docs_environments_md_loads_in_dev_and_prod(tmp_path) -> None:
+    """The first YAML block of docs/environments.md is a working project (its text is the contract)."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "environments.md").read_text(encoding="utf-8")
+    path = tmp_path / "funnel.yaml"
+    path.write_text(re.findall(r"```yaml\n(.*?)```", doc, re.S)[0], encoding="utf-8")
+    dev = load_project(path, env="dev", environ={})
+    prod = load_project(path, env="prod", environ={"PROD_PROJECT_ID": "acme-crm-prod"})
+    assert [b.name for b in dev.spec.buckets][0] == "acme-crm-dev-raw"
+    assert [b.name for b in prod.spec.buckets][0] == "acme-crm-prod-raw"
+    assert prod.spec.project.artifacts_bucket == "acme-crm-prod-artifacts"
+    assert (dev.spec.schedulers[0].paused, prod.spec.schedulers[0].paused) == (True, False)
+    assert prod.spec.workflows[0].placement.workers == 8 and dev.spec.variables["country"] == "NO"
+    assert environment_problems(prod) == []
+    with pytest.raises(ProjectError) as info:
+        load_project(path, env="prod", environ={})
+    assert [p.field for p in info.value.problems] == ["project.id", "project.service_account"]
