@@ -115,7 +115,8 @@ def plan(
              "to create it, the `instantiate` body of each workflow and each scheduler's decoded HTTP body. "
              "JSON shape (--json): {format_version, refreshed: false, backend, project, region, stage, "
              "spec_hash, counts: {kind: n}, resources: [{address, kind, name, depends_on, "
-             "request: {method, url, body}, instantiate?: {method, url, body, per_run}, http_body?}]}."),
+             "request: {method, url, body}, instantiate?: {method, url, body, per_run}, http_body?, "
+             "then?: {method, url, body} (a paused scheduler's :pause)}]}."),
 ) -> None:
     """Show what create-infra would change for a stage, drift included, without changing anything.
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from funnelops.errors import Problem
 from funnelops.spec import environments
-from funnelops.spec.interpolate import dotted, has_reference, substitute
+from funnelops.spec.interpolate import has_reference, substitute
 from funnelops.spec.project import line_for
 
 Path_ = tuple[Any, ...]
@@ -72,6 +72,8 @@ def _names(doc: Mapping[str, Any], env: str) -> Iterator[tuple[tuple[str, ...], 
 
 def cross_environment_problems(raw: dict[str, Any], raw_lines: Mapping[Path_, int], file: str) -> list[Problem]:
     """Every name two declared environments share (one problem per pair and name)."""
+    from funnelops.spec.loader import _field_name  # list items named as every other problem names them
+
     names = [n for n in environments.declared(raw) if environments.ENV_NAME.match(n)]
     if len(names) < 2 or not isinstance(raw.get(environments.KEY), dict):
         return []
@@ -89,6 +91,6 @@ def cross_environment_problems(raw: dict[str, Any], raw_lines: Mapping[Path_, in
             mine.add(identity)
             first = seen.setdefault(identity, env)
             if first != env:
-                problems.append(Problem(file, line_for(lines, path), dotted(path),
+                problems.append(Problem(file, line_for(lines, path), _field_name(doc, path),
                                         f"{what} is the same in environments {first} and {env}", HINT))
     return problems

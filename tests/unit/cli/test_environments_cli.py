@@ -114,13 +114,13 @@ def test_unknown_env_exits_2_with_the_declared_ones(project: Path, cli, tmp_path
 
 
 def test_an_unset_variable_exits_2_located(project: Path, cli, tmp_path: Path) -> None:
-    text = project.read_text(encoding="utf-8").replace("{id: acme-funnel-prod,", '{id: "${PROD_PROJECT_ID}",')
+    text = project.read_text(encoding="utf-8").replace("{id: acme-funnel-prod,", '{id: "${PROD_GCP_ID}",')
     project.write_text(text, encoding="utf-8")
     code, doc, err = cli("--home", str(tmp_path / "h"), "--env", "prod", "validate")
     assert code == 2 and "Traceback" not in err
     (problem,) = doc["problems"]
-    line = next(n for n, row in enumerate(text.splitlines(), 1) if "PROD_PROJECT_ID" in row)
-    assert (problem["line"], problem["field"]) == (line, "project.id") and "PROD_PROJECT_ID" in problem["message"]
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "PROD_GCP_ID" in row)
+    assert (problem["line"], problem["field"]) == (line, "project.id") and "PROD_GCP_ID" in problem["message"]
 
 
 def test_validate_refuses_a_bucket_two_environments_share(project: Path, cli, tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_validate_refuses_a_bucket_two_environments_share(project: Path, cli, tm
     code, doc, err = cli("--home", str(tmp_path / "h"), "--env", "dev", "validate")
     assert code == 2
     (problem,) = doc["problems"]
-    assert problem["field"] == "buckets[0].name" and "same in environments dev and prod" in problem["message"]
+    assert problem["field"].startswith("buckets[") and problem["field"].endswith("-shared-raw].name") and "same in environments dev and prod" in problem["message"]
     assert "${FUNNELOPS_ENV}" in problem["hint"]
 
 

@@ -251,7 +251,7 @@ def test_yaml_11_differences_are_noted_with_their_lines(write_project) -> None:
 def test_a_bucket_shared_by_two_environments_is_an_error_naming_both(write_project) -> None:
     text = BASE + "environments:\n  dev: {}\n  prod:\n    project: {id: acme-prod}\n"
     problems = environment_problems(_load(write_project, text))
-    assert [(p.line, p.field) for p in problems] == [(8, "buckets[0].name"), (9, "buckets[1].name")]
+    assert [(p.line, p.field) for p in problems] == [(8, "buckets[acme-dev-raw].name"), (9, "buckets[acme-dev-trusted].name")]
     assert "bucket 'acme-dev-raw' is the same in environments dev and prod" == problems[0].message
     assert "${FUNNELOPS_ENV}" in (problems[0].hint or "")
 
@@ -260,7 +260,8 @@ def test_same_gcp_project_needs_distinct_datasets_templates_and_scheduler_ids(wr
     text = BASE.replace("acme-dev-", "acme-${FUNNELOPS_ENV}-").replace("{name: acme", "{name: \"acme").replace(
         "-raw,", "-raw\",").replace("-trusted,", "-trusted\",") + "environments:\n  dev: {}\n  prod: {}\n"
     fields = sorted(p.field for p in environment_problems(_load(write_project, text, env="dev")))
-    assert fields == ["datasets[0].id", "schedulers[0].id", "workflows[0].name", "workflows[1].name"]
+    assert fields == ["datasets[crm_trusted].id", "schedulers[daily].id", "workflows[crm-daily].name",
+                      "workflows[crm-monthly].name"]
     separate = text.replace("  prod: {}", "  prod: {project: {id: acme-prod}}")
     assert environment_problems(_load(write_project, separate, env="dev")) == []
 
