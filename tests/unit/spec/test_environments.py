@@ -292,3 +292,18 @@ def test_the_example_of_docs_environments_md_loads_in_dev_and_prod(tmp_path) -> 
     with pytest.raises(ProjectError) as info:
         load_project(path, env="prod", environ={})
     assert [p.field for p in info.value.problems] == ["project.id", "project.service_account"]
+
+
+def test_a_run_end_notification_reads_the_runs_environment(write_project, monkeypatch) -> None:
+    """The supervisor reads `notifications:` and the project id alone, in the run's environment."""
+    from funnelops.notify import notifications_of
+
+    text = BASE + OVERLAYS.replace("    project: {id: acme-prod}", "    project: {id: acme-prod}\n    notifications:\n"
+                                   "      channels: [{type: slack, url_env: PROD_SLACK}]")
+    path = write_project(text)
+    monkeypatch.setenv("FUNNELOPS_ENV", "prod")
+    notifications, project = notifications_of(path)
+    assert project == "acme-prod" and notifications is not None
+    assert notifications.channels[0].url_env == "PROD_SLACK"
+    monkeypatch.setenv("FUNNELOPS_ENV", "staging")  # not declared: the base
+    assert notifications_of(path) == (None, "acme-base")
