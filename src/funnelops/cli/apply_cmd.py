@@ -44,7 +44,7 @@ def apply(
     app.set_json(as_json)
     saved = load_saved_plan(plan_file)
     loaded = app.project
-    check_target(saved, loaded.spec.project.id, app.backend_kind)
+    check_target(saved, loaded.spec.project.id, app.backend_kind, loaded.env)
     title = STAGE_TITLES.get(saved.stage, saved.stage)
     if app.dry_run:
         app.console.print(f"dry run: would check and apply the saved plan {esc(plan_file)} (stage {title}) on "

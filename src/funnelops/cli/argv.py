@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 GLOBAL_FLAGS = ("--json", "--debug", "--no-color", "--dry-run")
+# global options with a value, hoisted with it (`funnelops plan --env prod`, `validate --env=prod`)
+GLOBAL_OPTIONS = ("--env",)
 
 
 def _takes_value(command: Any, token: str) -> bool:
@@ -30,7 +32,8 @@ def _subcommand(command: Any, token: str) -> Any:
 
 
 def hoist_global_flags(args: Sequence[str], command: Any) -> list[str]:
-    """`args` with every global flag found before `--` moved to the front (once each, in order)."""
+    """`args` with every global flag (and global option with its value) found before `--` moved to the
+    front (flags once each, in order)."""
     hoisted: list[str] = []
     rest: list[str] = []
     current = command
@@ -43,6 +46,12 @@ def hoist_global_flags(args: Sequence[str], command: Any) -> list[str]:
         if token in GLOBAL_FLAGS:
             if token not in hoisted:
                 hoisted.append(token)
+        elif current is not command and token.split("=", 1)[0] in GLOBAL_OPTIONS \
+                and not _takes_value(current, token.split("=", 1)[0]):
+            width = 1 if "=" in token else 2
+            hoisted.extend(args[i:i + width])
+            i += width
+            continue
         elif token.startswith("-") and "=" not in token and _takes_value(current, token):
             rest.extend(args[i:i + 2])  # the option and its value, whatever the value looks like
             i += 2

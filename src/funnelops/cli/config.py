@@ -8,6 +8,7 @@ once, as `terraform` or `dbt` find their project from the current directory:
     project = "project/funnel.yaml"   # relative paths resolve against this file's folder
     home = ".funnelops"
     backend = "local"
+    env = "dev"                       # the environment (`environments:` in the project)
 
 The file is looked for in the current directory, then in each parent (the nearest one wins).
 Precedence, per setting: command-line flag > environment variable > funnelops.toml > default
@@ -25,7 +26,7 @@ from typing import Any
 from funnelops.errors import UsageError, did_you_mean
 
 CONFIG_NAME = "funnelops.toml"
-KEYS = ("project", "home", "backend")
+KEYS = ("project", "home", "backend", "env")
 BACKENDS = ("local", "gcp")
 DEFAULT_PROJECT = Path("funnel.yaml")
 DEFAULT_HOME = Path(".funnelops")
@@ -45,17 +46,27 @@ class FileConfig:
     project: Path | None = None
     home: Path | None = None
     backend: str | None = None
+    env: str | None = None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The resolved project, home and backend, with where each came from (flag, env, file, default)."""
+    """The resolved project, home, backend and environment, with where each came from (flag, env, file,
+    default). `home` is already the environment's own home (see `env_home`)."""
 
     project: Path
     home: Path
     backend: str | None
     config_file: Path | None
     sources: dict[str, str] = field(default_factory=dict)
+    env: str | None = None
+
+
+def env_home(home: Path, env: str | None) -> Path:
+    """The home of environment `env`: `<home>/env/<env>`, whatever set `<home>` (flag, variable, file,
+    default). Each environment has its own ledger, warehouse and run logs, so `--env prod` can never
+    read or write dev's state by accident, even when one funnelops.toml or FUNNELOPS_HOME serves both."""
+    return home / "env" / env if env else home
 
 
 def find_config(start: Path) -> Path | None:
@@ -119,11 +130,11 @@ def load_config(path: Path) -> FileConfig:
     def resolved(key: str) -> Path | None:
         return (base / Path(values[key]).expanduser()) if key in values else None
 
-    return FileConfig(path, resolved("project"), resolved("home"), values.get("backend"))
+    return FileConfig(path, resolved("project"), resolved("home"), values.get("backend"), values.get("env"))
 
 
 def resolve_settings(project: Path | None, home: Path | None, backend: str | None, sources: dict[str, str],
-                     cwd: Path | None = None, use_file: bool = True) -> Settings:
+                     cwd: Path | None = None, use_file: bool = True, env: str | None = None) -> Settings:
     """Apply the precedence: a value given (flag or environment, named in `sources`) > funnelops.toml > default.
 
     A given value never needs the file, but a bad file is still refused (it would mislead the next
@@ -146,8 +157,11 @@ def resolve_settings(project: Path | None, home: Path | None, backend: str | Non
     chosen_project = pick(project, conf.project if conf else None, DEFAULT_PROJECT, "project")
     chosen_home = pick(home, conf.home if conf else None, DEFAULT_HOME, "home")
     chosen_backend = pick(backend, conf.backend if conf else None, None, "backend")
+    chosen_env = pick(env or None, conf.env if conf else None, None, "env")
+    if chosen_env is None:
+        sources.pop("env")  # no environment: nothing to say where it came from
     used = found if found is not None and origin in sources.values() else None
-    return Settings(chosen_project, chosen_home, chosen_backend, used, sources)
+    return Settings(chosen_project, env_home(chosen_home, chosen_env), chosen_backend, used, sources, chosen_env)
 
 
 def write_config(folder: Path, project: str, home: str = ".funnelops", backend: str = "local") -> Path:

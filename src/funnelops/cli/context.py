@@ -96,6 +96,9 @@ class AppContext:
     config_file: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
     no_color: bool = False
+    # the environment (--env / FUNNELOPS_ENV / `env` in funnelops.toml; None: the project as written);
+    # `home` is already its own home (cli/config.py env_home)
+    env: str | None = None
     _loaded: Any = None
     _backend: Any = None
     _console: Console | None = None
@@ -122,7 +125,7 @@ class AppContext:
 
                 raise missing_project_error(Settings(self.project_path, self.home, self.backend_name,
                                                      self.config_file, self.sources))
-            self._loaded = load_project(self.project_path, backend=self.backend_name)
+            self._loaded = load_project(self.project_path, backend=self.backend_name, env=self.env)
         return self._loaded
 
     @property

@@ -35,17 +35,18 @@ def default_range(time_zone: str) -> tuple[date, date]:
 
 def run_generate(project_path: Path, home: Path, rows: int = DEFAULT_ROWS, start: date | None = None,
                  end: date | None = None, seed: int = DEFAULT_SEED, as_json: bool = False,
-                 replace: bool = False, reporter: Reporter | None = None) -> dict:
+                 replace: bool = False, reporter: Reporter | None = None, env: str | None = None) -> dict:
     """Run the project's sample-data generator and print its summary (or the JSON report); returns
     the report dict.
 
     Refuses (exit 2) when the project declares no generator, or when the raw trees already hold
     files and `replace` is off, and (exit 3) while any run holds a lease; either way nothing is
-    written. `reporter` hears the generator's progress (rows written so far)."""
+    written. `reporter` hears the generator's progress (rows written so far). `env`: the environment
+    selected on the command line (its overlay names the raw bucket)."""
     from funnelops.lifecycle.sample_data import generate_raw, summary_text
     from funnelops.spec.loader import load_project
 
-    loaded = load_project(project_path)
+    loaded = load_project(project_path, env=env)
     d_start, d_end = default_range(loaded.spec.project.time_zone)
     generated = generate_raw(loaded, Path(home), rows, start or d_start, end or d_end, seed, replace=replace,
                              **({"reporter": reporter} if reporter is not None else {}))
@@ -87,7 +88,7 @@ def generate(
         return
     run_generate(app_ctx.project_path, app_ctx.home, rows, start.date() if start else None,
                  end.date() if end else None, seed, app_ctx.as_json, replace=replace,
-                 reporter=ConsoleReporter(app_ctx))
+                 reporter=ConsoleReporter(app_ctx), env=app_ctx.env)
 
 
 @app.command("load")

@@ -79,6 +79,7 @@ def demo(
     app.project_path = prepare_demo_dir(directory)
     app.home = directory / ".funnelops"
     app.backend_name = "local"
+    app.env = None  # the demo's project is the shipped Funnel, which declares no environments
     # so that `cd DIR && funnelops status` finds this project and home with no flags (cli/config.py)
     app.config_file = write_config(directory, "project/funnel.yaml", ".funnelops", "local")
     app.console.print(f"[bold]funnelops demo[/] in {esc(directory)}", f"  project: {esc(app.project_path)}",

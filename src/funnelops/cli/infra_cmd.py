@@ -31,27 +31,38 @@ def validate(ctx: typer.Context) -> None:
 
     Beyond what every command checks when it loads the project, validate executes each trusted flow
     module as a run imports it (no data is read) and parses refined and view SQL in the dialect of
-    the backend (--backend): what would fail a run is an error (exit 2), what may fail is a warning."""
+    the backend (--backend): what would fail a run is an error (exit 2), what may fail is a warning.
+    With `environments:`, it checks the names every declared environment must not share (buckets,
+    and datasets, templates and scheduler ids within one GCP project), warns where a YAML 1.1 reader
+    would read a value differently, and shows the resolved values of the selected environment
+    (--env); --json holds the whole resolved document under `resolved`."""
     from funnelops.errors import ProjectError
     from funnelops.spec.deep_checks import inspect_project
+    from funnelops.spec.resolved import environment_problems, resolved_document, resolved_lines, resolved_summary
 
     app = get_ctx(ctx)
     loaded = app.project
     spec = loaded.spec
     errors, warnings = inspect_project(loaded, app.backend_kind)
+    errors += environment_problems(loaded)
     if errors:
         raise ProjectError(sorted(errors, key=lambda p: (p.file, p.line or 0, p.field)))
+    warnings = sorted(loaded.notes, key=lambda p: p.line or 0) + warnings
     counts = {k: len(getattr(spec, k)) for k in ("buckets", "datasets", "tables", "external_tables", "views",
                                                  "workflows", "schedulers")}
     flows = {"trusted": _count(loaded.base_dir, ("flows", "trusted"), "*.py"),
              "refined": _count(loaded.base_dir, ("sql", "refined"), "*.sql")}
     for w in warnings:
         app.console.print(f"[yellow]warning:[/] {esc(w.render())}")
-    app.console.print(f"[green]✓[/] {esc(loaded.path)} is valid: " + ", ".join(
+    app.console.print(*(esc(line) for line in resolved_lines(loaded)))
+    where = f" (environment {esc(loaded.env)})" if loaded.env else ""
+    app.console.print(f"[green]✓[/] {esc(loaded.path)}{where} is valid: " + ", ".join(
         f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
         + f", {flows['trusted']} trusted flows, {flows['refined']} refined flows")
-    app.console.emit({"valid": True, "project": str(loaded.path), "spec_hash": loaded.spec_hash, "counts": counts,
-                      "flows": flows, "warnings": [w.to_dict() for w in warnings]})
+    app.console.emit({"valid": True, "project": str(loaded.path), "env": loaded.env,
+                      "environments": list(loaded.environments), "spec_hash": loaded.spec_hash, "counts": counts,
+                      "flows": flows, "warnings": [w.to_dict() for w in warnings],
+                      "summary": resolved_summary(loaded), "resolved": resolved_document(loaded)})
 
 
 def _count(base, parts: tuple[str, ...], pattern: str) -> int:
@@ -104,7 +115,8 @@ def plan(
              "to create it, the `instantiate` body of each workflow and each scheduler's decoded HTTP body. "
              "JSON shape (--json): {format_version, refreshed: false, backend, project, region, stage, "
              "spec_hash, counts: {kind: n}, resources: [{address, kind, name, depends_on, "
-             "request: {method, url, body}, instantiate?: {method, url, body, per_run}, http_body?}]}."),
+             "request: {method, url, body}, instantiate?: {method, url, body, per_run}, http_body?, "
+             "then?: {method, url, body} (a paused scheduler's :pause)}]}."),
 ) -> None:
     """Show what create-infra would change for a stage, drift included, without changing anything.
 
@@ -148,14 +160,16 @@ def plan(
     the_plan = build_plan(loaded, app.backend, stage_key)
     preflight(the_plan, app.backend)  # a view that would not bind is an error here, not midway through apply
     lines = plan_lines(the_plan, show_unchanged)
+    if loaded.env:
+        lines[0] += f", environment [bold]{esc(loaded.env)}[/]"
     if not the_plan.has_changes:
         lines.insert(-1, "No changes: the platform matches the project for this stage.")
     app.console.print("\n".join(lines))  # one print: 5x faster than per line
-    doc = the_plan.to_dict()
+    doc = {"env": loaded.env, **the_plan.to_dict()}
     if out is not None:
         from funnelops.plan.saved import saved_plan_document, write_saved_plan
 
-        write_saved_plan(out, saved_plan_document(the_plan, loaded.spec.project.id))
+        write_saved_plan(out, saved_plan_document(the_plan, loaded.spec.project.id, env=loaded.env))
         app.console.print(f"Saved the plan to {esc(out)}: apply exactly it with `funnelops apply {esc(out)}`.")
         doc["out"] = str(out)
     app.console.emit(doc)
@@ -192,7 +206,11 @@ def _offline_plan(app, stage: str | None) -> None:
         app.console.emit({"dry_run": True, "command": "plan", "stage": stage_key, "refresh": False})
         return
     doc = offline_plan(app.project, app.backend, stage_key)
-    app.console.print("\n".join(offline_lines(doc)))
+    lines = offline_lines(doc)
+    if app.project.env:
+        doc["env"] = app.project.env
+        lines[0] += f", environment [bold]{esc(app.project.env)}[/]"
+    app.console.print("\n".join(lines))
     app.console.emit(doc)
 
 

@@ -31,7 +31,8 @@ The seed's lifecycle, in order:
   funnelops pipeline workflow --scheduler NAME     (any time after, as often as wanted; NAME is
                                                    one of `funnelops scheduler list`)
 
-Which project, home and backend: --project/--home/--backend, else FUNNELOPS_PROJECT/_HOME/_BACKEND,
+Which project, home, backend and environment: --project/--home/--backend/--env, else
+FUNNELOPS_PROJECT/_HOME/_BACKEND/_ENV,
 else the nearest funnelops.toml (this folder or a parent; `funnelops demo` writes one), else
 ./funnel.yaml and ./.funnelops.
 The flags --json, --debug, --no-color and --dry-run may also come after the command
@@ -84,6 +85,11 @@ def root(
     backend: str | None = typer.Option(None, "--backend", "-b", envvar="FUNNELOPS_BACKEND",
                                           help="local or gcp (default: `backend` in the nearest funnelops.toml, "
                                                "else the project's `backend`, else local)."),
+    env: str | None = typer.Option(
+        None, "--env", envvar="FUNNELOPS_ENV", show_default=False,
+        help="The environment: its overlay under `environments:` is merged over the project, and its state lives "
+             "in <home>/env/NAME (default: `env` in the nearest funnelops.toml, else none: the project as "
+             "written). See docs/environments.md."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (text goes to stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     no_color: bool = typer.Option(False, "--no-color",
@@ -97,18 +103,19 @@ def root(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
                                  help="Print `funnelops X.Y.Z` and exit."),
 ) -> None:
-    """Resolve project, home and backend: flag > environment variable > funnelops.toml > default
+    """Resolve project, home, backend and environment: flag > environment variable > funnelops.toml > default
     (cli/config.py); the options default to None so a value nobody gave is told from one given."""
     from funnelops.cli.config import resolve_settings
 
     if backend is not None and backend not in ("local", "gcp"):
         raise typer.BadParameter("use local or gcp", param_hint="--backend")
     sources = {name: _source(ctx, name) for name, value in
-               (("project", project), ("home", home), ("backend", backend)) if value is not None}
-    settings = resolve_settings(project, home, backend, sources, use_file=not _ASKS_HELP[0])
+               (("project", project), ("home", home), ("backend", backend), ("env", env)) if value is not None}
+    settings = resolve_settings(project, home, backend, sources, use_file=not _ASKS_HELP[0], env=env)
     ctx.obj = AppContext(project_path=settings.project.expanduser(), home=settings.home.expanduser().absolute(),
                          backend_name=settings.backend, as_json=as_json, debug=debug, dry_run=dry_run, reinit=reinit,
-                         config_file=settings.config_file, sources=settings.sources, no_color=no_color)
+                         config_file=settings.config_file, sources=settings.sources, no_color=no_color,
+                         env=settings.env)
 
 
 def _source(ctx: typer.Context, name: str) -> str:

@@ -155,12 +155,13 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     app = get_ctx(ctx)
     app.set_json(as_json)
     st = collect_status(app.project, app.backend)
-    st = {"project_file": str(app.project_path.absolute()), "home": str(app.home), **st}
+    st = {"project_file": str(app.project_path.absolute()), "home": str(app.home), "env": app.project.env, **st}
     if app.as_json:
         app.console.emit(st)
         return
     c = app.console
-    c.print(f"[bold]{esc(st['project'])}[/] on the {esc(st['backend'])} backend",
+    env = f", environment [bold]{esc(st['env'])}[/]" if st["env"] else ""
+    c.print(f"[bold]{esc(st['project'])}[/] on the {esc(st['backend'])} backend{env}",
             f"  project file: {esc(st['project_file'])}", f"  home:         {esc(st['home'])}")
     c.print("[bold]Lifecycle[/]")
     for s in st["stages"]:

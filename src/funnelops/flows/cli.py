@@ -37,7 +37,9 @@ def build_context(argv: list[str]) -> tuple[RunContext, list[str], list[str], Pa
     if not project:
         raise UsageError("no project file", "pass --project=PATH or set FUNNELOPS_PROJECT")
     home = Path(args.home or os.environ.get("FUNNELOPS_HOME") or ".funnelops").resolve()
-    loaded = load_project(project)
+    # the environment the run was started in (the local runtime passes it on; on Dataproc the
+    # shipped project file is already the environment's resolved document)
+    loaded = load_project(project, env=os.environ.get("FUNNELOPS_ENV") or None)
     period = resolve_period(args.granularity, args.period, loaded.spec.project.time_zone)
     trusted = registry.select(args.trusted_flows, registry.trusted_names(loaded.base_dir), "trusted")
     refined = registry.select(args.refined_flows, registry.refined_names(loaded.base_dir), "refined")

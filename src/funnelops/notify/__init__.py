@@ -67,13 +67,15 @@ def notifications_of(project_path: str | Path | None) -> tuple[Notifications | N
     involved) when the block itself is invalid.
     """
     from funnelops.spec.loader import parse_yaml
+    from funnelops.spec.environments import select_leniently
 
     if not project_path:
         return None, ""
     path = Path(project_path)
-    data, _ = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    data, lines = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     if not isinstance(data, dict):
         return None, ""
+    data = select_leniently(data, lines, os.environ.get("FUNNELOPS_ENV") or None, str(path))
     project = str((data.get("project") or {}).get("id") or "") if isinstance(data.get("project"), dict) else ""
     block = data.get("notifications")
     if block is None:

@@ -10,7 +10,8 @@ apply calls; this module only chooses the resources and wraps them in a stable d
      "resources": [{"address", "kind", "name", "depends_on",
                     "request": {"method", "url", "body"},
                     "instantiate": {"method", "url", "body", "per_run"},   # workflow templates
-                    "http_body": {...}}]}                                  # schedulers (decoded)
+                    "http_body": {...},                                    # schedulers (decoded)
+                    "then": {"method", "url", "body"}}]}                   # a paused scheduler's :pause
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def offline_lines(doc: dict[str, Any]) -> list[str]:
                          f"{escape(json.dumps(inst['body'], ensure_ascii=False))}")
         if "http_body" in e:
             lines.append(f"      fires with: {escape(json.dumps(e['http_body'], ensure_ascii=False))}")
+        if "then" in e:
+            lines.append(f"      then: {escape(str(e['then']['method']))} {escape(str(e['then']['url']))} (created paused)")
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in doc["counts"].items())
     lines.append(f"{len(doc['resources'])} request(s): {counts}. `--json` prints every body.")
     return lines

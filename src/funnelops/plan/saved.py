@@ -56,12 +56,14 @@ def _fingerprint(entries: list[dict[str, Any]]) -> str:
     return _digest([[e["address"], e["observed_sha256"]] for e in entries])
 
 
-def saved_plan_document(plan: Plan, project_id: str, created_at: datetime | None = None) -> dict[str, Any]:
-    """The document `plan -out FILE` writes (see the module docstring)."""
+def saved_plan_document(plan: Plan, project_id: str, created_at: datetime | None = None,
+                        env: str | None = None) -> dict[str, Any]:
+    """The document `plan -out FILE` writes (see the module docstring); `env` (the selected
+    environment, docs/environments.md) is recorded when there is one."""
     entries = [_entry(c) for c in plan.changes]
     doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION, "kind": KIND, "backend": plan.backend, "project": project_id,
-        "stage": plan.stage, "spec_hash": plan.spec_hash,
+        **({"env": env} if env else {}), "stage": plan.stage, "spec_hash": plan.spec_hash,
         "created_at": (created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         "summary": plan.summary(), "changes": entries, "observed_fingerprint": _fingerprint(entries)}
     doc["checksum"] = _digest(doc)
@@ -125,8 +127,14 @@ def load_saved_plan(path: Path) -> SavedPlan:
     return SavedPlan(path, doc)
 
 
-def check_target(saved: SavedPlan, project_id: str, backend: str) -> None:
-    """A plan written for another project or backend is refused before anything is observed."""
+def check_target(saved: SavedPlan, project_id: str, backend: str, env: str | None = None) -> None:
+    """A plan written for another environment, project or backend is refused before anything is observed."""
+    if saved.doc.get("env") != env:
+        def name(e: Any) -> str:
+            return f"environment {e}" if e else "no environment"
+        raise UsageError(f"plan file {saved.path} was planned for {name(saved.doc.get('env'))}, not {name(env)}",
+                         f"apply it with --env {saved.doc.get('env')}" if saved.doc.get("env") else
+                         "apply it without --env (and without FUNNELOPS_ENV or `env` in funnelops.toml)")
     if saved.doc["project"] != project_id or saved.doc["backend"] != backend:
         raise UsageError(f"plan file {saved.path} is for project {saved.doc['project']} on the "
                          f"{saved.doc['backend']} backend, not project {project_id} on {backend}",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,8 @@ from funnelops.spec.files import ProjectFileRefused, read_project_text
 from funnelops.spec.models import ProjectSpec
 from funnelops.spec.partial import partial_problems
 from funnelops.spec.project import LoadedProject, Path_, line_for
+from funnelops.spec import environments, yaml12
+from funnelops.spec.interpolate import interpolate
 from funnelops.spec.validate import resolve_and_check
 
 
@@ -31,7 +35,11 @@ else:  # libyaml's parser when present: ~10x faster
 
 
 class _LineLoader(_BaseLoader):
-    """SafeLoader whose composer we drive by hand; scalars resolve with YAML 1.1 rules."""
+    """SafeLoader whose composer we drive by hand; plain scalars resolve with the YAML 1.2 core
+    schema (spec/yaml12.py), not PyYAML's 1.1 rules: `country: NO` stays the string "NO"."""
+
+
+yaml12.install(_LineLoader)
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -50,10 +58,20 @@ class _Builder:
     """Builds plain values from composed nodes, recording each path's line, within a value budget."""
 
     def __init__(self, loader: _LineLoader, lines: dict[Path_, int], problems: ProblemCollector, file: str,
-                 budget: int = MAX_YAML_VALUES) -> None:
+                 budget: int = MAX_YAML_VALUES, notes: list[Problem] | None = None) -> None:
         self.loader, self.lines, self.problems, self.file = loader, lines, problems, file
         self.left = budget
         self.budget = budget
+        self.notes = notes  # where a YAML 1.1 reader would read a plain scalar differently
+
+    def _note_11(self, node: yaml.Node, path: Path_, value: Any) -> Any:
+        """Record a warning when a YAML 1.1 reader would not read this plain scalar as `value`."""
+        if self.notes is not None and node.style in (None, "") and isinstance(node.value, str):
+            other = yaml12.differs(value, node.value)
+            if other is not None:
+                self.notes.append(Problem(self.file, node.start_mark.line + 1, _dotted(path) or "(top)",
+                                          yaml12.note_message(node.value, value, other), yaml12.NOTE_HINT))
+        return value
 
     def _spend(self, node: yaml.Node, path: Path_) -> None:
         self.left -= 1
@@ -116,12 +134,13 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(v, path + (i,), parents) for i, v in enumerate(node.value)]
         if node.tag == _STR_TAG:  # most scalars: skip the constructor machinery
-            return node.value
-        return self._scalar(node, path)
+            return self._note_11(node, path, node.value)
+        return self._note_11(node, path, self._scalar(node, path))
 
 
-def parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML text into plain values and a path -> line map; syntax errors are located."""
+def parse_yaml(text: str, file: str, notes: list[Problem] | None = None) -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML text (1.2 core schema) into plain values and a path -> line map; syntax errors are
+    located. `notes`, when given, receives a warning per value a YAML 1.1 reader would read differently."""
     lines: dict[Path_, int] = {}
     problems = ProblemCollector()
     loader = None
@@ -130,7 +149,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
         node = loader.get_single_node()
         if node is None:
             return None, lines
-        data = _Builder(loader, lines, problems, file).build(node, ())
+        data = _Builder(loader, lines, problems, file, notes=notes).build(node, ())
     except _TooBig:  # recorded as a problem: raised just below
         data = None
     except yaml.MarkedYAMLError as exc:
@@ -250,10 +269,13 @@ def _known_fields_hint(name: Any, parent: Path_) -> str | None:
     return did_you_mean(str(name), names)
 
 
-def load_project(path: str | Path, backend: str | None = None) -> LoadedProject:
+def load_project(path: str | Path, backend: str | None = None, env: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> LoadedProject:
     """Read, validate and cross-check a project file. Raises ProjectError with every problem.
 
-    `backend`: the backend the command line chose, when it overrides the file's."""
+    `backend`: the backend the command line chose, when it overrides the file's. `env`: the
+    environment whose overlay is merged over the base (None: the base as written). `environ`: where
+    `${VAR}` values come from (default: the process environment)."""
     p = Path(path)
     file = str(p)
     if not p.exists():
@@ -266,10 +288,12 @@ def load_project(path: str | Path, backend: str | None = None) -> LoadedProject:
                                     "pass the path of a funnel.yaml file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProjectError([Problem(file, None, "(file)", f"cannot read the project file: {exc}")]) from None
-    data, lines = parse_yaml(text, file)
-    if not isinstance(data, dict):
+    notes: list[Problem] = []
+    raw, raw_lines = parse_yaml(text, file, notes)
+    if not isinstance(raw, dict):
         raise ProjectError([Problem(file, 1, "(top)", "the project file must be a mapping with a `project:` key",
                                     "see projects/funnel/funnel.yaml for an example")])
+    data, lines = resolved_document(raw, raw_lines, file, env, environ)
     try:
         spec = ProjectSpec.model_validate(data)
     except ValidationError as exc:
@@ -278,10 +302,27 @@ def load_project(path: str | Path, backend: str | None = None) -> LoadedProject:
         more = partial_problems(data, lines, p, file)
         problems += [q for q in more if (q.line, q.field, q.message) not in seen]
         raise ProjectError(problems) from None
-    loaded = LoadedProject(spec=spec, path=p.resolve(), lines=lines, backend_override=backend)
+    loaded = LoadedProject(spec=spec, path=p.resolve(), lines=lines, backend_override=backend, env=env,
+                           environments=tuple(environments.declared(raw)), notes=notes, document=data)
     resolve_and_check(loaded, file)
     loaded.spec_hash = spec_hash(loaded)
     return loaded
+
+
+def resolved_document(raw: dict[str, Any], raw_lines: dict[Path_, int], file: str, env: str | None,
+                      environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[Path_, int]]:
+    """The document `env` sees, before validation: its overlay merged over the base, then every
+    `${VAR}` replaced (the selected environment's name is `${FUNNELOPS_ENV}`), with its line map."""
+    problems = ProblemCollector()
+    environments.check_block(raw, raw_lines, file, problems)
+    problems.raise_if_any()
+    data, lines = environments.select(raw, raw_lines, env, file)
+    values = dict(os.environ if environ is None else environ)
+    if env is not None:
+        values[environments.ENV_VARIABLE] = env
+    data = interpolate(data, values, lines, file, problems)
+    problems.raise_if_any()
+    return data, lines
 
 
 def spec_hash(loaded: LoadedProject) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -464,6 +464,17 @@ class ProjectSpec(Strict):
     notifications: Notifications | None = Field(
         default=None, description="Alerts on run end (webhook, Slack, Teams; URLs from environment variables).",
         examples=[{"channels": [{"type": "slack", "url_env": "SLACK_WEBHOOK_URL", "on": ["failed", "lost"]}]}])
+    # Merged before validation (spec/environments.py): a validated spec never holds overlays; the
+    # field is here so the JSON Schema and the reference describe them.
+    environments: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")], dict[str, Any] | None] = Field(
+        default={}, description="Named overlays (dev, prod...), each a partial project deep-merged over this file "
+                                "when selected with --env NAME (or FUNNELOPS_ENV, or `env` in funnelops.toml): "
+                                "mappings merge key by key, lists of named items (name, id, step_id; dataset+name) "
+                                "merge by that key, other values are replaced. Without --env the file is used as "
+                                "written. See docs/environments.md.",
+        examples=[{"dev": {"project": {"id": "acme-crm-dev"}},
+                   "prod": {"project": {"id": "acme-crm-prod"},
+                            "schedulers": [{"name": "monthly", "paused": False}]}}])
 
     def bucket_for(self, role: str) -> Bucket | None:
         return next((b for b in self.buckets if b.role == role), None)

@@ -6,17 +6,18 @@ It lives apart from the loader so that the modules the loader calls (`validate`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from funnelops.errors import UsageError
+from funnelops.errors import Problem, UsageError
 from funnelops.spec.models import ColumnSchema, ProjectSpec
 
 Path_ = tuple[Any, ...]
 
 
-def line_for(lines: dict[Path_, int], path: Path_) -> int | None:
+def line_for(lines: Mapping[Path_, int], path: Path_) -> int | None:
     """The line of the closest ancestor of `path` that we know."""
     p = tuple(path)
     while p:
@@ -39,6 +40,13 @@ class LoadedProject:
     # `--backend` when the command line overrides the file's `project.backend`: backend-specific
     # checks (a gcp project's service accounts) follow what will really run.
     backend_override: str | None = None
+    # the environment whose overlay was merged (None: the base as written), the ones the file
+    # declares, where a YAML 1.1 reader would read a value differently (validate's warnings), and
+    # the document that was validated: overlay merged, `${VAR}` resolved (spec/environments.py)
+    env: str | None = None
+    environments: tuple[str, ...] = ()
+    notes: list[Problem] = field(default_factory=list)
+    document: dict[str, Any] = field(default_factory=dict)
 
     @property
     def backend(self) -> str:

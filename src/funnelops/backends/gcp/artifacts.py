@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 import zipfile
 from pathlib import Path
@@ -102,6 +103,16 @@ def _tree(root: Path, under: str, keep) -> dict[str, bytes]:
     return out
 
 
+def project_bytes(loaded: Any) -> bytes:
+    """The project file the flows read on Dataproc. A file with `environments:` or `${VAR}` is shipped
+    as the document this deployment resolved (the environment's overlay merged, variables replaced;
+    JSON, which YAML 1.2 reads as is): the cluster has neither the --env nor the pipeline's variables."""
+    raw = loaded.path.read_bytes()
+    if not getattr(loaded, "env", None) and not getattr(loaded, "environments", ()) and b"${" not in raw:
+        return raw
+    return (json.dumps(loaded.document, ensure_ascii=False, indent=1, sort_keys=False) + "\n").encode()
+
+
 def bootstraps(workflow: Any) -> bool:
     """Whether a workflow's cluster installs the wheelhouse (``placement.bootstrap: none``: the team
     bakes the dependencies into a custom image)."""
@@ -169,7 +180,8 @@ class Artifacts:
             project_file = self.loaded.path.name
             content.update(_tree(base, PROJECT_DIR, lambda rel: rel.suffix in _PROJECT_EXT))
             mains |= {j.main for w in self.loaded.spec.workflows for j in w.jobs}
-            out[f"project/{project_file}"] = self.loaded.path.read_bytes()
+            out[f"project/{project_file}"] = project_bytes(self.loaded)
+            content[f"{PROJECT_DIR}/{project_file}"] = out[f"project/{project_file}"]
         out[ZIP] = _zip(content)
         for main in sorted(mains):
             out[f"mains/{main}.py"] = LAUNCHER.format(main=main, zip=ZIP, pdir=PROJECT_DIR,

@@ -110,5 +110,8 @@ def offline_requests(backend: GcpBackend, resources: Sequence[Resource]) -> list
             entry["instantiate"] = _instantiate(backend, body, res.name)
         if res.kind == "scheduler":
             entry["http_body"] = _decoded((body.get("httpTarget") or {}).get("body"))
+            if res.config.get("paused") and body.get("name"):  # apply pauses it right after creating it
+                entry["then"] = {"method": "POST", "url": f"https://cloudscheduler.googleapis.com/v1/{body['name']}:pause",
+                                 "body": {}}
         out.append(entry)
     return out

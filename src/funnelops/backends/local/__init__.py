@@ -67,7 +67,9 @@ class LocalBackend:
     @classmethod
     def for_project(cls, loaded: Any, home: Path, *, reinit: bool = False) -> LocalBackend:
         p = loaded.spec.project
-        return cls(home, p.id, p.region, p.time_zone, p.service_account, loaded.path, reinit=reinit)
+        backend = cls(home, p.id, p.region, p.time_zone, p.service_account, loaded.path, reinit=reinit)
+        backend.runtime.project_env = getattr(loaded, "env", None)
+        return backend
 
     def handler(self, kind: str) -> Any:
         return self._handlers[kind]

@@ -39,6 +39,9 @@ class LocalRuntime:
         self.templates = templates
         self.schedulers = schedulers
         self.project_path = project_path
+        # the environment the project was loaded in: a run's supervisor and its steps load the
+        # project again, and must merge the same overlay (FUNNELOPS_ENV, spec/environments.py)
+        self.project_env: str | None = None
         self.runs = RunStore(db, on_lost=self._notify_lost)
         self.leases = LeaseStore(db)
 
@@ -94,10 +97,13 @@ class LocalRuntime:
         cmd = [sys.executable, "-m", "funnelops.backends.local.supervisor", "--home", str(self.home), "--run", str(run_id)]
         if self.project_path:
             cmd += ["--project", str(self.project_path)]
+        env = {k: v for k, v in os.environ.items() if k != "FUNNELOPS_ENV"}
+        if self.project_env:
+            env["FUNNELOPS_ENV"] = self.project_env
         try:
             with open(log_dir / "supervisor.log", "ab") as out:
                 proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True, cwd=str(self.home))
+                                        start_new_session=True, cwd=str(self.home), env=env)
         except OSError as exc:
             raise BackendError(f"could not start a run of '{lease.workflow}': {exc}") from None
         # Only a PENDING run becomes RUNNING here: a quick supervisor may already have ended the run,
