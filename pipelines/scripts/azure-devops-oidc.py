@@ -165,8 +165,9 @@ def cmd_token(url: str) -> int:
     try:
         token = fetch_token(url)
     except Problem as exc:
+        # Exit 0 with Google's error response: the client libraries then raise with this message.
         print(json.dumps({"version": 1, "success": False, "code": "401", "message": str(exc)}))
-        return 1
+        return 0
     print(json.dumps({"version": 1, "success": True, "token_type": "urn:ietf:params:oauth:token-type:id_token",
                       "id_token": token, "expiration_time": expiry(token)}))
     return 0
