@@ -300,7 +300,7 @@ class _Endpoint:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:  # http.server calls it by this name
                 length = int(self.headers.get("Content-Length") or 0)
                 owner.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
                                        "body": self.rfile.read(length)})
