@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_pipelines import (AZURE_CASES, GITHUB_PIPELINES, _case_id, azure_active, expanded,
-                                       funnelops_calls, load_github)
+from tests.unit.test_pipelines import (AZURE_CASES, GITHUB_PIPELINES, _case_id, azure_active, azure_macros,
+                                       expanded, funnelops_calls, job_steps, load_github)
 
 AZURE_ACTOR = "$(Build.RequestedFor)"
 GITHUB_ACTOR = "${{ github.actor }}"
@@ -24,9 +24,9 @@ def test_every_azure_step_that_runs_funnelops_sets_the_actor(case) -> None:
     seen = 0
     for _stage, jobs in azure_active(expanded(name, values)):
         for job in jobs:
-            for step in job.get("steps", []):
+            for step in job_steps(job):  # a deployment job's too
                 script = step.get("bash") or step.get("script")
-                if not script or not funnelops_calls(script, where=f"{name} {job.get('job')}"):
+                if not script or not funnelops_calls(azure_macros(script), where=f"{name} {job.get('job')}"):
                     continue
                 seen += 1
                 assert (step.get("env") or {}).get("FUNNELOPS_ACTOR") == AZURE_ACTOR, \
