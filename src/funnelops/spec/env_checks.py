@@ -7,8 +7,9 @@ environment's document (its overlay merged) and reports every name two of them s
 the second environment's value comes from.
 
 Values are compared after `${FUNNELOPS_ENV}` is replaced by each environment's name; a value that
-names any other variable is left out: it is fed per environment (a variable group), so whether
-two environments share it cannot be told from the file.
+names any other variable, with a default or not, is left out: it is fed per environment (a
+variable group; the default serves runs without one), so whether two environments share it cannot
+be told from the file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from funnelops.errors import Problem
 from funnelops.spec import environments
-from funnelops.spec.interpolate import has_reference, substitute
+from funnelops.spec.interpolate import has_reference, substitute, variables
 from funnelops.spec.project import line_for
 
 Path_ = tuple[Any, ...]
@@ -38,6 +39,8 @@ def _value(doc: Mapping[str, Any], path: Path_, env: str) -> str | None:
             return None
     if not isinstance(node, (str, int)):
         return None
+    if any(name != environments.ENV_VARIABLE for name in variables(str(node))):
+        return None  # fed per environment (its variable group), even when it has a default for local use
     text, missing, malformed = substitute(str(node), {environments.ENV_VARIABLE: env})
     if missing or malformed or has_reference(text.replace("$${", "")):
         return None

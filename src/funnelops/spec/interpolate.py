@@ -31,6 +31,11 @@ def has_reference(text: str) -> bool:
     return any(m.group(0) != "$${" for m in _TOKEN.finditer(text))
 
 
+def variables(text: str) -> list[str]:
+    """The names of the variables `text` references, defaults or not (`$${` is not one)."""
+    return [m.group(1) for m in _TOKEN.finditer(text) if m.group(1)]
+
+
 def substitute(text: str, environ: Mapping[str, str]) -> tuple[str, list[str], bool]:
     """(the text with references replaced, the unset required variables, whether a `${` is malformed)."""
     missing: list[str] = []
