@@ -113,7 +113,7 @@ def reference_markdown(schema: dict[str, Any] | None = None) -> str:
     if schema is None:
         from funnelops.spec.schema import project_json_schema
 
-        schema = project_json_schema()
+        schema = project_json_schema(allow_references=False)
     defs = schema.get("$defs", {})
     out = [HEADER, *_section("ProjectSpec", schema, top=True)]
     for name in _order(schema):
