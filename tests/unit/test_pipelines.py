@@ -863,7 +863,8 @@ def _reviewed_plan(args: tuple[str, ...], tmp_path: Path) -> list[str]:
     project = json.loads(probe.stdout)["project"]
     plan_file = tmp_path / "artifact" / "plan" / "plan.json"
     plan_file.parent.mkdir(parents=True)
-    write_saved_plan(plan_file, saved_plan_document(Plan(stage="iac", backend="gcp"), project))
+    env = args[args.index("--env") + 1] if "--env" in args else None
+    write_saved_plan(plan_file, saved_plan_document(Plan(stage="iac", backend="gcp"), project, env=env))
     return [*args[:i], "apply", str(plan_file), *args[i + 2:]]
 
 
