@@ -18,10 +18,14 @@ import textwrap
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from funnelops.backends.local import LocalBackend
-from funnelops.backends.types import ApplyHolder
+
+if TYPE_CHECKING:
+    from funnelops.backends.types import ApplyHolder
 
 pytestmark = pytest.mark.reliability
 
