@@ -126,7 +126,7 @@ def test_a_scheduled_fire_skips_while_an_apply_holds_the_apply_lease(leases):
     from funnelops.backends.gcp.apply_lease import ApplyLease
     from funnelops.backends.gcp.cluster_lease import GcsLeaseGuard
 
-    apply_lease = ApplyLease(leases.clients, leases.bucket, ensure_bucket=lambda: None)
+    apply_lease = ApplyLease(leases.clients, leases.bucket)
     g = GcsLeaseGuard(leases, WF, "scheduled", ttl_s=60, release_at_end=True, instance="cluster-a",
                       op_done=lambda op: False, find_operation=lambda cluster: None, apply_holder=apply_lease.holder)
     apply_lease.take(command="funnelops apply plan.json", actor="ci@agent")

@@ -8,6 +8,9 @@ every TTL/4 with a precondition on the generation it wrote. A holder whose expir
 over with a precondition on the generation it read, so two takers cannot both win. Release
 deletes the object only if it is still the generation we hold.
 
+Before the project's first apply has made the artifacts bucket, the lease is not taken: creating
+the bucket to hold it would be a change no plan showed, and no template or run exists yet.
+
 The TTL is $FUNNELOPS_APPLY_LEASE_TTL_S (120 s): after a crash, the next apply or run waits at
 most that long; a live apply renews 4 times per TTL, so it survives three failed renewals.
 """
@@ -26,6 +29,14 @@ from funnelops.backends.types import ApplyHolder, default_actor, now_iso, refuse
 from funnelops.errors import BackendError
 
 OBJECT = "funnelops/apply-lease.json"
+
+
+class NoBucket(Exception):
+    """The artifacts bucket does not exist yet: nothing is deployed, so there is nothing to guard."""
+
+
+def _no_bucket() -> None:
+    raise NoBucket
 
 
 def ttl_s() -> float:
@@ -48,8 +59,11 @@ def live(lease: Lease) -> bool:
 class ApplyLease(Leases):
     """The apply lease object (the run leases' reading and conditional writing, on one fixed name)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, clients: Any, bucket: str) -> None:
+        # Never creates the bucket: a bucket made by taking the lease would be a change the plan did
+        # not show (a saved plan would then be stale), so before the first apply has made it, the
+        # lease is not taken (no template, hence no run, exists yet to guard against).
+        super().__init__(clients, bucket, ensure_bucket=_no_bucket)
         self.held: Lease | None = None
         self.lost = False
         self._guard = threading.Lock()
@@ -66,8 +80,15 @@ class ApplyLease(Leases):
         current = self.read("")
         return holder_of(current.data) if current is not None and live(current) else None
 
-    def take(self, *, actor: str | None = None, command: str) -> Lease:
-        """Take the lease or raise RunInProgress naming the live holder."""
+    def take(self, *, actor: str | None = None, command: str) -> Lease | None:
+        """Take the lease or raise RunInProgress naming the live holder; None when the artifacts
+        bucket does not exist yet (the project's first apply: nothing to hold it in, nothing to guard)."""
+        try:
+            return self._take(actor, command)
+        except NoBucket:
+            return None
+
+    def _take(self, actor: str | None, command: str) -> Lease:
         ttl = ttl_s()
         now = time.time()
         data = {"owner": uuid.uuid4().hex, "actor": actor or default_actor(), "command": command,
@@ -105,7 +126,7 @@ class ApplyLease(Leases):
                 data = {**held.data, "heartbeat_at": now_iso(), "expires": now + ttl, "expires_at": _iso(now + ttl)}
                 try:
                     gen = self._write("", data, held.generation)
-                except BackendError:
+                except (BackendError, NoBucket):
                     continue  # retried at the next beat; three misses still leave the lease live
                 if gen is None:
                     self.lost = True

@@ -96,7 +96,7 @@ class GcpBackend:
         }
         self.ledger = GcsLedger(GcsJson(self.clients, artifacts_bucket, LEDGER, self.ensure_artifacts_bucket))
         self.leases = Leases(self.clients, artifacts_bucket, self.ensure_artifacts_bucket)
-        self._apply_lease = ApplyLease(self.clients, artifacts_bucket, self.ensure_artifacts_bucket)
+        self._apply_lease = ApplyLease(self.clients, artifacts_bucket)
         self._apply_depth = 0
         self.runtime = GcpRuntime(self.clients, self.ledger, self.leases, self.schedulers, loaded,
                                   verify_artifacts=self.artifacts.verify, apply_holder=self.apply_holder)

@@ -223,7 +223,7 @@ def guard_for(loaded: Any, lease_arg: str | None, workflow: str | None) -> Any:
     return GcsLeaseGuard(leases, workflow, lease_arg, ttl_s=workflow_ttl_s(loaded, workflow),
                          release_at_end=flows_steps(loaded, workflow) <= 1, instance=cluster_name(),
                          op_done=ops.done, find_operation=ops.find,
-                         apply_holder=ApplyLease(clients, bucket, ensure_bucket=lambda: None).holder)
+                         apply_holder=ApplyLease(clients, bucket).holder)
 
 
 class _Operations:
