@@ -34,24 +34,40 @@ def pins(path: Path) -> dict[str, Version]:
     return out
 
 
-def declared() -> list[Requirement]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+def declared(pyproject: Path = ROOT / "pyproject.toml") -> list[Requirement]:
+    project = tomllib.loads(pyproject.read_text())["project"]
     reqs = [Requirement(r) for r in project["dependencies"]]
     for extra in project.get("optional-dependencies", {}).values():
         reqs += [Requirement(r) for r in extra]
     return reqs
 
 
-def test_every_declared_dependency_is_pinned_within_its_bounds() -> None:
-    locked = pins(ROOT / "constraints.txt")
+def stale(pyproject: Path, constraints: Path) -> list[str]:
+    """What pyproject.toml declares that constraints.txt does not pin, or pins outside its bounds."""
+    locked = pins(constraints)
     problems = []
-    for req in declared():
+    for req in declared(pyproject):
         name = canonicalize_name(req.name)
         if name not in locked:
             problems.append(f"{req} is not pinned")
         elif not req.specifier.contains(locked[name], prereleases=True):
             problems.append(f"{req}: the pin {name}=={locked[name]} is outside {req.specifier}")
+    return problems
+
+
+def test_every_declared_dependency_is_pinned_within_its_bounds() -> None:
+    problems = stale(ROOT / "pyproject.toml", ROOT / "constraints.txt")
     assert not problems, "constraints.txt is stale; run `make lock`:\n" + "\n".join(problems)
+
+
+def test_a_pyproject_edit_without_make_lock_is_caught(tmp_path: Path) -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    edited = text.replace('"duckdb>=1.1",', '"duckdb>=99",').replace('"croniter>=2.0",', '"croniter>=2.0",\n  "left-pad>=1",')
+    assert edited != text
+    (tmp_path / "pyproject.toml").write_text(edited)
+    problems = stale(tmp_path / "pyproject.toml", ROOT / "constraints.txt")
+    assert any(p.startswith("duckdb>=99: the pin duckdb==") for p in problems), problems
+    assert "left-pad>=1 is not pinned" in problems
 
 
 def test_the_lock_does_not_pin_funnelops_itself_and_says_how_to_refresh() -> None:
