@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -187,3 +188,35 @@ def test_an_apply_that_changes_what_a_run_uses_waits_for_the_run(tiny):
         runs = json.loads(tiny.run("--json", "runs").stdout)
     tiny.run("job", "create-infra", "--stage", "Initial data")
     assert tiny.run("plan", "--stage", "Initial data", "--detailed-exitcode", code=None).returncode == 0
+
+
+def test_the_local_daemon_and_flows_by_hand_do_not_start_during_an_apply(tiny):
+    """A `scheduler serve` fire due during an apply is skipped (recorded), and `python -m
+    funnelops.flows` by hand exits 3; both go on once the apply ends."""
+    from datetime import timedelta
+
+    from funnelops.backends import open_backend
+    from funnelops.lifecycle.serve import make_daemon
+    from funnelops.reporting import RecordingReporter
+    from funnelops.scheduler.cron import next_fire
+    from funnelops.scheduler.daemon import EventKind, InlineExecutor
+    from funnelops.spec.loader import load_project
+
+    tiny.run("pipeline", "workflow", "--scheduler", "Día", "--wait")  # the Workflow stage; dia's last fire
+    loaded = load_project(tiny.project)
+    backend = open_backend("local", loaded, tiny.home)
+    holder = open_backend("local", loaded, tiny.home)  # another apply, as the daemon sees it
+    last = datetime.fromisoformat(backend.runtime.scheduler_states()["dia"].last_fire)
+    due = next_fire("0 6 * * *", "America/Bogota", last) + timedelta(seconds=30)
+    recorder = RecordingReporter()
+    by_hand_env = tiny.env(FUNNELOPS_WORKFLOW="tiny-dia")
+    by_hand_env.pop("FUNNELOPS_LEASE_OWNER", None)
+    by_hand = [sys.executable, "-m", "funnelops.flows", "--granularity=DAY"]
+    with holder.apply_lock():
+        make_daemon(loaded, backend, reporter=recorder, executor=InlineExecutor(), now=lambda: due).run_once(due)
+        assert [e.kind for e in recorder.events if e.scheduler_id == "dia"] == [EventKind.SKIPPED_RUNNING]
+        refused = subprocess.run(by_hand, env=by_hand_env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 3 and "an apply is in progress" in refused.stderr, refused.stderr
+    assert backend.ledger.events("scheduler.skipped_running")[0]["subject"] == "dia"
+    ok = subprocess.run(by_hand, env=by_hand_env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
