@@ -51,7 +51,12 @@ def expiry_s() -> float:
 
 def holder_in(con: sqlite3.Connection) -> ApplyHolder | None:
     """Inside a transaction: the live holder of the apply lease, or None."""
-    row = con.execute("SELECT * FROM apply_lease WHERE id = 1").fetchone()
+    try:
+        row = con.execute("SELECT * FROM apply_lease WHERE id = 1").fetchone()
+    except sqlite3.OperationalError as exc:  # a read-only home's ledger from before the table: no apply
+        if "no such table" in str(exc):
+            return None
+        raise
     if row is None or not holder_alive(row):
         return None
     expires = datetime.fromtimestamp(row["heartbeat_at"] + row["expires_s"], UTC).isoformat(timespec="seconds")
