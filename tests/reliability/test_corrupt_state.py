@@ -7,6 +7,7 @@ names the file and the way back instead of re-initialising, reporting "unchanged
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -263,3 +264,20 @@ def test_apply_refuses_at_once_while_another_apply_holds_the_lease(base, home):
         assert err["error"] == "run_in_progress" and "an apply is in progress" in err["message"]
         assert f"pid {os.getpid()}" in err["message"]
     cli(base[0], home, "job", "create-infra", "--stage", "IaC")
+
+
+def test_apply_waits_for_the_session_lock_then_times_out_with_a_message(base, home):
+    """A force's template update holds the session lock briefly: an apply waits for it (and says so)."""
+    lock = home / "locks" / "apply.lock"
+    lock.parent.mkdir(exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        proc = cli(base[0], home, "job", "create-infra", "--stage", "IaC", code=1,
+                   env=_env(base[0], home, FUNNELOPS_APPLY_LOCK_TIMEOUT="1"))
+        assert time.monotonic() - t0 < 30
+        assert "waiting for another apply to finish" in proc.stderr
+        assert "timed out" in proc.stderr and str(lock) in proc.stderr
+    finally:
+        os.close(fd)

@@ -245,7 +245,8 @@ class Backend(Protocol):
         """Where `path` in `bucket` is, for people (local: a folder of the home; gcp: gs://bucket/path)."""
 
     def apply_session(self) -> AbstractContextManager[None]:
-        """Held around one apply: the apply lease (`apply_lock`), plus local's one warehouse connection."""
+        """Held around applying one plan (local: a short session lock and one warehouse connection). Not
+        the apply lease: a force's template update goes through here and must not refuse another force."""
 
     def apply_lock(self) -> AbstractContextManager[None]:
         """Hold the project's apply lease for one apply; re-entrant within this backend object.

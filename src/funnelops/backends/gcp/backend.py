@@ -186,12 +186,11 @@ class GcpBackend:
 
     @contextmanager
     def apply_session(self) -> Iterator[None]:
-        """Under the apply lease; an apply observes fresh afterwards: listings cached before it are dropped."""
-        with self.apply_lock():
-            try:
-                yield
-            finally:
-                self.refresh()
+        """An apply observes fresh afterwards: listings cached before it are dropped."""
+        try:
+            yield
+        finally:
+            self.refresh()
 
     @contextmanager
     def apply_lock(self) -> Iterator[None]:

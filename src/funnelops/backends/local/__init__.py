@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from funnelops.backends.local.alerts import NoAlertPolicy
 from funnelops.backends.local.apply_lease import ApplyLease, pause_for_tests
+from funnelops.backends.local.apply_lock import apply_lock as session_lock
 from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.home_perms import private_home
 from funnelops.backends.local.storage import BucketHandler, LocalStorage
@@ -48,6 +49,7 @@ class LocalBackend:
         self.db = LedgerDB(self.paths.ledger, reinit=reinit)
         self.ledger = LocalLedger(self.home, self.db)
         self._apply_depth = 0
+        self._session_depth = 0
         self._apply_lease = ApplyLease(self.db, self.home)
         self.templates = TemplateStore(self.db, project_id, region)
         self.schedulers = SchedulerStore(self.db, project_id, region, service_account)
@@ -117,8 +119,8 @@ class LocalBackend:
     def apply_lock(self) -> Iterator[None]:
         """The home's apply lease (apply_lease.py), re-entrant within this backend object.
 
-        Taken around plan and apply by create-infra, `apply FILE` and destroy (and by every
-        apply_session); taking it checks (and, in a new home, creates) the ledger before anything
+        Taken around plan and apply by create-infra, `apply FILE` and destroy; taking it checks
+        (and, in a new home, creates) the ledger before anything
         changes, so a damaged ledger stops the apply up front.
         """
         if self._apply_depth == 0:
@@ -142,9 +144,19 @@ class LocalBackend:
 
     @contextmanager
     def apply_session(self) -> Iterator[None]:
-        """Keep one warehouse write connection for a whole apply, under the apply lock."""
-        with self.apply_lock(), self.warehouse.session():
-            yield
+        """One warehouse write connection for a whole apply, under the home's session lock
+        (apply_lock.py: a force's template update waits for another's, it is not refused)."""
+        if self._session_depth == 0:
+            cm = session_lock(self.home)
+            cm.__enter__()
+        self._session_depth += 1
+        try:
+            with self.warehouse.session():
+                yield
+        finally:
+            self._session_depth -= 1
+            if self._session_depth == 0:
+                cm.__exit__(None, None, None)
 
     def check_plan(self, plan: Plan) -> None:
         """Refuse, before anything changes, a plan the warehouse would fail midway (see preflight)."""
