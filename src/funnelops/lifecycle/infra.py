@@ -28,7 +28,6 @@ def create_infra(loaded: LoadedProject, backend: Backend, stage: str, *, actor: 
     anything is applied and may refuse it by raising (`apply FILE`: the saved plan must still be the plan).
     """
     from funnelops.lifecycle import rollback
-
     from funnelops.runs.busy import backend_holders, refuse_apply_while_running
 
     stage = normalize_stage(stage)
