@@ -149,6 +149,12 @@ class LocalBackend:
         if self._session_depth == 0:
             cm = session_lock(self.home)
             cm.__enter__()
+            try:  # check (and, in a new home, create) the ledger before anything changes
+                with self.db.read():
+                    pass
+            except BaseException:
+                cm.__exit__(None, None, None)
+                raise
         self._session_depth += 1
         try:
             with self.warehouse.session():
