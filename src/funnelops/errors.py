@@ -6,7 +6,7 @@ prints :meth:`FunnelopsError.to_dict`.
 
 Exit codes (a contract with pipelines and scripts):
     0 ok, 1 failure, 2 bad usage or invalid project,
-    3 refused because a run of that workflow is in progress,
+    3 refused because a run of that workflow or an apply is in progress,
     4 refused because an earlier lifecycle stage must run first.
 """
 
@@ -109,7 +109,7 @@ class DataLossRefused(FunnelopsError):
 
 
 class RunInProgress(FunnelopsError):
-    """A run of the workflow is already in progress: a refusal, not a crash."""
+    """A run of the workflow, or an apply, is already in progress: a refusal, not a crash."""
 
     exit_code = EXIT_RUN_IN_PROGRESS
     kind = "run_in_progress"

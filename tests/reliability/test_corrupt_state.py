@@ -230,7 +230,9 @@ def test_read_only_home_reads_work_and_writes_say_read_only(base):
 
 
 # -- two applies at once -----------------------------------------------------------------------
-def test_concurrent_applies_on_an_empty_home_both_converge(base, tmp_path):
+def test_concurrent_applies_on_an_empty_home_converge_or_refuse(base, tmp_path):
+    """Two applies at once: each applies or is refused (exit 3, naming the other); never both
+    apply over each other, and the home ends as one apply left it."""
     project = base[0]
     for attempt in range(2):
         home = tmp_path / f"h{attempt}"
@@ -238,14 +240,34 @@ def test_concurrent_applies_on_an_empty_home_both_converge(base, tmp_path):
                                   env=_env(project, home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
         outs = [p.communicate(timeout=120) for p in procs]
-        for p, (out, err) in zip(procs, outs):
-            assert p.returncode == 0, f"exit {p.returncode}\n{out}\n{err}"
-        changes = [sum(c["action"] == "create" for c in json.loads(out)["plan"]["changes"]) for out, _ in outs]
-        assert sorted(changes)[0] == 0, changes  # the second planned after the first: all unchanged
+        codes = sorted(p.returncode for p in procs)
+        assert codes in ([0, 0], [0, 3]), (codes, outs)
+        for p, (out, _) in zip(procs, outs):
+            if p.returncode == 3:
+                assert "an apply is in progress: `funnelops --json job create-infra --stage IaC`" in json.loads(out)["message"]
+        if codes == [0, 0]:  # they did not overlap: the second planned after the first, all unchanged
+            changes = [sum(c["action"] == "create" for c in json.loads(out)["plan"]["changes"]) for out, _ in outs]
+            assert sorted(changes)[0] == 0, changes
         cli(project, home, "plan", "--stage", "IaC", "--detailed-exitcode")
 
 
-def test_apply_waits_for_the_lock_then_times_out_with_a_message(base, home):
+def test_apply_refuses_at_once_while_another_apply_holds_the_lease(base, home):
+    """Before issue 15 the second apply waited on a lock file; now it is refused, naming the holder."""
+    from funnelops.backends.local import LocalBackend
+
+    holder = LocalBackend(home, "p", "r")
+    with holder.apply_lock():
+        t0 = time.monotonic()
+        proc = cli(base[0], home, "--json", "job", "create-infra", "--stage", "IaC", code=3)
+        assert time.monotonic() - t0 < 60
+        err = _error(proc)
+        assert err["error"] == "run_in_progress" and "an apply is in progress" in err["message"]
+        assert f"pid {os.getpid()}" in err["message"]
+    cli(base[0], home, "job", "create-infra", "--stage", "IaC")
+
+
+def test_apply_waits_for_the_session_lock_then_times_out_with_a_message(base, home):
+    """A force's template update holds the session lock briefly: an apply waits for it (and says so)."""
     lock = home / "locks" / "apply.lock"
     lock.parent.mkdir(exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)

@@ -14,18 +14,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from collections.abc import Callable, Iterable, Sequence
 
-from funnelops.backends.types import (STATES, TERMINAL, TRIGGERS, Holder, LogChunk, LogCursor, LogRead, QueryResult,
+from funnelops.backends.types import (STATES, TERMINAL, TRIGGERS, ApplyHolder, Holder, LogChunk, LogCursor, LogRead, QueryResult,
                                       RelationStats, RunLease, RunRecord, SchedulerState, StageRecord, default_actor,
-                                      now_iso, record_refusal, refuse)
+                                      now_iso, record_refusal, refuse, refuse_apply)
 from funnelops.resources import Resource
 
 if TYPE_CHECKING:
     from funnelops.plan.model import Plan
 
 __all__ = ["KINDS", "Observed", "ResourceHandler", "Storage", "Runtime", "Ledger", "Schedulers", "Backend",
-           "Holder", "LogChunk", "LogCursor", "LogRead", "QueryResult", "RelationStats", "RunLease", "RunRecord",
+           "ApplyHolder", "Holder", "LogChunk", "LogCursor", "LogRead", "QueryResult", "RelationStats", "RunLease", "RunRecord",
            "SchedulerState", "StageRecord",
-           "STATES", "TERMINAL", "TRIGGERS", "default_actor", "now_iso", "record_refusal", "refuse"]
+           "STATES", "TERMINAL", "TRIGGERS", "default_actor", "now_iso", "record_refusal", "refuse",
+           "refuse_apply"]
 
 # The kinds, in the order a plan creates them (deletes go in reverse).
 # `artifacts` is backend-owned (see Backend.owned_resources): what the backend uploads to run the
@@ -100,6 +101,9 @@ class Runtime(Protocol):
     def acquire(self, workflow: str, *, trigger: str, actor: str, extra_args: Sequence[str] = ()) -> RunLease:
         """Take the workflow's lease for a new run, or raise RunInProgress naming the holder.
 
+        Also refused (RunInProgress naming the apply) while the project's apply lease is held, checked
+        after the run's lease is taken (local: in the same transaction), so that an apply, which
+        takes its lease and then looks for runs, and a start, which does the reverse, never both go on.
         A backend that keeps run records beside its leases writes the run's record in the same
         atomic step (local: one SQLite transaction), so a refusal leaves no half-made run.
         """
@@ -241,10 +245,18 @@ class Backend(Protocol):
         """Where `path` in `bucket` is, for people (local: a folder of the home; gcp: gs://bucket/path)."""
 
     def apply_session(self) -> AbstractContextManager[None]:
-        """Held around one apply (local: the apply lock and one warehouse connection)."""
+        """Held around applying one plan (local: a short session lock and one warehouse connection). Not
+        the apply lease: a force's template update goes through here and must not refuse another force."""
 
     def apply_lock(self) -> AbstractContextManager[None]:
-        """One apply at a time (local: a lock file in the home; gcp: nothing to hold)."""
+        """Hold the project's apply lease for one apply; re-entrant within this backend object.
+
+        Never waits: RunInProgress (exit 3) naming the holder when another apply holds it. A dead
+        holder does not count (local: a row in the ledger whose process is gone; gcp: a GCS object
+        whose heartbeat expired). While it is held, `Runtime.acquire` refuses every new run."""
+
+    def apply_holder(self) -> ApplyHolder | None:
+        """Who holds the project's apply lease now (a dead holder does not count), or None."""
 
     def check_plan(self, plan: Plan) -> None:
         """Refuse, before anything changes, a plan the backend would fail midway."""

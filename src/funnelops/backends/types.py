@@ -169,6 +169,45 @@ def refuse(holder: Holder) -> RunInProgress:
         holder=holder.to_dict())
 
 
+@dataclass(frozen=True)
+class ApplyHolder:
+    """Who holds the project's apply lease: what a refused run or a refused second apply is told.
+
+    `owner` is the lease's token; `host`/`pid` say where the apply runs (gcp: the CI agent's
+    machine), `command` what was run, `expires_at` when a holder that stopped renewing is dead.
+    """
+
+    owner: str
+    actor: str
+    command: str
+    acquired_at: str
+    host: str | None = None
+    pid: int | None = None
+    expires_at: str | None = None
+
+    def describe(self) -> str:
+        where = f", pid {self.pid} on {self.host}" if self.pid is not None and self.host else ""
+        return f"`{self.command}` by {self.actor} since {_local_clock(self.acquired_at)}{where}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def invoked_command() -> str:
+    """What this process was asked to do, as its operator typed it (an apply lease names it)."""
+    import shlex
+    import sys
+
+    return shlex.join(["funnelops", *sys.argv[1:]])
+
+
+def refuse_apply(holder: ApplyHolder, nothing: str = "nothing was changed") -> RunInProgress:
+    """The refusal of a run or a second apply while an apply holds the lease: the same words everywhere."""
+    return RunInProgress(f"an apply is in progress: {holder.describe()}",
+                         f"wait for it to end, then retry (it holds the project's apply lease); {nothing}",
+                         apply=holder.to_dict())
+
+
 class EventSink(Protocol):
     """What `record_refusal` needs of a ledger."""
 

@@ -40,7 +40,7 @@ The flags --json, --debug, --no-color and --dry-run may also come after the comm
 
 \b
 Exit codes: 0 ok, 1 failure, 2 bad usage or invalid project, 3 refused because a run of that
-workflow is in progress, 4 refused because an earlier lifecycle stage must run first,
+workflow or an apply is in progress, 4 refused because an earlier lifecycle stage must run first,
 130 interrupted. `plan --detailed-exitcode`: 0 no changes, 2 changes, 1 any error.
 """
 

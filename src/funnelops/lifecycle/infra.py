@@ -28,15 +28,20 @@ def create_infra(loaded: LoadedProject, backend: Backend, stage: str, *, actor: 
     anything is applied and may refuse it by raising (`apply FILE`: the saved plan must still be the plan).
     """
     from funnelops.lifecycle import rollback
+    from funnelops.runs.busy import backend_holders, refuse_apply_while_running
 
     stage = normalize_stage(stage)
-    with backend.apply_lock():  # plan under the lock: a second apply plans against the first's result
+    # The project's apply lease (exit 3 while another apply holds it; no run starts while we do),
+    # and the plan made under it, so it is the plan of what the last apply left.
+    with backend.apply_lock():
         require_before(backend.ledger, stage, "create-infra")
         plan = build_plan(loaded, backend, stage)
         rollback.guard(loaded, backend, stage, plan, allow_rollback=allow_rollback, actor=actor,
                        command=command or f"funnelops job create-infra --stage {rollback._quoted(stage)}")
         if check is not None:
             check(plan)
+        # under the lease, so no run can start between this look and the apply
+        refuse_apply_while_running(plan, backend_holders(backend, [w.name for w in loaded.spec.workflows]))
         result = apply_plan(plan, backend, allow_data_loss=allow_data_loss, reporter=reporter)
         raise_if_failed(result)
         job_completed(backend.ledger, "create-infra", stage, loaded.spec_hash, actor)
@@ -70,8 +75,8 @@ def destroy(loaded: LoadedProject, backend: Backend, *, actor: str, reporter: Re
     progress, since its steps read and write the buckets and tables being deleted."""
     from funnelops.runs.busy import backend_holders, refuse_while_running
 
-    refuse_while_running(backend_holders(backend, [w.name for w in loaded.spec.workflows]), "destroy")
-    with backend.apply_lock():
+    with backend.apply_lock():  # then no run can start between this look and the deletes
+        refuse_while_running(backend_holders(backend, [w.name for w in loaded.spec.workflows]), "destroy")
         plan = destroy_plan(loaded, backend)
         result = apply_plan(plan, backend, allow_data_loss=True, reporter=reporter, max_parallel=1)
         raise_if_failed(result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from funnelops.errors import FunnelopsError, RunFailed, RunInProgress, UsageError, did_you_mean
 from funnelops.lifecycle.order import current_stage, job_completed, require_before
@@ -165,6 +166,8 @@ def force_scheduler(loaded: LoadedProject, backend: Backend, scheduler: str, *, 
     extra = period_args(loaded, s.workflow, period)
     require_before(backend.ledger, None, "force-scheduler")
     forced.settle(backend)  # an earlier force that has since succeeded completes the stage first
+    _refuse_if_running(backend, s.workflow, reporter, trigger="forced", actor=actor, scheduler=s.id,
+                       check=coordinator.refuse_if_applying)  # before the templates are touched
     initialize_templates(loaded, backend, reporter)
     _refuse_if_running(backend, s.workflow, reporter, trigger="forced", actor=actor, scheduler=s.id)
     if extra and not backend.scheduler_daemon:
@@ -202,10 +205,11 @@ def period_text(loaded: LoadedProject, workflow: str, period: str | None) -> str
     return f"{p.label} ({p.start.strftime(shown)})" if p.label in ("current", "previous") else p.start.strftime(shown)
 
 
-def _refuse_if_running(backend: Backend, workflow: str, reporter: Reporter, **audit: str) -> None:
+def _refuse_if_running(backend: Backend, workflow: str, reporter: Reporter,
+                       check: Callable[..., None] = coordinator.refuse_if_running, **audit: str) -> None:
     """The coordinator's refusal (audited in the ledger), also reported as a `Refused` event."""
     try:
-        coordinator.refuse_if_running(backend, workflow, **audit)
+        check(backend, workflow, **audit)
     except RunInProgress as err:
         reporter.emit(Refused(workflow, err.kind, err.message))
         raise

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Sequence
 
-from funnelops.backends.types import RunRecord, now_iso, record_refusal, refuse
+from funnelops.backends.types import RunRecord, now_iso, record_refusal, refuse, refuse_apply
 from funnelops.errors import BackendError, Interrupted, RunInProgress, UsageError
 from funnelops.reporting import Reporter, RunChanged, StepChanged
 
@@ -27,9 +27,22 @@ if TYPE_CHECKING:
 MAX_POLL_S = 2.0  # a backing-off wait polls at least this often (or every poll_s, if longer)
 
 
+def refuse_if_applying(backend: Backend, workflow: str, *, trigger: str | None = None,
+                       actor: str | None = None, **audit: Any) -> None:
+    """Raise RunInProgress (audited as a `refused` event) if an apply holds the project's apply lease
+    (the runtime's `acquire` checks it again, atomically with taking the run's lease)."""
+    applying = backend.apply_holder()
+    if applying is not None:
+        err = refuse_apply(applying, "no run was started")
+        record_refusal(backend.ledger, workflow, err, trigger=trigger, actor=actor, **audit)
+        raise err
+
+
 def refuse_if_running(backend: Backend, workflow: str, *, trigger: str | None = None,
                       actor: str | None = None, **audit: Any) -> None:
-    """Raise RunInProgress (audited as a `refused` event) if `workflow` has a live holder."""
+    """Raise RunInProgress (audited as a `refused` event) if an apply is in progress or `workflow`
+    has a live holder."""
+    refuse_if_applying(backend, workflow, trigger=trigger, actor=actor, **audit)
     holder = backend.runtime.holder(workflow)
     if holder is not None:
         err = refuse(holder)

@@ -118,3 +118,25 @@ def test_a_forced_run_verifies_its_token_and_stops_when_it_lost_the_lease(leases
         with pytest.raises(RunInProgress, match="no longer holds its lease"):
             g.verify()
 
+
+
+def test_a_scheduled_fire_skips_while_an_apply_holds_the_apply_lease(leases):
+    """Issue 15: Cloud Scheduler fires on its own clock; the program on the cluster is the one place
+    that sees the fire, so it looks at the apply lease too. Before: it ran in the middle of an apply."""
+    from funnelops.backends.gcp.apply_lease import ApplyLease
+    from funnelops.backends.gcp.cluster_lease import GcsLeaseGuard
+
+    apply_lease = ApplyLease(leases.clients, leases.bucket)
+    g = GcsLeaseGuard(leases, WF, "scheduled", ttl_s=60, release_at_end=True, instance="cluster-a",
+                      op_done=lambda op: False, find_operation=lambda cluster: None, apply_holder=apply_lease.holder)
+    apply_lease.take(command="funnelops apply plan.json", actor="ci@agent")
+    try:
+        with pytest.raises(RunSkipped) as skipped:
+            with g.hold():
+                pytest.fail("the fire must not run during an apply")
+        assert str(skipped.value).startswith("skipped: an apply is in progress (`funnelops apply plan.json` by ci@agent")
+        assert leases.read(WF) is None  # its run lease was given back
+    finally:
+        apply_lease.give_back()
+    with g.hold():
+        assert leases.read(WF) is not None

@@ -121,3 +121,30 @@ def test_local_query_result_and_relation_stats_of_an_empty_home(local) -> None:
     got = local.read_query_table("SELECT 1 AS one, 'x' AS two UNION ALL SELECT 2, 'y'", max_rows=1)
     assert got == QueryResult(("one", "two"), ((1, "x"),), truncated=True)
     assert local.relation_stats("ds.missing", "table", "period_start") == RelationStats(rows=None)
+
+
+def test_local_apply_lease_names_its_holder_refuses_a_second_and_is_reentrant(local, tmp_path: Path) -> None:
+    """The apply lease through the contract (gcp: tests/integration/gcp/test_apply_lease_gcp.py)."""
+    import os
+
+    from funnelops.backends.local import LocalBackend
+    from funnelops.errors import RunInProgress
+
+    other = LocalBackend(tmp_path / "home", "p", "us-central1")
+    other.templates.create("wf", {"jobs": [{"stepId": "s", "pysparkJob": {"mainPythonFileUri": "s.py"}}]})
+    assert local.apply_holder() is None
+    with local.apply_lock():
+        with local.apply_lock():  # re-entrant within one backend object
+            held = other.apply_holder()
+            assert held is not None and held.pid == os.getpid() and held.command.startswith("funnelops")
+        assert other.apply_holder() == held
+        with pytest.raises(RunInProgress) as refused:
+            with other.apply_lock():
+                pass
+        assert refused.value.exit_code == 3 and refused.value.details["apply"]["owner"] == held.owner
+        with pytest.raises(RunInProgress):
+            other.runtime.acquire("wf", trigger="manual", actor="t")
+        assert other.runtime.list() == []  # refused in the lease's transaction: no record left
+    assert local.apply_holder() is None
+    with other.apply_lock():
+        pass

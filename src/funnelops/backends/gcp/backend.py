@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Iterator, Sequence
 
+from funnelops.backends.gcp.apply_lease import ApplyLease
 from funnelops.backends.gcp.artifacts import Artifacts, ArtifactsHandler
 from funnelops.backends.gcp.bigquery import (DatasetHandler, ExternalTableHandler, Snapshot, TableHandler,
                                              ViewHandler)
@@ -27,10 +28,11 @@ from funnelops.backends.gcp.monitoring import AlertPolicyHandler
 from funnelops.backends.gcp.runtime import GcpRuntime
 from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.gcp.storage import BucketHandler, BucketRecords, GcsStorage, default_bucket_config
+from funnelops.backends.types import invoked_command
 from funnelops.resources import Resource
 
 if TYPE_CHECKING:
-    from funnelops.backends.types import QueryResult, RelationStats
+    from funnelops.backends.types import ApplyHolder, QueryResult, RelationStats
     from funnelops.plan.model import Plan
 
 WAREHOUSE_KINDS = ("dataset", "table", "external_table", "view")
@@ -94,8 +96,10 @@ class GcpBackend:
         }
         self.ledger = GcsLedger(GcsJson(self.clients, artifacts_bucket, LEDGER, self.ensure_artifacts_bucket))
         self.leases = Leases(self.clients, artifacts_bucket, self.ensure_artifacts_bucket)
+        self._apply_lease = ApplyLease(self.clients, artifacts_bucket)
+        self._apply_depth = 0
         self.runtime = GcpRuntime(self.clients, self.ledger, self.leases, self.schedulers, loaded,
-                                  verify_artifacts=self.artifacts.verify)
+                                  verify_artifacts=self.artifacts.verify, apply_holder=self.apply_holder)
 
     @classmethod
     def for_project(cls, loaded: Any, home: Path) -> GcpBackend:
@@ -188,9 +192,23 @@ class GcpBackend:
         finally:
             self.refresh()
 
-    def apply_lock(self) -> AbstractContextManager[None]:
-        """Nothing to hold: every GCS write is guarded by its own generation precondition."""
-        return nullcontext()
+    @contextmanager
+    def apply_lock(self) -> Iterator[None]:
+        """The project's apply lease (apply_lease.py: a GCS object with generation preconditions and
+        a renewed expiry), re-entrant within this backend object."""
+        if self._apply_depth == 0:
+            self._apply_lease.take(command=invoked_command())
+        self._apply_depth += 1
+        try:
+            yield
+        finally:
+            self._apply_depth -= 1
+            if self._apply_depth == 0:
+                self._apply_lease.give_back()
+
+    def apply_holder(self) -> ApplyHolder | None:
+        """The live holder of the apply lease (an expired one does not count), or None."""
+        return self._apply_lease.holder()
 
     def check_plan(self, plan: Plan) -> None:
         """No pre-flight on gcp: BigQuery checks each change as it is made."""

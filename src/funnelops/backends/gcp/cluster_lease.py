@@ -15,7 +15,9 @@ as the CLI computes it (``backends.gcp.backend.artifacts_bucket_of``), or from
   generation precondition so only one adopter wins; or join it when an earlier step of this same
   run (same cluster) took it. A live lease held by anyone else means "a run is in progress":
   the program prints ``skipped: run <id> in progress (since <when>, by <actor>)`` and exits 0
-  without touching data (:class:`funnelops.flows.engines.base.RunSkipped`).
+  without touching data (:class:`funnelops.flows.engines.base.RunSkipped`). So does a fresh fire
+  while an apply holds the project's apply lease (``skipped: an apply is in progress (...)``),
+  checked after its lease is written and given back then (backends/gcp/apply_lease.py).
 * ``--lease=<token>`` (a run the CLI instantiated): the lease's owner must be ``<token>``,
   else the program fails before touching data.
 
@@ -38,7 +40,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from funnelops.backends.gcp.leases import START_WINDOW_S, Lease, Leases, _iso
-from funnelops.backends.types import now_iso
+from funnelops.backends.types import ApplyHolder, now_iso
 from funnelops.errors import RunInProgress, UsageError
 from funnelops.flows.engines.base import RunSkipped
 
@@ -69,7 +71,8 @@ class GcsLeaseGuard:
 
     def __init__(self, leases: Leases, workflow: str, lease_arg: str, *, ttl_s: float, release_at_end: bool,
                  instance: str | None, op_done: Callable[[str], bool],
-                 find_operation: Callable[[str], str | None]) -> None:
+                 find_operation: Callable[[str], str | None],
+                 apply_holder: Callable[[], ApplyHolder | None] = lambda: None) -> None:
         self.leases = leases
         self.workflow = workflow
         self.lease_arg = lease_arg
@@ -78,6 +81,7 @@ class GcsLeaseGuard:
         self.instance = instance
         self.op_done = op_done
         self.find_operation = find_operation
+        self.apply_holder = apply_holder  # who holds the project's apply lease (gcp/apply_lease.py)
         self.owner: str | None = None
 
     def hold(self) -> AbstractContextManager[None]:
@@ -91,6 +95,11 @@ class GcsLeaseGuard:
             yield
             return
         lease, created = self._take()
+        if created:  # a fresh fire, looked at after its lease is written (as the CLI's starts do)
+            applying = self.apply_holder()
+            if applying is not None:
+                self.leases.release(self.workflow, owner=lease.token)
+                raise RunSkipped(f"skipped: an apply is in progress ({applying.describe()})")
         self.owner = lease.token
         try:
             yield
@@ -209,9 +218,12 @@ def guard_for(loaded: Any, lease_arg: str | None, workflow: str | None) -> Any:
     bucket = os.environ.get("FUNNELOPS_ARTIFACTS_BUCKET", "").strip() or artifacts_bucket_of(loaded.spec)
     leases = Leases(clients, bucket, ensure_bucket=lambda: None)
     ops = _Operations(clients, workflow)
+    from funnelops.backends.gcp.apply_lease import ApplyLease
+
     return GcsLeaseGuard(leases, workflow, lease_arg, ttl_s=workflow_ttl_s(loaded, workflow),
                          release_at_end=flows_steps(loaded, workflow) <= 1, instance=cluster_name(),
-                         op_done=ops.done, find_operation=ops.find)
+                         op_done=ops.done, find_operation=ops.find,
+                         apply_holder=ApplyLease(clients, bucket).holder)
 
 
 class _Operations:

@@ -25,8 +25,8 @@ from funnelops.backends.gcp.notify_end import ended_within
 from funnelops.backends.gcp.scheduler import SchedulerHandler
 from funnelops.backends.run_params import instantiate_values, substitute
 from funnelops.backends.shapes import scheduler_state
-from funnelops.backends.types import (TERMINAL, Holder, LogCursor, LogRead, RunLease, RunRecord, SchedulerState,
-                                      now_iso)
+from funnelops.backends.types import (TERMINAL, ApplyHolder, Holder, LogCursor, LogRead, RunLease, RunRecord, SchedulerState,
+                                      now_iso, refuse_apply)
 from funnelops.errors import BackendError
 from datetime import UTC
 
@@ -49,7 +49,8 @@ class GcpRuntime:
 
     def __init__(self, clients: Clients, ledger: GcsLedger, leases: Leases, schedulers: SchedulerHandler,
                  loaded: Any | None = None, confirm_timeout_s: float = 60.0,
-                 verify_artifacts: Callable[[str], None] | None = None) -> None:
+                 verify_artifacts: Callable[[str], None] | None = None,
+                 apply_holder: Callable[[], ApplyHolder | None] | None = None) -> None:
         self.clients = clients
         self.ledger = ledger
         self.leases = leases
@@ -59,6 +60,8 @@ class GcpRuntime:
         # checks the uploaded artifacts match the project before any run starts (raises if not)
         self.verify_artifacts = verify_artifacts
         self._dispatched: set[str] = set()  # lease owners whose run was started: never release on error
+        # who holds the project's apply lease (a run is refused while one does)
+        self.apply_holder = apply_holder or (lambda: None)
 
     @property
     def api(self) -> Any:
@@ -181,6 +184,12 @@ class GcpRuntime:
 
     def acquire(self, workflow: str, *, trigger: str, actor: str, extra_args: Sequence[str] = ()) -> RunLease:
         lease = self.leases.acquire(workflow, trigger=trigger, actor=actor, is_live=self._lease_live)
+        # Looked at after our lease is written, as an apply looks for runs after writing its own:
+        # of a start and an apply that overlap, at least one sees the other and refuses.
+        applying = self.apply_holder()
+        if applying is not None:
+            self.leases.release(workflow, owner=lease.token)
+            raise refuse_apply(applying, "no run was started")
         return RunLease(workflow, lease.token, trigger, actor, tuple(extra_args), handle=lease)
 
     def launch(self, lease: RunLease, *, scheduler: str | None = None) -> RunRecord:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Iterator, Sequence
 
 from funnelops.backends.local.alerts import NoAlertPolicy
-from funnelops.backends.local.apply_lock import apply_lock
+from funnelops.backends.local.apply_lease import ApplyLease, pause_for_tests
+from funnelops.backends.local.apply_lock import apply_lock as session_lock
 from funnelops.backends.local.home import LocalHome
 from funnelops.backends.local.home_perms import private_home
 from funnelops.backends.local.storage import BucketHandler, LocalStorage
@@ -25,7 +26,7 @@ from funnelops.backends.local.storage import NoArtifacts
 from funnelops.resources import Resource
 
 if TYPE_CHECKING:
-    from funnelops.backends.types import QueryResult, RelationStats
+    from funnelops.backends.types import ApplyHolder, QueryResult, RelationStats
     from funnelops.plan.model import Plan
     from funnelops.resources import Resource
 
@@ -48,7 +49,8 @@ class LocalBackend:
         self.db = LedgerDB(self.paths.ledger, reinit=reinit)
         self.ledger = LocalLedger(self.home, self.db)
         self._apply_depth = 0
-        self._apply_lock_cm: Any = None
+        self._session_depth = 0
+        self._apply_lease = ApplyLease(self.db, self.home)
         self.templates = TemplateStore(self.db, project_id, region)
         self.schedulers = SchedulerStore(self.db, project_id, region, service_account)
         self.runtime = LocalRuntime(self.home, self.db, self.templates, self.schedulers, project_path)
@@ -117,35 +119,52 @@ class LocalBackend:
 
     @contextmanager
     def apply_lock(self) -> Iterator[None]:
-        """One apply at a time on this home (re-entrant within this backend object).
+        """The home's apply lease (apply_lease.py), re-entrant within this backend object.
 
-        Taken around plan and apply by create-infra and destroy; the ledger is checked (and, in a
-        new home, created) before anything changes, so a damaged ledger stops the apply up front.
+        Taken around plan and apply by create-infra, `apply FILE` and destroy; taking it checks
+        (and, in a new home, creates) the ledger before anything
+        changes, so a damaged ledger stops the apply up front.
         """
         if self._apply_depth == 0:
-            cm = apply_lock(self.home)
-            cm.__enter__()
+            self._apply_lease.acquire()
             try:
-                with self.db.read():
-                    pass
+                pause_for_tests()
             except BaseException:
-                cm.__exit__(None, None, None)
+                self._apply_lease.release()
                 raise
-            self._apply_lock_cm = cm
         self._apply_depth += 1
         try:
             yield
         finally:
             self._apply_depth -= 1
             if self._apply_depth == 0:
-                cm, self._apply_lock_cm = self._apply_lock_cm, None
-                cm.__exit__(None, None, None)
+                self._apply_lease.release()
+
+    def apply_holder(self) -> ApplyHolder | None:
+        """The live holder of the home's apply lease (this process's own included), or None."""
+        return self._apply_lease.holder()
 
     @contextmanager
     def apply_session(self) -> Iterator[None]:
-        """Keep one warehouse write connection for a whole apply, under the apply lock."""
-        with self.apply_lock(), self.warehouse.session():
-            yield
+        """One warehouse write connection for a whole apply, under the home's session lock
+        (apply_lock.py: a force's template update waits for another's, it is not refused)."""
+        if self._session_depth == 0:
+            cm = session_lock(self.home)
+            cm.__enter__()
+            try:  # check (and, in a new home, create) the ledger before anything changes
+                with self.db.read():
+                    pass
+            except BaseException:
+                cm.__exit__(None, None, None)
+                raise
+        self._session_depth += 1
+        try:
+            with self.warehouse.session():
+                yield
+        finally:
+            self._session_depth -= 1
+            if self._session_depth == 0:
+                cm.__exit__(None, None, None)
 
     def check_plan(self, plan: Plan) -> None:
         """Refuse, before anything changes, a plan the warehouse would fail midway (see preflight)."""

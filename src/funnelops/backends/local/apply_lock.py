@@ -1,8 +1,9 @@
-"""One apply at a time per local home.
+"""One apply session at a time per local home: a short wait, not a refusal.
 
-Two `create-infra` runs on the same home would both plan "create" for everything, and the one
-that applies second fails on objects the first just made. The lock is held around planning and
-applying, so the second waits, then plans against what the first built (everything unchanged).
+The project's apply lease (apply_lease.py) refuses a second apply outright. This lock serializes
+what writes resources without that lease: a force's template update (lifecycle/jobs.py
+`set_templates`) against another force's, or against an apply that took the lease after the force
+looked. Such sessions are short, so the second waits for the first, then plans against it.
 """
 
 from __future__ import annotations

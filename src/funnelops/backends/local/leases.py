@@ -130,8 +130,14 @@ class LeaseStore:
         self.db = db
 
     def acquire(self, workflow: str, owner: str, pid: int | None = None, expiry_s: float | None = None) -> Lease:
+        """Take `workflow`'s lease for flows started by hand; refused while an apply holds the home."""
+        from funnelops.backends.local.apply_lease import refuse_in
+
         with self.db.write() as con:
-            return take_in(con, workflow, owner, None, pid or os.getpid(), expiry_s)
+            lease = take_in(con, workflow, owner, None, pid or os.getpid(), expiry_s)
+            if lease.run_id is None and lease.owner == owner:
+                refuse_in(con, "nothing was written")  # rolls the lease back with the transaction
+            return lease
 
     def holder(self, workflow: str) -> Holder | None:
         """The live holder of `workflow`'s lease, if any (a dead one does not count)."""

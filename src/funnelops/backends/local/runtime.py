@@ -81,9 +81,15 @@ class LocalRuntime:
         return self.leases.live_holders()
 
     def acquire(self, workflow: str, *, trigger: str, actor: str, extra_args: Sequence[str] = ()) -> RunLease:
-        """The run record and the lease in ONE transaction: a refusal leaves no record behind."""
+        """The run record and the lease in ONE transaction: a refusal leaves no record behind.
+
+        The same transaction refuses while an apply holds the home's apply lease (apply_lease.py).
+        """
+        from funnelops.backends.local.apply_lease import refuse_in
+
         steps, args = self._steps(workflow, list(extra_args))
         with self.db.write() as con:
+            refuse_in(con, "no run was started")
             run_id = self.runs.insert(con, workflow, args, trigger, actor, steps)
             take_in(con, workflow, f"run-{run_id}", run_id, os.getpid())
             con.execute("UPDATE runs SET log_dir = ? WHERE id = ?", (str(self.paths.run_logs(run_id)), run_id))
