@@ -82,7 +82,7 @@ def demo(clone: Path) -> Path:
     base_python = str(Path(sys.base_prefix) / "bin" / "python3")
     proc = _run(["make", "demo", f"PY={base_python}"], cwd=clone, timeout=900)
     assert proc.returncode == 0, f"make demo failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    assert "pip install --quiet -e ." in proc.stdout  # the README's install ran, without the extras
+    assert "pip install --quiet -c constraints.txt -e .\n" in proc.stdout  # the pinned install, without the extras
     assert "[dev,gcp,spark]" not in proc.stdout
     assert (clone / "demo-run" / "funnelops.toml").is_file()
     return clone
@@ -95,7 +95,7 @@ def test_make_test_upgrades_the_demo_venv_and_runs_the_stated_pytest(demo: Path)
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.splitlines()
     assert not any(" -m venv " in line for line in lines)  # the same venv, upgraded
-    assert any("pip install --quiet -e '.[dev,gcp,spark]'" in line for line in lines)
+    assert any("pip install --quiet -c constraints.txt -e '.[dev,gcp,spark]'" in line for line in lines)
     assert lines[-1].strip() == PYTEST_COMMAND
     assert PYTEST_COMMAND in README.read_text(encoding="utf-8")
     assert "make test" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
