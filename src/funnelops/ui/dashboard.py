@@ -1,0 +1,164 @@
+"""The dashboard's view of one project and home: one open backend shared by every request.
+
+Why one object: opening a backend (the ledger, the warehouse) per request would cost more than the
+page itself; the backend's connections are not meant for concurrent use, so every call takes one
+lock (reads are milliseconds; a force holds it only while it starts its run, never while it runs).
+Every method returns the same JSON-able shape as the matching CLI `--json` document.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from funnelops.errors import UsageError
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """How the server was started (`funnelops ui` options, resolved as the CLI resolves them)."""
+
+    project_path: Path
+    home: Path
+    backend_name: str | None = None
+    env: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8400
+    read_only: bool = False
+    token: str | None = None  # required on every request when bound beyond localhost
+
+
+def encode_cursor(cursor: dict[str, Any] | None) -> str:
+    """A log cursor (JSON-able, opaque) as a URL-safe token the page hands back."""
+    return base64.urlsafe_b64encode(json.dumps(cursor or {}, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(token: str | None) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UsageError("bad log cursor", "start again without `cursor`") from exc
+    return value if isinstance(value, dict) else None
+
+
+class Dashboard:
+    """Reads and actions for the pages and the API, through the core the CLI uses."""
+
+    def __init__(self, settings: UiSettings) -> None:
+        self.settings = settings
+        self.lock = threading.RLock()
+        self._loaded: Any = None
+        self._backend: Any = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> Any:
+        if self._loaded is None:
+            from funnelops.spec.loader import load_project
+
+            self._loaded = load_project(self.settings.project_path, backend=self.settings.backend_name,
+                                        env=self.settings.env)
+        return self._loaded
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            from funnelops.backends import open_backend
+
+            name = self.settings.backend_name or self.loaded.spec.project.backend
+            self._backend = open_backend(name, self.loaded, self.settings.home)
+        return self._backend
+
+    def close(self) -> None:
+        with self.lock:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+
+    # -- reads (shapes = the CLI's --json documents) --------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """`funnelops status --json`."""
+        from funnelops.lifecycle.status import collect_status
+
+        with self.lock:
+            st = collect_status(self.loaded, self.backend)
+        return {"project_file": str(self.settings.project_path.absolute()), "home": str(self.settings.home),
+                "env": self.loaded.env, **st}
+
+    def runs(self, workflow: str | None = None, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """`funnelops runs --json` items, newest first, optionally of one workflow and one state."""
+        with self.lock:
+            records = self.backend.runtime.list(workflow, limit if state is None else max(limit * 20, 1000))
+        if state is not None:
+            records = [r for r in records if r.state == state.upper()][:limit]
+        return [r.to_dict() for r in records]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run's record (`runs --json` item), None when unknown."""
+        with self.lock:
+            run = self.backend.runtime.get(_run_key(run_id))
+        return run.to_dict() if run is not None else None
+
+    def logs(self, run_id: str, cursor: str | None = None) -> dict[str, Any]:
+        """New log text since `cursor`: {run, chunks: [{source, text, first}], cursor, state, ended,
+        console_url} (the `logs --json` lines, batched; hand `cursor` back for the next piece)."""
+        with self.lock:
+            runtime = self.backend.runtime
+            run = runtime.get(_run_key(run_id))  # before reading: a run seen ended has all its bytes out
+            if run is None:
+                raise UsageError(f"no run {run_id}", "list the runs with `funnelops runs`")
+            read = runtime.read_logs(run.id, decode_cursor(cursor))
+        return {"run": str(run.id), "workflow": run.workflow, "state": run.state, "ended": run.terminal,
+                "chunks": [{"source": c.source, "text": c.text, "first": c.first} for c in read.chunks],
+                "cursor": encode_cursor(read.cursor), "console_url": read.console_url}
+
+    def schedulers(self) -> list[dict[str, Any]]:
+        """`funnelops scheduler list --json`."""
+        return list(self.status()["schedulers"])
+
+    def lineage(self) -> dict[str, Any]:
+        """`funnelops lineage --json`: buckets -> trusted flows -> tables -> refined SQL -> views."""
+        from funnelops.lifecycle.lineage import collect_lineage  # helper D
+
+        return collect_lineage(self.loaded)
+
+    def plan(self) -> dict[str, Any]:
+        """`funnelops plan --json` for the stage the lifecycle is in (read-only: observes, changes nothing)."""
+        from funnelops.lifecycle.order import current_stage
+        from funnelops.plan.diff import build_plan
+
+        with self.lock:
+            stage = current_stage(self.backend.ledger)
+            the_plan = build_plan(self.loaded, self.backend, stage)
+        return {"env": self.loaded.env, **the_plan.to_dict()}
+
+    # -- actions (refused in read-only mode by the caller's access check) ----------------------
+    def force(self, scheduler: str, actor: str, period: str | None = None) -> dict[str, Any]:
+        """`pipeline workflow --scheduler S --json`: the very same code path (order check, initialize
+        the templates, the workflow's lease, refusal naming the holder). Raises RunInProgress (exit 3
+        in the CLI) when the workflow already runs; the caller shows its details."""
+        from funnelops.lifecycle.pipelines import run_workflow_pipeline
+
+        with self.lock:
+            result = run_workflow_pipeline(self.loaded, self.backend, scheduler, actor=actor, period=period)
+        return result.to_dict()
+
+    def set_paused(self, scheduler: str, paused: bool) -> dict[str, Any]:
+        """`scheduler pause|resume S --json`."""
+        from funnelops.lifecycle.jobs import resolve_scheduler
+
+        s = resolve_scheduler(self.loaded, scheduler)
+        with self.lock:
+            self.backend.runtime.set_paused(s.id, paused)
+        return {"scheduler": s.id, "paused": paused}
+
+
+def _run_key(run_id: str) -> int | str:
+    """Local run ids are integers; gcp ids are operation names (kept as text)."""
+    return int(run_id) if run_id.isdigit() else run_id
