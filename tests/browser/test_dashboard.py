@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import UiServer
+from bench.ui_server import UiServer
 
 NAV = ("/", "/runs", "/schedulers", "/lineage", "/plan")
 SCHEDULER = "dia"  # the example's daily scheduler (funnel-dia)
