@@ -23,7 +23,7 @@ UPGRADE ?=
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup setup-demo setup-test demo test test-fast lint lock clean
+.PHONY: setup setup-demo setup-test demo ui test test-fast lint lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,10 @@ setup-test: $(TEST_STAMP)
 
 demo: setup-demo
 	$(BIN)/funnelops demo --dir $(DEMO_DIR)
+
+# the web dashboard over the demo (run `make demo` first): http://127.0.0.1:8400, Ctrl-C stops it
+ui: setup-demo
+	cd $(DEMO_DIR) && $(abspath $(BIN))/funnelops ui
 
 # ruff (style and bugs), import contracts (the layering of docs/architecture.md), mypy (types)
 lint: setup-test

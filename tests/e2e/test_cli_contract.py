@@ -70,6 +70,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str, int]] = {  # path: (arguments, o
     "cancel": (("1",), "doc", -1),  # run 1 has ended: said either way (-1: any exit code)
     "status": ((), "doc", 0),
     "tables": ((), "doc", 0),
+    "lineage": ((), "doc", 0),
     "watch": (("--once",), "doc", -1),  # the project declares no channels: the refusal is the document
     "query": (("SELECT 1 AS one",), "doc", 0),
     "backfill": (("--workflow", "funnel-dia", "--from", "2026-01-01", "--to", "2026-01-02", *DRY), "doc", 0),

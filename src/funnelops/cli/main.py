@@ -143,6 +143,9 @@ def _register() -> None:
     from funnelops.cli import ui_cmd
 
     ui_cmd.register(app)
+    from funnelops.cli import lineage_cmd
+
+    lineage_cmd.register(app)
     try:
         from funnelops.cli import data_cmd
 

@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS runs (
   created_at TEXT NOT NULL, started_at TEXT, ended_at TEXT, steps TEXT NOT NULL DEFAULT '[]',
   rows TEXT NOT NULL DEFAULT '{}', error TEXT, log_dir TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, id);
+-- the active runs (reap, status, the dashboard) are found by state: without it every look scanned all runs
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state);
 CREATE TABLE IF NOT EXISTS leases (
   workflow TEXT PRIMARY KEY, owner TEXT NOT NULL, run_id INTEGER, pid INTEGER, host TEXT,
   acquired_at TEXT NOT NULL, heartbeat_at REAL NOT NULL, expires_s REAL NOT NULL);
