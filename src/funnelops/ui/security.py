@@ -134,6 +134,9 @@ class AccessGuard:
             if path == "/login":
                 await self._login(scope, receive, send, headers, csrf, set_cookies)
                 return
+            if path.startswith(PUBLIC_PREFIXES) and scope["method"] in SAFE_METHODS:
+                await self.app(scope, receive, _with_cookies(send, set_cookies))  # the sign-in page's CSS
+                return
             user = self._identify(scope, headers, cookies)
             if scope["method"] not in SAFE_METHODS:
                 receive = await self._check_change(scope, receive, headers, csrf, bearer=user[1])

@@ -237,6 +237,15 @@ def test_a_session_does_not_survive_a_restart() -> None:
     assert restarted.get("/api/echo").status_code == 401
 
 
+def test_static_files_are_public_but_only_to_read() -> None:
+    app = make(host="0.0.0.0", token=TOKEN)
+    app.router.routes.append(Route("/static/app.css", lambda _r: PlainTextResponse("nav {}"), methods=["GET", "POST"]))
+    c = client(app, base=REMOTE)
+    assert c.get("/static/app.css").status_code == 200  # the sign-in page's CSS, package code
+    assert c.post("/static/app.css").status_code == 401
+    assert c.get("/static/../api/echo").status_code in (401, 404)
+
+
 def test_a_remote_bind_answers_to_any_host_name_with_the_token() -> None:
     c = client(make(host="0.0.0.0", token=TOKEN), base=REMOTE)
     assert c.get("/api/echo", headers={"Host": "dash.example:8400", "Authorization": f"Bearer {TOKEN}"}).status_code == 200
