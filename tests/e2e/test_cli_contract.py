@@ -91,6 +91,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str, int]] = {  # path: (arguments, o
     "scheduler serve": (DRY, "lines", 0),
     "data generate": (("--rows", "100", *DRY), "doc", 0),
     "data load": (("{base}/leads.csv", "--flow", "leads", "--date-column", "FECHA_CREACION", *DRY), "doc", 0),
+    "ui": (("--port", "0", *DRY), "doc", 0),  # serving runs until Ctrl-C: tests/integration/ui/test_api.py
 }
 
 

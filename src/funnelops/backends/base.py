@@ -141,8 +141,11 @@ class Runtime(Protocol):
         """Every scheduler as operated, by id."""
 
     # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
-    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
-        """Runs, newest first (of `workflow` only, when given)."""
+    def list(self, workflow: str | None = None, limit: int = 50, state: str | None = None) -> list[RunRecord]:
+        """Runs, newest first (of `workflow` only, in `state` only (one of STATES), when given).
+
+        `state` filters before `limit` (the dashboard's runs filter: the last 50 FAILED runs among
+        10,000, not the FAILED ones among the last 50)."""
 
 
 @runtime_checkable

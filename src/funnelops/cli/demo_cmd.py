@@ -115,6 +115,8 @@ def demo(
     print_where(app.console, where)
     app.console.print("", f"[bold green]Demo finished in {took:.1f}s.[/] Explore it:",
                       esc(f"  cd {directory} && {exe} status    (funnelops.toml there names the project and home)"),
-                      "  ... runs | logs RUN | tables | query SQL | plan --stage workflow | scheduler list")
+                      "  ... runs | logs RUN | tables | query SQL | plan --stage workflow | scheduler list",
+                      esc(f"  cd {directory} && {exe} ui        (the web dashboard at http://127.0.0.1:8400/; "
+                          "Ctrl-C to stop)"))
     app.console.emit({"dir": str(directory), "seconds": round(took, 1), "pipelines": [r.to_dict() for r in results],
-                      "funnel": summary, "where": where})
+                      "funnel": summary, "where": where, "ui": f"cd {directory} && {exe} ui"})

@@ -38,13 +38,37 @@ def encode_cursor(cursor: dict[str, Any] | None) -> str:
 
 
 def decode_cursor(token: str | None) -> dict[str, Any] | None:
+    """The cursor a page handed back; anything but what `encode_cursor` made is a UsageError."""
     if not token:
         return None
     try:
         value = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, json.JSONDecodeError) as exc:
-        raise UsageError("bad log cursor", "start again without `cursor`") from exc
-    return value if isinstance(value, dict) else None
+        raise UsageError("bad `cursor`: not a cursor this dashboard gave", "start again without `cursor`") from exc
+    if not isinstance(value, dict) or _has_negative(value):
+        raise UsageError("bad `cursor`: not a cursor this dashboard gave", "start again without `cursor`")
+    return value
+
+
+def _has_negative(value: Any) -> bool:
+    """A log offset below zero would make the runtime seek before the file's start."""
+    if isinstance(value, dict):
+        return any(_has_negative(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_negative(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+
+
+class UnknownRun(UsageError):
+    """The run id names no run of this home: the API answers 404."""
+
+    kind = "unknown_run"
+
+
+class UnknownScheduler(UsageError):
+    """The scheduler names none of the project's: the API answers 404 on its path."""
+
+    kind = "unknown_scheduler"
 
 
 class Dashboard:
@@ -92,11 +116,10 @@ class Dashboard:
                 "env": self.loaded.env, **st}
 
     def runs(self, workflow: str | None = None, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """`funnelops runs --json` items, newest first, optionally of one workflow and one state."""
+        """`funnelops runs --json` items, newest first, optionally of one workflow and one state
+        (the runtime filters before the limit, so a rare state is found however old)."""
         with self.lock:
-            records = self.backend.runtime.list(workflow, limit if state is None else max(limit * 20, 1000))
-        if state is not None:
-            records = [r for r in records if r.state == state.upper()][:limit]
+            records = self.backend.runtime.list(workflow, limit, state=state.upper() if state else None)
         return [r.to_dict() for r in records]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
@@ -107,13 +130,29 @@ class Dashboard:
 
     def logs(self, run_id: str, cursor: str | None = None) -> dict[str, Any]:
         """New log text since `cursor`: {run, chunks: [{source, text, first}], cursor, state, ended,
-        console_url} (the `logs --json` lines, batched; hand `cursor` back for the next piece)."""
+        console_url} (the `logs --json` lines, batched; hand `cursor` back for the next piece).
+
+        A run with no log yet (PENDING, or LOST before its first step) has no chunks, not an error:
+        the page keeps polling with the same cursor. A cursor the runtime cannot use (edited by
+        hand) is a UsageError naming `cursor`, never a 500."""
+        from funnelops.backends.types import LogRead
+
+        position = decode_cursor(cursor)
         with self.lock:
             runtime = self.backend.runtime
             run = runtime.get(_run_key(run_id))  # before reading: a run seen ended has all its bytes out
             if run is None:
-                raise UsageError(f"no run {run_id}", "list the runs with `funnelops runs`")
-            read = runtime.read_logs(run.id, decode_cursor(cursor))
+                raise UnknownRun(f"no run {run_id}", "list the runs with `funnelops runs` (or GET /api/runs)",
+                                 run=run_id)
+            try:
+                read = runtime.read_logs(run.id, position)
+            except UsageError:  # no log source yet: nothing to show, same place next time
+                read = LogRead([], position or {}, None)
+            except (TypeError, ValueError, AttributeError, KeyError, OSError) as exc:
+                if cursor is None:
+                    raise
+                raise UsageError("bad `cursor`: it does not fit this run's logs",
+                                 "start again without `cursor`") from exc
         return {"run": str(run.id), "workflow": run.workflow, "state": run.state, "ended": run.terminal,
                 "chunks": [{"source": c.source, "text": c.text, "first": c.first} for c in read.chunks],
                 "cursor": encode_cursor(read.cursor), "console_url": read.console_url}
@@ -151,12 +190,23 @@ class Dashboard:
 
     def set_paused(self, scheduler: str, paused: bool) -> dict[str, Any]:
         """`scheduler pause|resume S --json`."""
-        from funnelops.lifecycle.jobs import resolve_scheduler
-
-        s = resolve_scheduler(self.loaded, scheduler)
+        s = self.scheduler(scheduler)
         with self.lock:
             self.backend.runtime.set_paused(s.id, paused)
         return {"scheduler": s.id, "paused": paused}
+
+    def scheduler(self, name: str) -> Any:
+        """The project's scheduler by name or id, or UnknownScheduler (with the CLI's did-you-mean)."""
+        from funnelops.lifecycle.jobs import resolve_scheduler
+
+        try:
+            return resolve_scheduler(self.loaded, name)
+        except UsageError as exc:
+            raise UnknownScheduler(exc.message, exc.hint, scheduler=name) from exc
+
+    def workflow_names(self) -> list[str]:
+        """The project's workflows (the runs filter accepts only these)."""
+        return [w.name for w in self.loaded.spec.workflows]
 
 
 def _run_key(run_id: str) -> int | str:

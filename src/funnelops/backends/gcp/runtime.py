@@ -344,7 +344,7 @@ class GcpRuntime:
         return {st.id: st for st in states}
 
     # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
-    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
+    def list(self, workflow: str | None = None, limit: int = 50, state: str | None = None) -> list[RunRecord]:
         known = self.ledger.runs()
         managed = {w.name for w in self.loaded.spec.workflows} if self.loaded is not None else None
         out: dict[str, RunRecord] = {}
@@ -355,7 +355,8 @@ class GcpRuntime:
         for rid, raw in known.items():
             if rid not in out:  # not active (any more): final state from its operation
                 out[rid] = (self.get(rid) if raw.get("state") in ("PENDING", "RUNNING") else None) or _from_dict(raw)
-        recs = [r for r in out.values() if workflow is None or r.workflow == workflow]
+        recs = [r for r in out.values()
+                if (workflow is None or r.workflow == workflow) and (state is None or r.state == state)]
         recs.sort(key=lambda r: r.created_at or r.started_at or "", reverse=True)
         return recs[:limit]
 

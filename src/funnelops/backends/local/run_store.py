@@ -61,7 +61,8 @@ class RunStore:
             row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return row_to_run(row) if row else None
 
-    def list(self, workflow: str | None = None, limit: int = 50, active_only: bool = False) -> list[RunRecord]:
+    def list(self, workflow: str | None = None, limit: int = 50, active_only: bool = False,
+             state: str | None = None) -> list[RunRecord]:
         if not self.db.exists():
             return []
         q = "SELECT * FROM runs"
@@ -72,6 +73,9 @@ class RunStore:
             args.append(workflow)
         if active_only:
             where.append("state IN ('PENDING', 'RUNNING')")
+        if state:
+            where.append("state = ?")
+            args.append(state)
         if where:
             q += " WHERE " + " AND ".join(where)
         q += " ORDER BY id DESC LIMIT ?"

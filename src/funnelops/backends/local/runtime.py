@@ -204,9 +204,9 @@ class LocalRuntime:
         return LogRead(chunks, {"offsets": offsets})
 
     # Last in the class: a method named `list` would shadow the builtin in the annotations below it.
-    def list(self, workflow: str | None = None, limit: int = 50) -> list[RunRecord]:
+    def list(self, workflow: str | None = None, limit: int = 50, state: str | None = None) -> list[RunRecord]:
         self.runs.reap()
-        return self.runs.list(workflow, limit)
+        return self.runs.list(workflow, limit, state=state)
 
 
 def _run_id(lease: RunLease) -> int:
