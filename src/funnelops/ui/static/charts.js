@@ -1,5 +1,5 @@
-/* The overview's charts, drawn with uPlot from the JSON the page embeds (#chart-data). The same
-   numbers are in each chart's table; without JavaScript or uPlot the tables are what shows. */
+/* The overview's charts, drawn with uPlot from each chart's own table (its rows' data-* attributes):
+   the chart and the table cannot disagree, and without JavaScript or uPlot the table is what shows. */
 (function () {
   "use strict";
   var COLORS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563", "#db2777"];
@@ -22,16 +22,27 @@
       scales: { x: { time: true } },
       series: [{}].concat(series),
       axes: [{}, { label: yLabel, size: 70 }],
-      legend: { live: true }
+      legend: { live: false }
     };
     return new window.uPlot(opts, data, container);
   }
 
+  function points(chartId, keys) {
+    var out = [];
+    document.querySelectorAll("#" + chartId + " table tr[data-run-id]").forEach(function (tr) {
+      var p = { workflow: tr.getAttribute("data-workflow"), t: parseFloat(tr.getAttribute("data-t")) };
+      keys.forEach(function (k) { p[k] = parseFloat(tr.getAttribute("data-" + k)); });
+      out.push(p);
+    });
+    return out;
+  }
+
   function init() {
-    var node = document.getElementById("chart-data");
-    if (!node) return;
-    var d = JSON.parse(node.textContent || "{}");
-    var wfs = d.workflows || [];
+    if (!document.getElementById("chart-duration")) return;
+    var d = { duration: points("chart-duration", ["seconds"]), rows: points("chart-rows", ["read", "kept"]) };
+    var names = {};
+    d.duration.concat(d.rows).forEach(function (p) { names[p.workflow] = true; });
+    var wfs = Object.keys(names).sort();
     var plots = [];
     var dur = document.querySelector('#chart-duration .chart-canvas');
     plots.push(draw(dur, aligned(d.duration || [], wfs, "seconds"), wfs.map(function (w, i) {

@@ -20,12 +20,14 @@ def chart_data(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     `duration`: ended runs with a start, oldest first: {run, workflow, started_at, t, seconds}.
     `rows`: runs that reported rows, oldest first: {run, workflow, started_at, t, read, kept}.
+    (`t` is the start in epoch seconds, what the chart's time axis takes.)
     `quarantine`: per rule, rows it quarantined over the window and its share (percent) of all
     quarantined rows, largest first, with the flows it quarantined in.
     """
     dated = [(parse(r.get("started_at")), r) for r in runs]
     ordered = sorted(((dt, r) for dt, r in dated if dt is not None), key=lambda p: (p[0], str(p[1].get("id"))))
-    duration, rows = [], []
+    duration: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for dt, r in ordered:
         base = {"run": str(r.get("id", "")), "workflow": str(r.get("workflow") or ""),
                 "started_at": dt.isoformat(), "t": dt.timestamp()}
@@ -36,7 +38,7 @@ def chart_data(runs: list[dict[str, Any]]) -> dict[str, Any]:
         counts = r.get("rows")
         if isinstance(counts, dict) and isinstance(counts.get("read"), int):
             rows.append({**base, "read": counts.get("read", 0), "kept": counts.get("kept", 0)})
-    workflows = sorted({p["workflow"] for p in duration} | {p["workflow"] for p in rows})
+    workflows = sorted({str(p["workflow"]) for p in duration} | {str(p["workflow"]) for p in rows})
     return {"window": len(runs), "workflows": workflows, "duration": duration, "rows": rows,
             "quarantine": quarantine_by_rule(runs)}
 

@@ -2,16 +2,17 @@
 
 Times are rendered as ``<time datetime=ISO title=ISO>`` with UTC text; `app.js` rewrites the text
 into the viewer's own zone (the server cannot know it), so a page without JavaScript still shows
-an unambiguous time. Everything returned as `Markup` is built with `Markup.format`, which escapes
-its arguments: a hostile value never becomes markup.
+an unambiguous time. Everything returned as `Markup` has its values escaped first: a hostile value
+never becomes markup.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from funnelops.timefmt import parse
 
@@ -24,9 +25,9 @@ def when(value: Any) -> Markup:
     dt = parse(value)
     if dt is None:
         return Markup('<span class="no-time">-</span>')
-    iso = dt.isoformat()
+    iso = escape(dt.isoformat())  # digits and signs only; escaped all the same
     text = dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(iso, text)
+    return Markup(f'<time datetime="{iso}" title="{iso}">{text}</time>')  # one string: 400 a page
 
 
 def seconds_between(start: Any, end: Any, now: datetime | None = None) -> float | None:
@@ -79,6 +80,14 @@ def flows_of(run: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def value(v: Any) -> str:
+    """A plan field's before/after as text: a string as it is, anything else as JSON (the
+    template escapes the result like any other text)."""
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, ensure_ascii=False, sort_keys=True, default=str)
+
+
 def filters() -> dict[str, Any]:
     """The Jinja filters the templates use."""
-    return {"when": when, "took": took, "num": num}
+    return {"when": when, "took": took, "num": num, "value": value}
