@@ -62,22 +62,23 @@
     return null;
   }
 
-  /* One outcome: the box shows the latest (class ok/refused/error), the history keeps every one. */
+  /* One outcome: #force-result's class and first line are the latest answer; every answer stays
+     listed under it (two quick clicks: the run and the refusal both remain visible). */
   function outcome(kind, parts) {
     var box = document.getElementById("force-result");
     if (!box) return;
     box.className = "result " + kind;
-    box.textContent = "";
-    parts.forEach(function (p) { box.appendChild(typeof p === "string" ? document.createTextNode(p) : p); });
-    var hist = document.getElementById("force-history");
-    if (!hist) {
-      hist = el("ul", null); hist.id = "force-history";
-      box.parentNode.insertBefore(hist, box.nextSibling);
-    }
+    var latest = box.querySelector(".latest"), hist = box.querySelector("ul.history");
+    if (!latest) { latest = el("div", "latest"); box.appendChild(latest); }
+    if (!hist) { hist = el("ul", "history"); box.appendChild(hist); }
+    latest.textContent = "";
     var li = el("li", kind);
-    parts.forEach(function (p) { li.appendChild(typeof p === "string" ? document.createTextNode(p) : p.cloneNode(true)); });
+    parts.forEach(function (p) {
+      latest.appendChild(typeof p === "string" ? document.createTextNode(p) : p);
+      li.appendChild(typeof p === "string" ? document.createTextNode(p) : p.cloneNode(true));
+    });
     hist.insertBefore(li, hist.firstChild);
-    localize(box); localize(li);
+    localize(box);
   }
 
   function showForce(name, res) {
@@ -121,14 +122,29 @@
     }, function (err) { btn.disabled = false; outcome("error", [name + ": " + err]); });
   }
 
-  /* The run page: append new log text until the run has ended, then reload once for the final
-     steps and rows. */
+  /* The run page's summary, steps and flows, fetched again and swapped in place (no reload: the
+     log text already followed stays, and a reader's scroll position too). */
+  function refreshSections() {
+    return fetch(window.location.pathname, { credentials: "same-origin" })
+      .then(function (resp) { return resp.ok ? resp.text() : Promise.reject(resp.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        ["run-summary", "steps", "flows"].forEach(function (id) {
+          var now = document.getElementById(id), next = fresh.getElementById(id);
+          if (now && next) now.replaceWith(document.importNode(next, true));
+        });
+        localize(document);
+      }, function () { /* the next refresh tries again */ });
+  }
+
+  /* The run page: append new log text and keep the state current until the run has ended; the
+     summary, steps and flows are refreshed every few seconds meanwhile, and once at the end. */
   function followLogs() {
     var pre = document.getElementById("logs");
     if (!pre || pre.getAttribute("data-ended") === "1") return;
     var url = pre.getAttribute("data-url");
     var cursor = pre.getAttribute("data-cursor") || "";
-    var delay = 1000;
+    var delay = 1000, ticks = 0;
     function tick() {
       fetch(url + "?cursor=" + encodeURIComponent(cursor), { credentials: "same-origin", headers: { "Accept": "application/json" } })
         .then(function (resp) { return resp.ok ? resp.json() : Promise.reject(resp.status); })
@@ -141,14 +157,24 @@
           if (atBottom) pre.scrollTop = pre.scrollHeight;
           cursor = doc.cursor || cursor;
           pre.setAttribute("data-cursor", cursor);
-          var state = document.getElementById("run-state");
-          if (state && doc.state) { state.textContent = doc.state; state.setAttribute("data-state", doc.state); }
           delay = 1000;
-          if (doc.ended) { pre.setAttribute("data-ended", "1"); window.setTimeout(function () { window.location.reload(); }, 300); return; }
+          ticks += 1;
+          if (doc.ended) {
+            pre.setAttribute("data-ended", "1");
+            refreshSections().then(function () { setState(doc.state); });
+            return;
+          }
+          setState(doc.state);
+          if (ticks % 5 === 0) refreshSections().then(function () { setState(doc.state); });
           window.setTimeout(tick, delay);
         }, function () { delay = Math.min(delay * 2, 10000); window.setTimeout(tick, delay); });
     }
     window.setTimeout(tick, delay);
+  }
+
+  function setState(state) {
+    var el_ = document.getElementById("run-state");
+    if (el_ && state) { el_.textContent = state; el_.setAttribute("data-state", state); }
   }
 
   document.addEventListener("DOMContentLoaded", function () {
