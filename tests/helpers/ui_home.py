@@ -14,16 +14,13 @@ import subprocess
 import sys
 import textwrap
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from funnelops.ui.dashboard import UiSettings
 
-with warnings.catch_warnings():  # starlette warns when only httpx (not httpx2) is installed
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
+from starlette.testclient import TestClient  # on httpx2 (the dev extra), as Starlette 1.x wants
 
 FUNNELOPS = str(Path(sys.executable).with_name("funnelops"))
 BASE_URL = "http://127.0.0.1:8400"

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from funnelops.ui.app import create_app

@@ -8,7 +8,6 @@ the form body), so each test sees both the refusal and, on the happy path, what 
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import pytest
@@ -20,9 +19,7 @@ from starlette.routing import Route
 
 from funnelops.ui.security import CSRF_COOKIE, SESSION_COOKIE, AccessGuard, Signer
 
-with warnings.catch_warnings():  # starlette warns when only httpx (not httpx2) is installed
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
+from starlette.testclient import TestClient  # on httpx2 (the dev extra), as Starlette 1.x wants
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
 LOCAL = "http://127.0.0.1:8400"
