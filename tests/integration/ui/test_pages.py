@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 
 from funnelops.ui.app import create_app
 from funnelops.ui.dashboard import Dashboard, UiSettings
+from tests.helpers.ui_home import BASE_URL
 
 FUNNELOPS = str(Path(sys.executable).with_name("funnelops"))
 XSS = '<script>alert("pwned")</script>'
@@ -124,7 +125,7 @@ def settings_for(demo: Path, **over: Any) -> UiSettings:
 
 @pytest.fixture(scope="module")
 def client(demo: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_for(demo))) as c:
+    with TestClient(create_app(settings_for(demo)), base_url=BASE_URL) as c:
         yield c
 
 
@@ -289,7 +290,7 @@ def test_a_forced_run_is_live_in_the_table_and_followed_to_done(demo):
     """A real force (the actor hostile markup): the fragment polls every 2 s while it runs, its page
     follows the logs until DONE, and the actor shows as text everywhere."""
     board = Dashboard(settings_for(demo))
-    with TestClient(create_app(board.settings, board)) as c:
+    with TestClient(create_app(board.settings, board), base_url=BASE_URL) as c:
         result = board.force("mes", actor=XSS)
         run_id = str(next(j["detail"]["run"]["id"] for j in result["jobs"] if "run" in j.get("detail", {})))
         live = dom(c.get("/runs?fragment=1").text).one(id="runs-live")
@@ -365,7 +366,7 @@ class HostileDashboard(Dashboard):
 
 def test_hostile_names_render_as_text_on_every_page(demo):
     board = HostileDashboard(settings_for(demo))
-    with TestClient(create_app(board.settings, board)) as c:
+    with TestClient(create_app(board.settings, board), base_url=BASE_URL) as c:
         for url in (*NAV, "/runs/1", "/runs?fragment=1", f"/runs?workflow={XSS}"):
             resp = c.get(url)
             assert resp.status_code == 200, (url, resp.text[:1000])
@@ -386,7 +387,7 @@ def test_read_only_hides_the_buttons(demo, client):
         sid = tr.attrs["data-scheduler-id"]
         assert tr.find("button", "force", data_scheduler=sid)
         assert len(tr.find("button", "pause", data_scheduler=sid) + tr.find("button", "resume", data_scheduler=sid)) == 1
-    with TestClient(create_app(settings_for(demo, read_only=True))) as ro:
+    with TestClient(create_app(settings_for(demo, read_only=True)), base_url=BASE_URL) as ro:
         doc = page(ro, "/schedulers")
         assert doc.find("tr", "scheduler") and not doc.find("button")
         assert "read-only" in doc.text()
@@ -459,7 +460,7 @@ class SampleLineage(Dashboard):
 
 def test_lineage_page_draws_columns_nodes_and_edges(demo):
     board = SampleLineage(settings_for(demo))
-    with TestClient(create_app(board.settings, board)) as c:
+    with TestClient(create_app(board.settings, board), base_url=BASE_URL) as c:
         svg = page(c, "/lineage").one(id="lineage").one("svg")
     nodes = {g.attrs["data-id"]: g for g in svg.find("g", "node")}
     assert set(nodes) == {"bucket:raw", "flow:leads", "table:t.leads", "sql:funnel.sql", "view:r.v"}
@@ -489,7 +490,7 @@ def test_lineage_page_on_the_real_project(client, demo):
 
 
 def test_plan_page_shows_no_changes_then_the_change_of_an_edited_project(demo):
-    with TestClient(create_app(settings_for(demo))) as c:
+    with TestClient(create_app(settings_for(demo)), base_url=BASE_URL) as c:
         doc = page(c, "/plan")
         assert doc.one(id="plan").attrs["data-stage"] == "workflow"
         assert doc.find(id="plan-no-changes") and not doc.find("tr", "change")
@@ -497,7 +498,7 @@ def test_plan_page_shows_no_changes_then_the_change_of_an_edited_project(demo):
     original = project.read_text()
     project.write_text(original.replace('cron: "0 6 * * *"', 'cron: "30 5 * * *"'))
     try:
-        with TestClient(create_app(settings_for(demo))) as c:
+        with TestClient(create_app(settings_for(demo)), base_url=BASE_URL) as c:
             doc = page(c, "/plan")
     finally:
         project.write_text(original)
@@ -518,7 +519,7 @@ def test_overview_and_runs_render_fast_with_10000_runs(demo, tmp_path):
         have = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         con.executemany(f"INSERT INTO runs ({', '.join(cols)}) SELECT {', '.join(cols)} FROM runs WHERE id = ?",
                         [(src,)] * (10_000 - have))
-    with TestClient(create_app(settings_for(home))) as c:
+    with TestClient(create_app(settings_for(home)), base_url=BASE_URL) as c:
         assert len(page(c, "/runs?limit=500").find("tr", "run")) == 500
         for url in ("/", "/runs", "/runs?fragment=1", "/runs?state=DONE&workflow=funnel-dia"):
             page(c, url)  # warm: the project is loaded and the backend opened once per server
