@@ -458,7 +458,7 @@ class SampleLineage(Dashboard):
                           {"from": "sql:funnel.sql", "to": "nowhere"}, {"to": "view:r.v"}, "not an edge"]}
 
 
-def test_lineage_page_draws_columns_nodes_and_edges(demo):
+def test_lineage_page_draws_rows_nodes_and_edges(demo):
     board = SampleLineage(settings_for(demo))
     with TestClient(create_app(board.settings, board), base_url=BASE_URL) as c:
         svg = page(c, "/lineage").one(id="lineage").one("svg")
@@ -468,9 +468,9 @@ def test_lineage_page_draws_columns_nodes_and_edges(demo):
     assert nodes["flow:leads"].one("text").text() == "flow:leads"
     assert nodes["sql:funnel.sql"].one("text").text().endswith("…")  # cut, the full label in <title>
     assert nodes["sql:funnel.sql"].one("title").text() == "x" * 80
-    xs = [float(nodes[n].attrs["transform"].split("(")[1].split(",")[0])
+    ys = [float(nodes[n].attrs["transform"].split(",")[1].rstrip(")"))
           for n in ("bucket:raw", "flow:leads", "table:t.leads", "sql:funnel.sql", "view:r.v")]
-    assert xs == sorted(xs) and len(set(xs)) == 5  # one column each, left to right
+    assert ys == sorted(ys) and len(set(ys)) == 5  # one row each, top to bottom
     assert [(p.attrs["data-from"], p.attrs["data-to"]) for p in svg.find("path", "edge")] == [
         ("bucket:raw", "flow:leads"), ("flow:leads", "table:t.leads"), ("table:t.leads", "sql:funnel.sql"),
         ("sql:funnel.sql", "view:r.v")]
@@ -530,3 +530,22 @@ def test_overview_and_runs_render_fast_with_10000_runs(demo, tmp_path):
                 times.append(time.perf_counter() - t0)
             best = min(times)
             assert best < 0.3, f"{url}: {best * 1000:.0f} ms"
+
+
+def test_lineage_layout_puts_a_source_just_above_what_it_feeds_and_orders_rows_by_their_feeds():
+    """The trusted bucket (nothing reaches it) is drawn in the row above its tables, not in the raw
+    bucket's row where its edges would cross the flows; a row follows the order of what feeds it."""
+    from funnelops.ui.views.lineage_svg import layout
+
+    doc = {"nodes": [{"id": "raw", "kind": "bucket", "rank": 0}, {"id": "trusted", "kind": "bucket", "rank": 0},
+                     {"id": "f1", "kind": "flow", "rank": 1}, {"id": "f2", "kind": "flow", "rank": 1},
+                     {"id": "t2", "kind": "table", "rank": 2}, {"id": "t1", "kind": "table", "rank": 2}],
+           "edges": [{"from": "raw", "to": "f1"}, {"from": "raw", "to": "f2"}, {"from": "f1", "to": "t1"},
+                     {"from": "f2", "to": "t2"}, {"from": "trusted", "to": "t1"}, {"from": "trusted", "to": "t2"},
+                     {"from": "t1", "to": "ghost"}]}
+    g = layout(doc)
+    at = {n["id"]: (n["x"], n["y"]) for n in g["nodes"]}
+    assert at["trusted"][1] == at["f1"][1] > at["raw"][1]
+    assert at["t1"][0] < at["t2"][0]  # t1 is fed by f1, the first flow
+    assert len(g["edges"]) == 6  # the edge to an unknown node is dropped
+    assert all(n["x"] + n["w"] <= g["width"] and n["y"] + n["h"] <= g["height"] for n in g["nodes"])
