@@ -8,10 +8,13 @@
     (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
       var d = new Date(el.getAttribute("datetime"));
       if (isNaN(d.getTime())) return;
-      el.textContent = d.toLocaleString(undefined, {
+      var opts = {
         year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
         second: "2-digit", timeZoneName: "short"
-      });
+      };
+      if (el.dataset.zone) { opts.timeZone = el.dataset.zone; }  // a scheduler's own zone
+      try { el.textContent = d.toLocaleString(undefined, opts); }
+      catch (e) { delete opts.timeZone; el.textContent = d.toLocaleString(undefined, opts); }
     });
   }
 

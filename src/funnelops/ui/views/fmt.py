@@ -20,14 +20,26 @@ TERMINAL = ("DONE", "FAILED", "CANCELLED", "LOST")
 STATES = ("PENDING", "RUNNING", "DONE", "FAILED", "CANCELLED", "LOST")
 
 
-def when(value: Any) -> Markup:
-    """A `<time>` element for an ISO instant (``-`` when missing or without an offset)."""
+def when(value: Any, zone: str | None = None) -> Markup:
+    """A `<time>` element for an ISO instant (``-`` when missing or without an offset).
+
+    Shown in the viewer's zone, or in `zone` when given (a scheduler's next fire reads in the zone
+    its cron is written in, as `funnelops scheduler list` shows it)."""
     dt = parse(value)
     if dt is None:
         return Markup('<span class="no-time">-</span>')
     iso = escape(dt.isoformat())  # digits and signs only; escaped all the same
-    text = dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return Markup(f'<time datetime="{iso}" title="{iso}">{text}</time>')  # one string: 400 a page
+    if zone:
+        try:
+            from zoneinfo import ZoneInfo
+
+            text = dt.astimezone(ZoneInfo(zone)).strftime(f"%Y-%m-%d %H:%M:%S {zone}")
+        except (KeyError, ValueError):
+            zone = None
+    if not zone:
+        text = dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    attr = f' data-zone="{escape(zone)}"' if zone else ""
+    return Markup(f'<time datetime="{iso}" title="{iso}"{attr}>{escape(text)}</time>')  # one string: 400 a page
 
 
 def seconds_between(start: Any, end: Any, now: datetime | None = None) -> float | None:
