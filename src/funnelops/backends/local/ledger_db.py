@@ -32,6 +32,7 @@ from funnelops.errors import BackendError
 T = TypeVar("T")
 
 LOCK_WAIT_S = 30.0  # the longest a write waits for another process's transaction, then LedgerLocked
+BUSY_TIMEOUT_MS = 30000  # SQLite's own wait for a lock, per statement (a read in WAL mode never needs it)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -122,7 +123,7 @@ class LedgerDB:
         else:
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         con.row_factory = sqlite3.Row
-        con.execute("PRAGMA busy_timeout = 30000")
+        con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return con
 
     def _prepare(self) -> None:
@@ -206,7 +207,9 @@ class LedgerDB:
             left = deadline - time.monotonic()
             con.execute(f"PRAGMA busy_timeout = {max(0, int(left * 1000))}")
             try:
-                return op()
+                done = op()
+                con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # the connection's own, for what follows
+                return done
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc):
                     raise
