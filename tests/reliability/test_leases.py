@@ -249,6 +249,23 @@ def _write_probe(home: Path, wait_s: float) -> None:
         con.execute("SELECT 1")
 
 
+def test_while_a_run_holds_its_lease_no_ledger_close_locks_out_readers(rig):
+    """Before: a connection closing while no other was open checkpointed and deleted the WAL under an
+    EXCLUSIVE lock on the ledger file; a run stopped there (the supervisor's heartbeat connections,
+    one SIGSTOP in a few hundred) blocked even a start's reads, which failed after 30 s with
+    'database is locked'. The supervisor pins the ledger: no close is the last while it runs."""
+    run = rig.start()
+    rig.step_pid()
+    wal = rig.home / "ledger.sqlite-wal"
+    for _ in range(3):
+        _write_probe(rig.home, wait_s=5)  # our connection closes: the WAL stays, so it was not the last
+        assert wal.exists()
+        time.sleep(EXPIRY_S / 4)  # a heartbeat: the supervisor's own connection opens and closes
+        assert wal.exists()
+    rig.gate.touch()
+    assert coordinator.wait(rig.runtime, [run.id], timeout=30)[0].state == "DONE"
+
+
 HOLD_A_WRITE = textwrap.dedent('''
     """Take the ledger's write lock, say so, and stop inside the transaction."""
     import os, signal, sys

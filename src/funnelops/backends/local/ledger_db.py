@@ -10,6 +10,12 @@ the lock for as long as it is stopped: before, a writer retried SQLite's 30 s bu
 (100 minutes), so a `start` refused by a stopped run hung writing the refusal's audit event.
 Opening the ledger writes nothing when it is already complete, so a new process can read it
 (and be refused) whoever holds the write lock.
+
+Readers in WAL mode wait for no writer, with one exception: the last connection to close
+checkpoints and deletes the WAL under an EXCLUSIVE lock on the file, and a process stopped there
+blocks even readers. A lease holder (a run's supervisor, flows holding their own lease, an apply)
+therefore `pin`s the ledger while it holds its lease: its idle connection keeps every other close
+from being the last, so stopping the holder can block nobody's reads.
 """
 
 from __future__ import annotations
@@ -98,6 +104,7 @@ class LedgerDB:
         self._ready = False
         self._ro = False
         self._prepare_lock = threading.Lock()
+        self._pin: sqlite3.Connection | None = None
 
     @property
     def read_only(self) -> bool:
@@ -125,6 +132,23 @@ class LedgerDB:
         con.row_factory = sqlite3.Row
         con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return con
+
+    def pin(self) -> None:
+        """Keep one idle connection open (having read the file, so it holds its shared lock) until
+        `unpin`: while it is open, no connection of any process is the last to close, so none takes
+        the EXCLUSIVE lock of the close-time checkpoint (see the module docstring). Idempotent."""
+        if self._pin is not None or self.read_only or not self.path.exists():
+            return
+        with self._translated():
+            con = self.connect()
+            con.execute("SELECT count(*) FROM meta").fetchone()  # no transaction stays open after it
+        self._pin = con
+
+    def unpin(self) -> None:
+        """Close the pinned connection (the lease it protected is given back by now)."""
+        con, self._pin = self._pin, None
+        if con is not None:
+            con.close()
 
     def _prepare(self) -> None:
         """Check the file once, then create it, mark a legacy one, or refuse."""
@@ -263,9 +287,16 @@ class LedgerDB:
         """SQLite errors that mean "damaged" or "read-only" become errors a user can act on."""
         try:
             yield
+        except LedgerLocked:
+            raise
         except sqlite3.OperationalError as exc:
             if "readonly database" in str(exc).lower():
                 raise integrity.read_only_error(self.path.parent, f"writing {self.path.name}") from None
+            if "database is locked" in str(exc).lower():  # a reader that waited out its busy timeout
+                raise LedgerLocked(
+                    f"the ledger {self.path} stayed locked by another process for {BUSY_TIMEOUT_MS / 1000:g}s",
+                    "a funnelops process holding it may be stopped (SIGSTOP, a suspended terminal) or hung "
+                    "while closing or writing it; resume or end it, then retry", path=str(self.path)) from None
             raise
         except sqlite3.DatabaseError as exc:
             if type(exc) is sqlite3.DatabaseError:  # SQLITE_CORRUPT / SQLITE_NOTADB, not IntegrityError
