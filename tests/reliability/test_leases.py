@@ -2,7 +2,9 @@
 
 Real supervisors, real step processes, a real SQLite ledger. Faults: heartbeats that fail as on a
 full disk (FUNNELOPS_FAULT_HEARTBEAT_FILE: while that file exists, LeaseStore.heartbeat raises
-sqlite3.OperationalError), and SIGSTOP of a run's whole process group past its lease's expiry.
+sqlite3.OperationalError), SIGSTOP of a run's whole process group past its lease's expiry, and
+SIGSTOP inside a ledger write (FUNNELOPS_FAULT_HEARTBEAT_STOP_FILE: the next heartbeat stops its
+process while it holds the write lock), which must delay no start and no reader for long.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ import signal
 import sqlite3
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from funnelops.runs import coordinator
 from funnelops.backends.local import LocalBackend
 from funnelops.errors import RunInProgress
-from funnelops.backends.local.leases import FAULT_FILE_ENV, pid_alive
+from funnelops.backends.local.leases import FAULT_FILE_ENV, STOP_FILE_ENV, pid_alive
+from funnelops.backends.local.ledger_db import LedgerLocked
 
 pytestmark = pytest.mark.reliability
 
@@ -174,6 +180,128 @@ def test_a_stopped_run_is_never_taken_over_and_gives_up_when_it_resumes(rig):
     assert lost.state == "LOST" and "could not renew the workflow lease" in lost.error
     rig.gate.touch()
     assert coordinator.wait(rig.runtime, [rig.start().id], timeout=30)[0].state == "DONE"
+
+def _within(seconds: float, what: str, fn: Callable[[], Any]) -> Any:
+    """Call `fn` in a daemon thread and return what it returns (or raise what it raises), failing
+    the test after `seconds` instead of hanging with it: the defect under attack is a hang."""
+    box: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed back to the test below
+            box["error"] = exc
+
+    thread = threading.Thread(target=call, name=f"bounded: {what}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"{what} was still blocked after {seconds:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+def test_a_run_stopped_inside_a_ledger_write_never_hangs_a_start(rig, monkeypatch, tmp_path):
+    """Before: a SIGSTOP landing while the supervisor held the ledger's write lock (a heartbeat's
+    transaction) hung every later start: the refusal's audit retried SQLite's 30 s busy wait 200
+    times, and a new process's first connection (an INSERT OR IGNORE of the ledger's marker) 50 times.
+    In CI the SIGSTOP of the test above landed there one run in several and the test hung for good."""
+    stop_file = tmp_path / "stop-in-heartbeat"
+    monkeypatch.setenv(STOP_FILE_ENV, str(stop_file))  # inherited by the run's supervisor
+    run = rig.start()
+    rig.step_pid()
+    sup = rig.runtime.get(run.id).pid
+    stop_file.touch()  # the next heartbeat stops itself inside its write transaction
+    try:
+        rig.wait(lambda: not stop_file.exists() and _stopped(sup), 10, what="the supervisor to stop mid-write")
+        os.killpg(sup, signal.SIGSTOP)  # and its step, as a SIGSTOP of the process group would
+        with pytest.raises(LedgerLocked, match="stayed locked"):  # it holds the write lock, for good
+            _within(10, "a write with a deadline", lambda: _write_probe(rig.home, wait_s=0.3))
+        began = time.monotonic()
+        with pytest.raises(RunInProgress) as refused:
+            _within(15, "a start with the backend that launched the run", rig.start)
+        assert refused.value.details["holder"]["run_id"] == run.id
+        # a new process (a CLI) opens the ledger afresh: opening it must not need the write lock
+        fresh = LocalBackend(rig.home, "p", "r", project_path=tmp_path / "funnel.yaml")
+        with pytest.raises(RunInProgress) as refused:
+            _within(15, "a start with a newly opened ledger",
+                    lambda: coordinator.start(fresh, "wf", trigger="forced", actor="attacker"))
+        assert refused.value.details["holder"]["run_id"] == run.id
+        assert time.monotonic() - began < 15  # each refusal waits at most the audit's short deadline
+        assert [r.id for r in rig.runtime.runs.list("wf")] == [run.id]
+    finally:
+        os.killpg(sup, signal.SIGCONT)
+    rig.gate.touch()
+    ended = coordinator.wait(rig.runtime, [run.id], timeout=30)[0]
+    assert ended.terminal and rig.lease() is None
+    assert coordinator.wait(rig.runtime, [rig.start().id], timeout=30)[0].state == "DONE"
+
+
+def _write_probe(home: Path, wait_s: float) -> None:
+    from funnelops.backends.local.ledger_db import LedgerDB
+
+    with LedgerDB(home / "ledger.sqlite").write(wait_s=wait_s) as con:
+        con.execute("SELECT 1")
+
+
+def test_while_a_run_holds_its_lease_no_ledger_close_locks_out_readers(rig):
+    """Before: a connection closing while no other was open checkpointed and deleted the WAL under an
+    EXCLUSIVE lock on the ledger file; a run stopped there (the supervisor's heartbeat connections,
+    one SIGSTOP in a few hundred) blocked even a start's reads, which failed after 30 s with
+    'database is locked'. The supervisor pins the ledger: no close is the last while it runs."""
+    run = rig.start()
+    rig.step_pid()
+    wal = rig.home / "ledger.sqlite-wal"
+    for _ in range(3):
+        _write_probe(rig.home, wait_s=5)  # our connection closes: the WAL stays, so it was not the last
+        assert wal.exists()
+        time.sleep(EXPIRY_S / 4)  # a heartbeat: the supervisor's own connection opens and closes
+        assert wal.exists()
+    rig.gate.touch()
+    assert coordinator.wait(rig.runtime, [run.id], timeout=30)[0].state == "DONE"
+
+
+HOLD_A_WRITE = textwrap.dedent('''
+    """Take the ledger's write lock, say so, and stop inside the transaction."""
+    import os, signal, sys
+    from funnelops.backends.local.ledger_db import LedgerDB
+    with LedgerDB(sys.argv[1]).write() as con:
+        con.execute("INSERT INTO events (at, kind, data) VALUES ('now', 'held', '{}')")
+        print("held", flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
+''')
+
+
+def test_a_writer_stopped_inside_a_transaction_blocks_no_reader_and_no_writer_for_good(tmp_path):
+    """Before: a writer waited up to 200 x 30 s for the lock, and merely opening the ledger in a new
+    process (its marker's INSERT OR IGNORE) up to 50 x 30 s; now reads never wait and writes end in
+    LedgerLocked at their deadline."""
+    import subprocess
+
+    from funnelops.backends.local.leases import LeaseStore
+    from funnelops.backends.local.ledger_db import LedgerDB
+
+    path = tmp_path / "ledger.sqlite"
+    LeaseStore(LedgerDB(path)).acquire("wf", "run-1")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_WRITE, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert _within(10, "opening the ledger afresh and reading it",
+                       lambda: [h.owner for h in LeaseStore(LedgerDB(path)).live_holders()]) == ["run-1"]
+        began = time.monotonic()
+        with pytest.raises(LedgerLocked, match="stayed locked") as locked:
+            _within(10, "a write with a 0.5 s deadline", lambda: _write_probe(tmp_path, wait_s=0.5))
+        assert 0.4 < time.monotonic() - began < 5
+        assert isinstance(locked.value, sqlite3.OperationalError) and "resume or end it" in (locked.value.hint or "")
+    finally:
+        holder.kill()
+        holder.wait()
+    _within(10, "a write once the holder is gone", lambda: _write_probe(tmp_path, wait_s=5))
 
 
 def test_flows_started_by_hand_keep_renewing_through_errors_and_refuse_to_commit_once_given_up(

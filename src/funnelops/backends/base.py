@@ -158,7 +158,9 @@ class Ledger(Protocol):
 
     def reset_stages(self, actor: str) -> None: ...
 
-    def record_event(self, kind: str, subject: str, data: dict[str, Any]) -> None: ...
+    def record_event(self, kind: str, subject: str, data: dict[str, Any], *, best_effort: bool = False) -> None:
+        """Append an audit event. `best_effort`: the caller would rather lose the event than wait
+        long for the ledger (a refusal's audit), so a ledger behind a lock gives up soon."""
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
 

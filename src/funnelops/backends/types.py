@@ -214,14 +214,15 @@ def refuse_apply(holder: ApplyHolder, nothing: str = "nothing was changed") -> R
 class EventSink(Protocol):
     """What `record_refusal` needs of a ledger."""
 
-    def record_event(self, kind: str, subject: str, data: dict[str, Any]) -> None: ...
+    def record_event(self, kind: str, subject: str, data: dict[str, Any], *, best_effort: bool = False) -> None: ...
 
 
 def record_refusal(ledger: EventSink | None, subject: str, exc: Exception, **data: Any) -> None:
     """Audit a refusal (a run in progress, a stage or job order) as a `refused` event.
 
     Best effort: the refusal itself is what the user must see, so a ledger that cannot be
-    written (or none at all) never replaces it with another error.
+    written (or none at all) never replaces it with another error, nor delays it for long: the
+    writer that blocks the audit may be the very run that refuses us, stopped inside a write.
     """
     if ledger is None:
         return
@@ -231,7 +232,7 @@ def record_refusal(ledger: EventSink | None, subject: str, exc: Exception, **dat
     if holder is not None and "holder" not in body:
         body["holder"] = holder
     try:
-        ledger.record_event("refused", subject, body)
+        ledger.record_event("refused", subject, body, best_effort=True)
     except Exception:
         pass
 

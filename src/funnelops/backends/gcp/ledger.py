@@ -109,7 +109,8 @@ class GcsLedger:
 
         self.doc.update(change)
 
-    def record_event(self, kind: str, subject: str, data: dict[str, Any]) -> None:
+    def record_event(self, kind: str, subject: str, data: dict[str, Any], *, best_effort: bool = False) -> None:
+        """`best_effort` changes nothing here: an object update waits on no lock another process holds."""
         self.doc.update(lambda doc: _event(doc, kind, subject, data))
 
     def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -101,6 +101,7 @@ class ApplyLease:
                         (owner, os.getpid(), socket.gethostname(), actor or default_actor(),
                          command or invoked_command(), now_iso(), time.time(), ttl))
         self.owner = owner
+        self.db.pin()  # while we hold the lease, stopping us must block no reader (ledger_db.py)
         self._stop.clear()
         self._beat = threading.Thread(target=self._heartbeats, args=(owner, ttl / 4), daemon=True,
                                       name="apply-lease-heartbeat")
@@ -127,5 +128,8 @@ class ApplyLease:
             self._beat = None
         if owner is None:
             return
-        with self.db.write() as con:
-            con.execute("DELETE FROM apply_lease WHERE id = 1 AND owner = ?", (owner,))
+        try:
+            with self.db.write() as con:
+                con.execute("DELETE FROM apply_lease WHERE id = 1 AND owner = ?", (owner,))
+        finally:
+            self.db.unpin()

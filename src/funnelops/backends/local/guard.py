@@ -58,6 +58,7 @@ def workflow_lease(home: Path) -> Iterator[None]:
         record_refusal(LocalLedger(Path(home)), workflow, exc, trigger="flows")
         raise
     # Losing the lease needs no action here: every commit point checks `keeper.lost` first.
+    leases.db.pin()  # while we hold the lease, stopping us must block no reader (ledger_db.py)
     keeper = LeaseKeeper(leases, workflow, owner, expiry, on_lost=lambda reason: None).start()
     _OWN = (workflow, owner, keeper)
     try:
@@ -65,7 +66,10 @@ def workflow_lease(home: Path) -> Iterator[None]:
     finally:
         _OWN = None
         keeper.close()
-        leases.release(workflow, owner)
+        try:
+            leases.release(workflow, owner)
+        finally:
+            leases.db.unpin()
 
 
 def verify_lease_held(home: Path) -> None:

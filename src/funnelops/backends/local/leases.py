@@ -16,6 +16,7 @@ its last successful renewal, before anyone may take over (see runs/supervisor.py
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sqlite3
 import time
@@ -39,6 +40,22 @@ def default_expiry_s() -> float:
 
 # Fault injection for the reliability tests: while this file exists, heartbeats fail as on a full disk.
 FAULT_FILE_ENV = "FUNNELOPS_FAULT_HEARTBEAT_FILE"
+# ...and when this file exists, the next heartbeat deletes it and stops its own process (SIGSTOP)
+# inside its write transaction: the holder then keeps the ledger's write lock until it is resumed.
+STOP_FILE_ENV = "FUNNELOPS_FAULT_HEARTBEAT_STOP_FILE"
+
+
+def _stop_inside_write_for_tests() -> None:
+    """The STOP_FILE_ENV fault: one heartbeat (whoever deletes the file) stops mid-transaction,
+    as a SIGSTOP landing there would, deterministically rather than one time in hundreds."""
+    path = os.environ.get(STOP_FILE_ENV)
+    if not path:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    os.kill(os.getpid(), signal.SIGSTOP)
 PID_REUSE_SLACK_S = 5.0  # /proc's boot time is whole seconds; leave room for clock adjustments
 
 
@@ -169,6 +186,7 @@ class LeaseStore:
             else:
                 cur = con.execute("UPDATE leases SET heartbeat_at = ? WHERE workflow = ? AND owner = ?",
                                   (time.time(), workflow, owner))
+            _stop_inside_write_for_tests()
             return cur.rowcount == 1
 
     def row(self, workflow: str) -> dict | None:

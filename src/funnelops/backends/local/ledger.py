@@ -18,6 +18,8 @@ from funnelops.backends.types import StageRecord, default_actor, now_iso, record
 
 __all__ = ["LocalLedger", "StageRecord", "default_actor", "record_refusal"]
 
+BEST_EFFORT_WAIT_S = 2.0  # a best-effort event (a refusal's audit) waits this long for the write lock
+
 
 class LocalLedger:
     """Ledger in `<home>/ledger.sqlite`."""
@@ -61,8 +63,10 @@ class LocalLedger:
             rows = con.execute("SELECT job, completed_at, spec_hash, actor FROM jobs_done ORDER BY id").fetchall()
         return [dict(r) for r in rows]
 
-    def record_event(self, kind: str, subject: str, data: dict[str, Any]) -> None:
-        with self.db.write() as con:
+    def record_event(self, kind: str, subject: str, data: dict[str, Any], *, best_effort: bool = False) -> None:
+        """Append an audit event; `best_effort` waits at most BEST_EFFORT_WAIT_S for the write lock
+        (then LedgerLocked), so a process stopped inside a write cannot hold up a refusal."""
+        with self.db.write(wait_s=BEST_EFFORT_WAIT_S if best_effort else None) as con:
             con.execute("INSERT INTO events (at, kind, subject, data) VALUES (?, ?, ?, ?)",
                         (now_iso(), kind, subject, json.dumps(data, ensure_ascii=False)))
 

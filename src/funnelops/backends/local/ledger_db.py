@@ -3,21 +3,42 @@
 SQLite decides races for us: `BEGIN IMMEDIATE` takes the write lock up front, so "read the
 lease, then take it" is one atomic step across processes. WAL lets `status` and `runs` read
 while a run writes.
+
+Every wait for the write lock has a deadline (`LOCK_WAIT_S`, or the caller's `wait_s`) and ends
+in `LedgerLocked`. A process stopped (SIGSTOP, a suspended terminal) or hung inside a write keeps
+the lock for as long as it is stopped: before, a writer retried SQLite's 30 s busy wait 200 times
+(100 minutes), so a `start` refused by a stopped run hung writing the refusal's audit event.
+Opening the ledger writes nothing when it is already complete, so a new process can read it
+(and be refused) whoever holds the write lock.
+
+Readers in WAL mode wait for no writer, with one exception: the last connection to close
+checkpoints and deletes the WAL under an EXCLUSIVE lock on the file, and a process stopped there
+blocks even readers. A lease holder (a run's supervisor, flows holding their own lease, an apply)
+therefore `pin`s the ledger while it holds its lease: its idle connection keeps every other close
+from being the last, so stopping the holder can block nobody's reads.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from funnelops.backends.local import ledger_integrity as integrity
 from funnelops.backends.types import now_iso
+from funnelops.errors import BackendError
+
+T = TypeVar("T")
+
+LOCK_WAIT_S = 30.0  # the longest a write waits for another process's transaction, then LedgerLocked
+BUSY_TIMEOUT_MS = 30000  # SQLite's own wait for a lock, per statement (a read in WAL mode never needs it)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,6 +78,19 @@ CREATE TABLE IF NOT EXISTS apply_lease (
 """
 
 
+# Every table and index SCHEMA creates: a ledger that has them all (and its marker) needs no write to open.
+SCHEMA_NAMES = frozenset(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA))
+
+
+class LedgerLocked(BackendError, sqlite3.OperationalError):
+    """Another process held the ledger's write lock for longer than a writer waits.
+
+    A BackendError, so the CLI prints its message and hint; an sqlite3.OperationalError too, so
+    the code that retries or tolerates ledger write errors (heartbeats, progress, a run's end)
+    treats it as the failed write it is.
+    """
+
+
 class LedgerDB:
     """Opens (and creates) the ledger file; hands out connections and write transactions.
 
@@ -72,6 +106,7 @@ class LedgerDB:
         self._ready = False
         self._ro = False
         self._prepare_lock = threading.Lock()
+        self._pin: sqlite3.Connection | None = None
 
     @property
     def read_only(self) -> bool:
@@ -97,8 +132,25 @@ class LedgerDB:
         else:
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         con.row_factory = sqlite3.Row
-        con.execute("PRAGMA busy_timeout = 30000")
+        con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return con
+
+    def pin(self) -> None:
+        """Keep one idle connection open (having read the file, so it holds its shared lock) until
+        `unpin`: while it is open, no connection of any process is the last to close, so none takes
+        the EXCLUSIVE lock of the close-time checkpoint (see the module docstring). Idempotent."""
+        if self._pin is not None or self.read_only or not self.path.exists():
+            return
+        with self._translated():
+            con = self.connect()
+            con.execute("SELECT count(*) FROM meta").fetchone()  # no transaction stays open after it
+        self._pin = con
+
+    def unpin(self) -> None:
+        """Close the pinned connection (the lease it protected is given back by now)."""
+        con, self._pin = self._pin, None
+        if con is not None:
+            con.close()
 
     def _prepare(self) -> None:
         """Check the file once, then create it, mark a legacy one, or refuse."""
@@ -152,25 +204,58 @@ class LedgerDB:
         self._init()
 
     def _init(self) -> None:
+        """Bring the file to WAL mode, the current schema and its marker, writing only when needed:
+        a complete ledger is opened with reads alone, which no stopped writer can block."""
         con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         try:
-            for attempt in range(50):
-                try:
-                    con.execute("PRAGMA busy_timeout = 30000")
-                    con.execute("PRAGMA journal_mode = WAL")
-                    con.executescript(SCHEMA)
-                    _mark(con)
-                    return
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or attempt == 49:
-                        raise
-                    time.sleep(0.05)
+            if _complete(con):
+                return
+
+            def init() -> None:
+                con.execute("PRAGMA journal_mode = WAL")
+                con.executescript(SCHEMA)
+                _mark(con)
+
+            self._until_unlocked(con, init, LOCK_WAIT_S)
         finally:
             con.close()
 
+    def _until_unlocked(self, con: sqlite3.Connection, op: Callable[[], T], wait_s: float) -> T:
+        """Run `op` (which takes the write lock), retrying while another process holds the lock,
+        for at most `wait_s` seconds in all; then raise LedgerLocked.
+
+        SQLite's busy handler waits inside one attempt (its timeout is set to the time left);
+        some "locked" answers come back without waiting, hence the retries with a short sleep.
+        """
+        deadline = time.monotonic() + wait_s
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic()
+            con.execute(f"PRAGMA busy_timeout = {max(0, int(left * 1000))}")
+            try:
+                done = op()
+                con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # the connection's own, for what follows
+                return done
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise LedgerLocked(
+                        f"the ledger {self.path} stayed locked by another process's write for {wait_s:g}s",
+                        "a funnelops process (a run's supervisor, an apply) holding it may be stopped "
+                        "(SIGSTOP, a suspended terminal) or hung; resume or end it, then retry",
+                        path=str(self.path)) from None
+                time.sleep(min(0.01 + 0.002 * attempt, 0.1, left))
+                attempt += 1
+
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: commits on success, rolls back on any error."""
+    def write(self, *, wait_s: float | None = None) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: commits on success, rolls back on any error.
+
+        Waits at most `wait_s` (default LOCK_WAIT_S) for another process's transaction to end,
+        then raises LedgerLocked: a stopped or hung writer never blocks this one for good.
+        """
         if self.read_only:
             raise integrity.read_only_error(self.path.parent, f"writing {self.path.name}")
         with self._translated():
@@ -179,14 +264,8 @@ class LedgerDB:
                 con.close()
                 raise integrity.read_only_error(self.path.parent, f"writing {self.path.name}")
             try:
-                for attempt in range(200):
-                    try:
-                        con.execute("BEGIN IMMEDIATE")
-                        break
-                    except sqlite3.OperationalError as exc:
-                        if "locked" not in str(exc) or attempt == 199:
-                            raise
-                        time.sleep(0.01 + 0.002 * attempt)
+                self._until_unlocked(con, lambda: con.execute("BEGIN IMMEDIATE"),
+                                     LOCK_WAIT_S if wait_s is None else wait_s)
                 try:
                     yield con
                     con.execute("COMMIT")
@@ -210,14 +289,36 @@ class LedgerDB:
         """SQLite errors that mean "damaged" or "read-only" become errors a user can act on."""
         try:
             yield
+        except LedgerLocked:
+            raise
         except sqlite3.OperationalError as exc:
             if "readonly database" in str(exc).lower():
                 raise integrity.read_only_error(self.path.parent, f"writing {self.path.name}") from None
+            if "database is locked" in str(exc).lower():  # a reader that waited out its busy timeout
+                raise LedgerLocked(
+                    f"the ledger {self.path} stayed locked by another process for {BUSY_TIMEOUT_MS / 1000:g}s",
+                    "a funnelops process holding it may be stopped (SIGSTOP, a suspended terminal) or hung "
+                    "while closing or writing it; resume or end it, then retry", path=str(self.path)) from None
             raise
         except sqlite3.DatabaseError as exc:
             if type(exc) is sqlite3.DatabaseError:  # SQLITE_CORRUPT / SQLITE_NOTADB, not IntegrityError
                 raise integrity.ledger_error(self.path, "damaged", str(exc), []) from None
             raise
+
+
+def _complete(con: sqlite3.Connection) -> bool:
+    """Is the ledger already in WAL mode, with every table and index of SCHEMA and its marker?
+    (Reads only: in WAL mode they never wait for a writer.)"""
+    try:
+        if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            return False
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        if not SCHEMA_NAMES <= names:
+            return False
+        return con.execute("SELECT 1 FROM meta WHERE key = ? AND value = ?",
+                           (integrity.MARKER_KEY, integrity.MARKER_VALUE)).fetchone() is not None
+    except sqlite3.OperationalError:  # locked while WAL is being set up, say: let the writes decide
+        return False
 
 
 def _mark(con: sqlite3.Connection) -> None:

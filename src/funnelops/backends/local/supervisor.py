@@ -176,6 +176,7 @@ class Supervisor:
         if run is None or run.terminal:
             return 1
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.runs.db.pin()  # for the run's life: stopping this process must block no reader (ledger_db.py)
         log_dir = Path(run.log_dir) if run.log_dir else LocalHome(self.home).run_logs(self.run_id)
         log_dir.mkdir(parents=True, exist_ok=True)
         try:
