@@ -4,17 +4,28 @@
 (function () {
   "use strict";
 
-  function localize(root) {
-    (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
-      var d = new Date(el.getAttribute("datetime"));
-      if (isNaN(d.getTime())) return;
+  // One formatter per zone: building an Intl.DateTimeFormat per <time> (toLocaleString with
+  // options does) cost most of the overview's load with a few hundred times on it.
+  var formatters = {};
+  function formatter(zone) {
+    var key = zone || "";
+    if (!formatters[key]) {
       var opts = {
         year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
         second: "2-digit", timeZoneName: "short"
       };
-      if (el.dataset.zone) { opts.timeZone = el.dataset.zone; }  // a scheduler's own zone
-      try { el.textContent = d.toLocaleString(undefined, opts); }
-      catch (e) { delete opts.timeZone; el.textContent = d.toLocaleString(undefined, opts); }
+      if (zone) { opts.timeZone = zone; }  // a scheduler's own zone
+      try { formatters[key] = new Intl.DateTimeFormat(undefined, opts); }
+      catch (e) { delete opts.timeZone; formatters[key] = new Intl.DateTimeFormat(undefined, opts); }
+    }
+    return formatters[key];
+  }
+
+  function localize(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d.getTime())) return;
+      el.textContent = formatter(el.dataset.zone).format(d);
     });
   }
 
