@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,33 @@ def _has_negative(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
 
 
+RELOAD_CHECK_S = 1.0
+MAX_PROJECT_FILES = 2000
+
+
+def project_fingerprint(project_file: Path) -> tuple[Any, ...]:
+    """(path, mtime, size) of every file in the project's folder (hidden folders such as the home
+    `.funnelops/` left out); past MAX_PROJECT_FILES only the project file itself, so a project kept
+    beside a large data folder costs no more than one stat per second."""
+    root = project_file.parent
+    seen: list[tuple[str, int, int]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+        for name in filenames:
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            seen.append((os.path.join(dirpath, name), st.st_mtime_ns, st.st_size))
+            if len(seen) > MAX_PROJECT_FILES:
+                try:
+                    st = project_file.stat()
+                except OSError:
+                    return ("missing",)
+                return ((str(project_file), st.st_mtime_ns, st.st_size),)
+    return tuple(sorted(seen))
+
+
 class UnknownRun(UsageError):
     """The run id names no run of this home: the API answers 404."""
 
@@ -79,16 +108,31 @@ class Dashboard:
         self.lock = threading.RLock()
         self._loaded: Any = None
         self._backend: Any = None
+        self._seen: tuple[Any, ...] | None = None  # the project files' fingerprint when loaded
+        self._checked = 0.0  # monotonic time of the last look at the files
 
     # -- plumbing -------------------------------------------------------------------------------
     @property
     def loaded(self) -> Any:
-        if self._loaded is None:
-            from funnelops.spec.loader import load_project
+        """The project, reloaded when its files changed (at most one look per second): an operator
+        who edits funnel.yaml or a SQL file sees the Plan page and the Force button act on the
+        project as it is now, as the next CLI command would. An edit that breaks the project is
+        the page's error (file, line, field), never a silently stale project."""
+        with self.lock:
+            now = time.monotonic()
+            if self._loaded is not None and now - self._checked >= RELOAD_CHECK_S:
+                self._checked = now
+                if project_fingerprint(self.settings.project_path) != self._seen:
+                    self._loaded = None
+                    self.close()  # the backend was opened for the old project
+            if self._loaded is None:
+                from funnelops.spec.loader import load_project
 
-            self._loaded = load_project(self.settings.project_path, backend=self.settings.backend_name,
-                                        env=self.settings.env)
-        return self._loaded
+                seen = project_fingerprint(self.settings.project_path)
+                self._loaded = load_project(self.settings.project_path, backend=self.settings.backend_name,
+                                            env=self.settings.env)
+                self._seen, self._checked = seen, now
+            return self._loaded
 
     @property
     def backend(self) -> Any:

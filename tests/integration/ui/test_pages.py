@@ -508,9 +508,35 @@ def test_plan_page_shows_no_changes_then_the_change_of_an_edited_project(demo):
     assert "30 5 * * *" in changes[0].text()
 
 
+def test_a_running_dashboard_follows_edits_of_the_project(demo, monkeypatch):
+    """One server while the operator edits: the plan shows the edit without a restart, a broken
+    edit is an error naming the file (not a stale project), and the repair is seen again."""
+    from funnelops.ui import dashboard
+
+    monkeypatch.setattr(dashboard, "RELOAD_CHECK_S", 0.0)
+    project = demo / "project" / "funnel.yaml"
+    original = project.read_text()
+    with TestClient(create_app(settings_for(demo)), base_url=BASE_URL) as c:
+        try:
+            assert page(c, "/plan").find(id="plan-no-changes")
+            project.write_text(original.replace('cron: "0 6 * * *"', 'cron: "30 5 * * *"'))
+            changes = page(c, "/plan").one(id="plan").find("tr", "change")
+            assert [tr.attrs["data-address"] for tr in changes] == ["scheduler.dia"]
+            project.write_text(original.replace("schedulers:", "schedulers: [oops", 1))
+            broken = c.get("/api/status")
+            assert broken.status_code == 400 and "funnel.yaml" in broken.json()["error"]
+        finally:
+            project.write_text(original)
+        assert c.get("/api/status").status_code == 200
+        assert page(c, "/plan").find(id="plan-no-changes")
+
+
 # -- speed ----------------------------------------------------------------------------------------
-def test_overview_and_runs_render_fast_with_10000_runs(demo, tmp_path):
-    """A copy of the demo home with 10,000 runs in its ledger: the pages read only the newest."""
+def test_overview_and_runs_read_a_bounded_window_of_10000_runs(demo, tmp_path):
+    """A copy of the demo home with 10,000 runs in its ledger: the pages read only the newest (the
+    speed itself is measured by bench/ui_page_load.py, not asserted here)."""
+    from funnelops.ui.views.charts import WINDOW
+
     home = tmp_path / "big"
     shutil.copytree(demo, home, ignore=shutil.ignore_patterns("*.lock"))
     with sqlite3.connect(home / ".funnelops" / "ledger.sqlite") as con:
@@ -519,17 +545,15 @@ def test_overview_and_runs_render_fast_with_10000_runs(demo, tmp_path):
         have = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         con.executemany(f"INSERT INTO runs ({', '.join(cols)}) SELECT {', '.join(cols)} FROM runs WHERE id = ?",
                         [(src,)] * (10_000 - have))
+        newest = con.execute("SELECT MAX(id) FROM runs").fetchone()[0]
     with TestClient(create_app(settings_for(home)), base_url=BASE_URL) as c:
         assert len(page(c, "/runs?limit=500").find("tr", "run")) == 500
-        for url in ("/", "/runs", "/runs?fragment=1", "/runs?state=DONE&workflow=funnel-dia"):
-            page(c, url)  # warm: the project is loaded and the backend opened once per server
-            times = []
-            for _ in range(5):
-                t0 = time.perf_counter()
-                page(c, url)
-                times.append(time.perf_counter() - t0)
-            best = min(times)
-            assert best < 0.3, f"{url}: {best * 1000:.0f} ms"
+        first = page(c, "/runs").one("table", id="runs").find("tr", "run")
+        assert len(first) == 50 and first[0].attrs["data-run-id"] == str(newest)
+        overview = page(c, "/")
+        assert len(overview.one(id="chart-duration").find("tr")) <= WINDOW + 1  # the header and the window
+        for url in ("/runs?fragment=1", "/runs?state=DONE&workflow=funnel-dia"):
+            page(c, url)
 
 
 def test_lineage_layout_puts_a_source_just_above_what_it_feeds_and_orders_rows_by_their_feeds():
