@@ -254,5 +254,7 @@ class Dashboard:
 
 
 def _run_key(run_id: str) -> int | str:
-    """Local run ids are integers; gcp ids are operation names (kept as text)."""
-    return int(run_id) if run_id.isdigit() else run_id
+    """Local run ids are integers; gcp ids are operation names (kept as text). Only ASCII digits
+    make an integer: str.isdigit() is also true of '\u00b2' (int() refuses it: a 500) and of other
+    scripts' digits (int() reads '\u0661' as 1: another run's id)."""
+    return int(run_id) if run_id.isascii() and run_id.isdigit() else run_id
