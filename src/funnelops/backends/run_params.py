@@ -3,7 +3,8 @@
 Dataproc refuses an instantiation that lacks a value for any declared parameter ("values for
 parameters must be provided when the template is instantiated"), so only what really varies per
 run is a parameter. Every step whose main is the flows program gets a *run tail* appended to its
-arguments, after the workflow's and the stage's (the flows parser keeps the LAST value of a key):
+arguments, after the workflow's and the stage's (the flows parser keeps the LAST value of a key);
+the step's own ``--execution_type=`` and ``--period=`` arguments move into the tail (one copy each):
 
     --execution_type=<the step's last --execution_type, else delta>  --lease=scheduled
     --period=<the step's last --period, else current>  --workflow=<name>
@@ -44,6 +45,7 @@ EXECUTION_REGEX = r"^--execution_type=(full|delta)$"
 LEASE_REGEX = r"^--lease=[A-Za-z0-9_-]{1,64}$"
 PERIOD_REGEX = r"^--period=(current|previous|\d{4}(-\d{2}(-\d{2})?)?)$"
 CURRENT_PERIOD = "current"
+CARRIED = ("--execution_type=", "--period=")  # keys whose last value the run tail carries
 _DESCRIPTIONS = {
     EXECUTION_PARAM: "funnelops: --execution_type of one run (full for the initial load)",
     LEASE_PARAM: "funnelops: whose lease the run works under (scheduled: it takes the lease itself)",
@@ -88,8 +90,13 @@ def with_run_tail(jobs: list[dict[str, Any]], parameters: list[dict[str, Any]], 
     for job in jobs:
         job = {**job, "args": list(job["args"])}
         if job["main"] == FLOWS_MAIN:
+            tail = run_tail(job["args"], workflow)
+            # the tail carries the step's execution type and period (their last values): the earlier
+            # copies would only repeat them in every template, run and status (`--period=previous`
+            # twice), so they go, and each key appears once, in the slot a run's parameter replaces
+            job["args"] = [a for a in job["args"] if not a.startswith(CARRIED)]
             n = len(job["args"])
-            job["args"] += run_tail(job["args"], workflow)
+            job["args"] += tail
             exec_fields.append(arg_field(job["step_id"], n))
             lease_fields.append(arg_field(job["step_id"], n + 1))
             period_fields.append(arg_field(job["step_id"], n + 2))

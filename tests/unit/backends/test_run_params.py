@@ -24,12 +24,14 @@ def cfg(args: list[str], main: str = "funnelops.flows", params: list | None = No
 def test_the_tail_repeats_the_last_execution_type_and_names_the_scheduled_lease() -> None:
     c = cfg(["--granularity=DAY", "--execution_type=full", "--refined_flows=false"])
     flows, other = c["jobs"]
-    assert flows["args"][-3:] == ["--execution_type=full", "--lease=scheduled", "--period=current"]
+    # the step's own --execution_type moves into the tail: one copy, in the parameter's slot
+    assert flows["args"] == ["--granularity=DAY", "--refined_flows=false",
+                             "--execution_type=full", "--lease=scheduled", "--period=current"]
     assert other["args"] == ["--x=1"]  # not the flows program: no tail
     assert [(p["name"], p["fields"]) for p in c["parameters"]] == [
-        ("FO_EXECUTION_TYPE", ["jobs['flows'].pysparkJob.args[3]"]),
-        ("FO_LEASE", ["jobs['flows'].pysparkJob.args[4]"]),
-        ("FO_PERIOD", ["jobs['flows'].pysparkJob.args[5]"])]
+        ("FO_EXECUTION_TYPE", ["jobs['flows'].pysparkJob.args[2]"]),
+        ("FO_LEASE", ["jobs['flows'].pysparkJob.args[3]"]),
+        ("FO_PERIOD", ["jobs['flows'].pysparkJob.args[4]"])]
     assert default_execution_type([]) == "delta"
     # the flows program reads the tail: the last value of a key wins, --lease is known
     parsed = parse_args(flows["args"] + ["--execution_type=delta"])
@@ -40,7 +42,20 @@ def test_the_tail_repeats_the_last_execution_type_and_names_the_scheduled_lease(
 def test_the_tail_keeps_the_steps_own_period_and_ends_with_the_workflow() -> None:
     jobs = [{"step_id": "flows", "main": "funnelops.flows", "args": ["--period=previous"], "prerequisites": []}]
     out, _ = with_run_tail(jobs, [], "wf")
-    assert out[0]["args"][1:] == ["--execution_type=delta", "--lease=scheduled", "--period=previous", "--workflow=wf"]
+    assert out[0]["args"] == ["--execution_type=delta", "--lease=scheduled", "--period=previous", "--workflow=wf"]
+
+
+def test_each_carried_key_appears_once_and_its_last_value_wins() -> None:
+    """Before: `--execution_type=delta` and `--period=previous` showed twice in every template, run
+    and status (the workflow's copy, then the tail's)."""
+    jobs = [{"step_id": "flows", "main": "funnelops.flows", "prerequisites": [],
+             "args": ["--execution_type=delta", "--period=previous", "--g=1", "--execution_type=full", "--period=2024"]}]
+    out, params = with_run_tail(jobs, [], "wf")
+    args = out[0]["args"]
+    assert args == ["--g=1", "--execution_type=full", "--lease=scheduled", "--period=2024", "--workflow=wf"]
+    for key in ("--execution_type=", "--period=", "--lease=", "--workflow="):
+        assert sum(a.startswith(key) for a in args) == 1, key
+    assert {p["name"]: p["fields"] for p in params}["FO_PERIOD"] == ["jobs['flows'].pysparkJob.args[3]"]
 
 
 def test_a_value_for_every_declared_parameter() -> None:
