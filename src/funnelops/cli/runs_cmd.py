@@ -177,6 +177,12 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
                     f"({r['trigger']})"))
     if not st["running"]:
         c.print("  none")
+    if st.get("applying"):
+        a = st["applying"]
+        where = f", pid {a['pid']} on {a['host']}" if a.get("pid") is not None and a.get("host") else ""
+        c.print("[bold yellow]Apply in progress[/]",
+                esc(f"  `{a['command']}` by {a['actor']} since {_fmt_time(a['acquired_at'])}{where}: forces and "
+                    "scheduled fires are refused until it ends"))
     if st["waiting_for_data"]:
         c.print("[bold]External tables waiting for data[/]")
         for w in st["waiting_for_data"]:

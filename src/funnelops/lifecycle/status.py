@@ -77,6 +77,7 @@ def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
                            "exists": s.id in states, "paused": paused, "next_fire": nxt,
                            "last_fire": st.last_fire if st is not None else None})
     running = [r.to_dict() for r in backend.runtime.active()]
+    holder = backend.apply_holder()  # an apply in progress: forces and scheduled fires are refused meanwhile
     waiting = []
     if "iac" in done:
         for e in spec.external_tables:
@@ -84,6 +85,7 @@ def collect_status(loaded: LoadedProject, backend: Backend) -> dict[str, Any]:
                 waiting.append(e.address)
     return {"project": spec.project.id, "backend": backend.name, "spec_hash": loaded.spec_hash,
             "stages": stages, "position": last, "next": next_step(loaded, last, backend.scheduler_daemon),
-            "templates": templates, "schedulers": schedulers, "running": running, "waiting_for_data": waiting,
+            "templates": templates, "schedulers": schedulers, "running": running,
+            "applying": holder.to_dict() if holder is not None else None, "waiting_for_data": waiting,
             "where": data_locations(loaded, backend)}
 
