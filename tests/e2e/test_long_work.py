@@ -16,13 +16,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from funnelops.cli.main import main as cli_main
+from tests.helpers.tiny_project import wait_until, write_tiny
 
 pytestmark = pytest.mark.slow
 
@@ -44,26 +44,9 @@ STEP = textwrap.dedent('''
 ''')
 
 
-def tiny_project(tmp: Path) -> Path:
-    (tmp / "step.py").write_text(STEP)
-    (tmp / "funnel.yaml").write_text(textwrap.dedent("""
-        project: {id: tiny-long, time_zone: America/Bogota, backend: local}
-        datasets: [{id: tiny_ds}]
-        workflows:
-          - name: tiny-dia
-            granularity: DAY
-            initial_load: true
-            args: ["--granularity=DAY"]
-            jobs: [{step_id: the-step, main: step.py}]
-        schedulers:
-          - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
-    """))
-    return tmp / "funnel.yaml"
-
-
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    project = tiny_project(tmp_path)
+    project = write_tiny(tmp_path, "tiny-long", STEP)
     home = tmp_path / "home"
     monkeypatch.delenv("STEP_GATE", raising=False)
     base = ["--project", str(project), "--home", str(home)]
@@ -91,16 +74,6 @@ def run_state(home: Path, run_id: int) -> str:
         con.close()
 
 
-def wait_for(pred, what: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _collect(stream, lines: list[str]) -> threading.Thread:
     t = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
     t.start()
@@ -118,12 +91,12 @@ def test_ctrl_c_during_wait_exits_130_naming_the_run_which_goes_on(tiny):
     readers = [_collect(proc.stdout, out), _collect(proc.stderr, err)]
     try:
         # the CLI is in its wait loop once it printed the run's RUNNING state
-        running = wait_for(lambda: next((x for x in list(out) if "(tiny-dia): RUNNING" in x), None),
-                           "the run's RUNNING line")
+        running = wait_until(lambda: next((x for x in list(out) if "(tiny-dia): RUNNING" in x), None), 90,
+                             "the run's RUNNING line")
         run_id = int(running.split("run ")[1].split()[0])
         # the awaited run's progress as the step reports its flows: the first flow's rows, on stderr
-        line = wait_for(lambda: next((x for x in list(err) if "1 flow(s)" in x), None),
-                        "the first flow's progress line", timeout=30)
+        line = wait_until(lambda: next((x for x in list(err) if "1 flow(s)" in x), None), 30,
+                          "the first flow's progress line")
         assert f"run {run_id} (tiny-dia): 1 flow(s) — the-step RUNNING · read 10, kept 9, quarantined 1" in line
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
@@ -140,7 +113,7 @@ def test_ctrl_c_during_wait_exits_130_naming_the_run_which_goes_on(tiny):
     assert "Traceback" not in text
     assert run_state(home, run_id) == "RUNNING"  # the supervisor did not die with the CLI
     gate.touch()
-    wait_for(lambda: run_state(home, run_id) == "DONE", "the run to end DONE")
+    wait_until(lambda: run_state(home, run_id) == "DONE", 90, "the run to end DONE")
 
     # cancel of an ended run says so (exit 0), in text and JSON
     out = cli(env, "cancel", str(run_id)).stdout
@@ -153,7 +126,7 @@ def test_cancel_of_a_running_run_says_what_it_stopped(tiny):
     env, home, gate = tiny
     started = json.loads(cli(env, "--json", "job", "force-scheduler", "--scheduler", "dia").stdout)
     run_id = started["run"]["id"]
-    wait_for(lambda: run_state(home, run_id) == "RUNNING", "the run to start")
+    wait_until(lambda: run_state(home, run_id) == "RUNNING", 90, "the run to start")
     out = cli(env, "cancel", str(run_id)).stdout
     assert f"cancelled run {run_id} of tiny-dia" in out and "the-step" in out, out
     assert run_state(home, run_id) == "CANCELLED"
@@ -202,7 +175,7 @@ def test_a_serve_fire_says_what_it_started_and_the_next_fire(tiny):
         assert backend.ledger.events("scheduler.started")[-1]["data"]["detail"] == started.detail
     finally:
         backend.close()
-    wait_for(lambda: not _active(home), "the fired run to end")
+    wait_until(lambda: not _active(home), 90, "the fired run to end")
 
 
 def _active(home: Path) -> int:

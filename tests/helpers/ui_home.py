@@ -84,15 +84,3 @@ STEP = textwrap.dedent('''
     print("step done", flush=True)
 ''')
 
-TINY = textwrap.dedent("""
-    project: {id: tiny-ui, time_zone: America/Bogota, backend: local}
-    datasets: [{id: tiny_ds}]
-    workflows:
-      - name: tiny-dia
-        granularity: DAY
-        initial_load: true
-        args: ["--granularity=DAY"]
-        jobs: [{step_id: the-step, main: step.py}]
-    schedulers:
-      - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
-""")

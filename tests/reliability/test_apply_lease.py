@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from funnelops.backends.local import LocalBackend
+from tests.helpers.tiny_project import tiny_yaml, write_tiny
 
 if TYPE_CHECKING:
     from funnelops.backends.types import ApplyHolder
@@ -32,26 +32,7 @@ pytestmark = pytest.mark.reliability
 
 FUNNELOPS = str(Path(sys.executable).with_name("funnelops"))
 
-STEP = textwrap.dedent("""
-    import os, time
-    gate = os.environ.get("STEP_GATE")  # when set, the step lasts until the test creates that file
-    deadline = time.time() + 60
-    while gate and not os.path.exists(gate) and time.time() < deadline:
-        time.sleep(0.02)
-""")
-
-PROJECT = textwrap.dedent("""
-    project: {id: tiny-apply, time_zone: America/Bogota, backend: local}
-    datasets: [{id: tiny_ds, description: DESCRIPTION}]
-    workflows:
-      - name: tiny-dia
-        granularity: DAY
-        initial_load: true
-        args: ["--granularity=DAY"]
-        jobs: [{step_id: the-step, main: step.py}]
-    schedulers:
-      - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
-""")
+PROJECT_ID = "tiny-apply"  # the apply lease's holder is read back under it
 
 
 class Tiny:
@@ -88,7 +69,7 @@ class Tiny:
         raise AssertionError("the apply never took the lease")
 
     def holder(self) -> ApplyHolder | None:
-        return LocalBackend(self.home, "tiny-apply", "r").apply_holder()
+        return LocalBackend(self.home, PROJECT_ID, "r").apply_holder()
 
     def events(self, kind: str) -> list[dict]:
         import sqlite3
@@ -104,8 +85,7 @@ class Tiny:
 @pytest.fixture(scope="module")
 def initial(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("apply-lease")
-    (root / "step.py").write_text(STEP)
-    (root / "funnel.yaml").write_text(PROJECT.replace("DESCRIPTION", "v1"))
+    write_tiny(root, PROJECT_ID, dataset_description="v1")  # the gated step: STEP_GATE, when set, holds a run
     t = Tiny(root)
     t.run("pipeline", "funnel", "--data-stage", "IaC")
     t.run("pipeline", "funnel", "--data-stage", "Initial data")
@@ -146,7 +126,7 @@ def test_a_force_and_a_second_apply_are_refused_while_an_apply_holds_the_lease(t
 
 
 def test_two_applies_at_once_one_applies_the_other_is_refused(tiny):
-    tiny.project.write_text(PROJECT.replace("DESCRIPTION", "v2"))
+    tiny.project.write_text(tiny_yaml(PROJECT_ID, dataset_description="v2"))
     first = tiny.paused_apply("job", "create-infra", "--stage", "Initial data")
     try:
         second = _refusal(tiny.run("--json", "job", "create-infra", "--stage", "Initial data", code=3))
@@ -175,7 +155,7 @@ def test_an_apply_that_changes_what_a_run_uses_waits_for_the_run(tiny):
     tiny.run("pipeline", "workflow", "--scheduler", "Día", STEP_GATE=str(gate))
     try:
         tiny.run("job", "create-infra", "--stage", "Initial data")  # nothing changes: goes on
-        tiny.project.write_text(PROJECT.replace("DESCRIPTION", "v2"))
+        tiny.project.write_text(tiny_yaml(PROJECT_ID, dataset_description="v2"))
         refused = _refusal(tiny.run("--json", "job", "create-infra", "--stage", "Initial data", code=3))
         assert "cannot apply this plan (update dataset.tiny_ds) while a run is in progress" in refused["message"]
         assert "tiny-dia" in refused["message"]

@@ -27,6 +27,7 @@ from funnelops.backends.local import LocalBackend
 from funnelops.errors import RunInProgress
 from funnelops.backends.local.leases import FAULT_FILE_ENV, STOP_FILE_ENV, pid_alive
 from funnelops.backends.local.ledger_db import LedgerLocked
+from tests.helpers.tiny_project import wait_until
 
 pytestmark = pytest.mark.reliability
 
@@ -66,13 +67,7 @@ class Rig:
         return self.runtime.leases.row("wf")
 
     def wait(self, pred, timeout: float = 30, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = pred()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return wait_until(pred, timeout, what, poll=0.02)
 
     def step_pid(self) -> int:
         self.wait(lambda: self.ticks.exists() and self.ticks.read_text().strip(), what="the step to tick")

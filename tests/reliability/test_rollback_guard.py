@@ -9,16 +9,11 @@ ledger forgets the later stages, so `status` and the order checks tell the truth
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import textwrap
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from funnelops.backends.local.ledger import LocalLedger
-from funnelops.cli.main import main as cli_main
+from tests.helpers.tiny_project import cli_json_runner, run_count, write_tiny
 
 pytestmark = pytest.mark.reliability
 
@@ -26,32 +21,10 @@ pytestmark = pytest.mark.reliability
 @pytest.fixture
 def finished(tmp_path, monkeypatch, capsys):
     """A one-workflow project whose lifecycle completed every stage; `run(*args)` -> (exit code, JSON)."""
-    (tmp_path / "step.py").write_text("print('step ran')\n")
-    (tmp_path / "funnel.yaml").write_text(textwrap.dedent("""
-        project: {id: tiny-rollback, time_zone: America/Bogota, backend: local}
-        datasets: [{id: tiny_ds}]
-        workflows:
-          - name: tiny-dia
-            granularity: DAY
-            initial_load: true
-            args: ["--granularity=DAY"]
-            jobs: [{step_id: the-step, main: step.py}]
-        schedulers:
-          - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
-    """))
+    project = write_tiny(tmp_path, "tiny-rollback", "print('step ran')\n")
     monkeypatch.setenv("NO_COLOR", "1")
     home = tmp_path / "home"
-    base = ["--project", str(tmp_path / "funnel.yaml"), "--home", str(home)]
-
-    def run(*args: str) -> tuple[int, Any]:
-        capsys.readouterr()
-        code = cli_main(base + ["--json", *args])
-        out = capsys.readouterr()
-        text = out.out.strip() or out.err.strip()
-        try:
-            return code, json.loads(text)
-        except ValueError:
-            return code, text
+    run = cli_json_runner(project, home, capsys)
 
     for step in (["pipeline", "funnel", "--data-stage", "IaC"], ["pipeline", "funnel", "--data-stage", "Initial data"],
                  ["pipeline", "workflow", "--scheduler", "Día", "--wait"]):
@@ -67,14 +40,6 @@ def _args(run) -> list[str]:
     return status["templates"][0]["dynamic_args"]
 
 
-def _runs(home: Path) -> int:
-    con = sqlite3.connect(home / "ledger.sqlite")
-    try:
-        return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-    finally:
-        con.close()
-
-
 @pytest.mark.parametrize("command", [
     ["job", "create-infra", "--stage", "IaC"],
     ["pipeline", "funnel", "--data-stage", "IaC"],
@@ -82,7 +47,7 @@ def _runs(home: Path) -> int:
 ])
 def test_a_rollback_is_refused_and_changes_nothing(finished, command):
     home = finished.home
-    runs_before = _runs(home)
+    runs_before = run_count(home)
     code, err = finished(*command)
     assert code == 2, err
     assert "tiny-dia" in err["message"] and "'Workflow'" in err["message"]
@@ -90,7 +55,7 @@ def test_a_rollback_is_refused_and_changes_nothing(finished, command):
     assert err["details"]["rollback"]["templates"] == ["tiny-dia"]
     assert _args(finished) == []  # still the Workflow stage's arguments
     assert set(LocalLedger(home).stages()) == {"iac", "initial_data", "workflow"}
-    assert _runs(home) == runs_before  # the Initial data pipeline was refused before its first job
+    assert run_count(home) == runs_before  # the Initial data pipeline was refused before its first job
     refused = LocalLedger(home).events("refused")
     assert refused and refused[0]["data"]["needed"] == "--allow-rollback"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import json
 import sqlite3
-import textwrap
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -21,52 +20,21 @@ import pytest
 
 from funnelops.runs import coordinator
 from funnelops.backends.gcp.ledger import GcsLedger
-from funnelops.cli.main import main as cli_main
 from funnelops.errors import StageOrderError
 from funnelops.lifecycle.order import job_completed, require_before
 from funnelops.backends.base import Ledger
 from funnelops.backends.local.ledger import LocalLedger
+from tests.helpers.tiny_project import cli_json_runner, run_count, write_tiny
 
 pytestmark = pytest.mark.reliability
-
-STEP = textwrap.dedent("""
-    import os, time
-    gate = os.environ.get("STEP_GATE")  # when set, the step lasts until the test creates that file
-    deadline = time.time() + 60
-    while gate and not os.path.exists(gate) and time.time() < deadline:
-        time.sleep(0.02)
-""")
-
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch, capsys):
     """A one-workflow project with a trivial step, IaC done; `run(*args)` -> (exit code, JSON answer)."""
-    (tmp_path / "step.py").write_text(STEP)
-    (tmp_path / "funnel.yaml").write_text(textwrap.dedent("""
-        project: {id: tiny-order, time_zone: America/Bogota, backend: local}
-        datasets: [{id: tiny_ds}]
-        workflows:
-          - name: tiny-dia
-            granularity: DAY
-            initial_load: true
-            args: ["--granularity=DAY"]
-            jobs: [{step_id: the-step, main: step.py}]
-        schedulers:
-          - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
-    """))
+    project = write_tiny(tmp_path, "tiny-order")  # the gated step: STEP_GATE, when set, holds a run
     monkeypatch.setenv("NO_COLOR", "1")
     home = tmp_path / "home"
-    base = ["--project", str(tmp_path / "funnel.yaml"), "--home", str(home)]
-
-    def run(*args: str) -> tuple[int, Any]:
-        capsys.readouterr()
-        code = cli_main(base + ["--json", *args])
-        out = capsys.readouterr()
-        text = out.out.strip() or out.err.strip()
-        try:
-            return code, json.loads(text)
-        except ValueError:
-            return code, text
+    run = cli_json_runner(project, home, capsys)
 
     assert run("pipeline", "funnel", "--data-stage", "IaC")[0] == 0
     run.home = home  # type: ignore[attr-defined]
@@ -86,20 +54,12 @@ def _refused(home: Path) -> list[dict]:
     return [{"subject": s, **json.loads(d)} for s, d in rows]
 
 
-def _runs(home: Path) -> int:
-    con = sqlite3.connect(home / "ledger.sqlite")
-    try:
-        return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-    finally:
-        con.close()
-
-
 def test_rerun_alone_is_refused_and_never_marks_initial_data(tiny):
     code, err = tiny("job", "rerun-workflow-templates")
     assert code == 4 and err["error"] == "stage_order"
     assert "funnelops job run-workflow-templates" in err["message"] + err["hint"]
     assert err["details"]["needed"] == "run-workflow-templates"
-    assert _stages(tiny.home) == {"iac"} and _runs(tiny.home) == 0  # nothing ran, nothing recorded
+    assert _stages(tiny.home) == {"iac"} and run_count(tiny.home) == 0  # nothing ran, nothing recorded
     assert tiny("pipeline", "workflow", "--scheduler", "Día")[0] == 4  # still before Initial data
     refused = _refused(tiny.home)
     assert [r["subject"] for r in refused] == ["rerun-workflow-templates", "force-scheduler"]

@@ -14,12 +14,12 @@ declared over the lease argument); the CLI sends its owner token as FO_LEASE.
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 
 import pytest
 
 from funnelops.runs import coordinator
+from tests.helpers.tiny_project import wait_until
 
 from test_backend_iac import apply, gcp_env, make_project, open_gcp  # noqa: F401 - fixture re-used
 
@@ -47,16 +47,6 @@ def _work(gcp_double) -> Counter[str]:
     return Counter(la["funnelops-flow"] for la in labels if la.get("funnelops-flow"))
 
 
-def _until(check, timeout: float = 90.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _outputs(executor, operation: str) -> str:
     return "".join(executor.output(s.job_id) for s in executor.runs[operation].steps)
 
@@ -73,14 +63,15 @@ def test_a_scheduler_fire_during_a_forced_run_skips_and_one_run_does_the_work(de
     run = coordinator.force_scheduler(backend, "dia", WORKFLOW, actor="pipeline")
     assert run.state in ("PENDING", "RUNNING")
     # The forced fire's program adopted the lease the CLI marked for it.
-    adopted = _until(lambda: (backend.leases.read(WORKFLOW) or None) and
-                     backend.leases.read(WORKFLOW).data.get("adopted_by"), what="the program to adopt the lease")
+    adopted = wait_until(lambda: (backend.leases.read(WORKFLOW) or None) and
+                         backend.leases.read(WORKFLOW).data.get("adopted_by"), 90, "the program to adopt the lease",
+                         poll=0.1)
     forced_op = _ops(gcp_double)[0]
     assert forced_op["name"].endswith(str(run.id)) and adopted == forced_op["metadata"]["clusterName"]
     # Cloud Scheduler fires the same workflow on its own clock while the forced run works.
     gcp_double.scheduler.fire("dia")
-    second = _until(lambda: [o for o in _ops(gcp_double) if not o["name"].endswith(str(run.id))],
-                    what="the scheduler's own run")[0]
+    second = wait_until(lambda: [o for o in _ops(gcp_double) if not o["name"].endswith(str(run.id))],
+                        90, "the scheduler's own run", poll=0.1)[0]
     executor.runs[second["name"]].done.wait(90)
     skipped = _outputs(executor, second["name"])
     assert f"skipped: run {run.id} in progress (since " in skipped and "by pipeline)" in skipped, skipped
@@ -104,9 +95,9 @@ def test_two_scheduled_fires_at_once_one_works_one_skips(deployed, gcp_double, d
     gate = gcp_double.gate("bigquery.jobs")
     gcp_double.scheduler.fire("dia")
     gcp_double.scheduler.fire("dia")
-    _until(lambda: len(executor.runs) == 2, what="two runs")
-    skipped_op = _until(lambda: next((op for op, r in executor.runs.items() if r.done.is_set()), None),
-                        what="one run to skip")
+    wait_until(lambda: len(executor.runs) == 2, 90, "two runs", poll=0.1)
+    skipped_op = wait_until(lambda: next((op for op, r in executor.runs.items() if r.done.is_set()), None),
+                            90, "one run to skip", poll=0.1)
     assert SKIP_LINE.search(_outputs(executor, skipped_op))
     gate.set()
     runs = executor.wait(120)

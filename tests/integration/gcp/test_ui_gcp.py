@@ -15,7 +15,6 @@ import re
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from funnelops.ui.app import create_app
 from funnelops.ui.dashboard import Dashboard, UiSettings
 
 from test_backend_iac import gcp_env, make_project, open_gcp  # noqa: F401 - fixture re-used
+from tests.helpers.tiny_project import wait_until
 from tests.helpers.ui_home import client, csrf
 
 pytestmark = pytest.mark.gcp
@@ -76,16 +76,6 @@ def gcp_home(gcp_env, gcp_double, fake_gcs, tmp_path):  # noqa: F811
 def _put(fake_gcs, uri: str, suffix: str, text: str) -> None:
     bucket, _, name = uri[len("gs://"):].partition("/")
     fake_gcs.client.bucket(bucket).blob(name + suffix).upload_from_string(text.encode())
-
-
-def _until(check, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_status_runs_and_schedulers_on_gcp_are_the_clis_documents(gcp_home, gcp_double):
@@ -176,8 +166,8 @@ def test_a_running_gcp_run_pages_and_logs_by_its_operation_id(gcp_home, gcp_doub
     assert rid in overview.text  # the run in progress
 
     gcp_double.dataproc.finish(template="funnel-dia")
-    ended = _until(lambda: (d := c.get(f"/api/runs/{rid}/logs", params={"cursor": doc["cursor"]}).json())["ended"]
-                   and d, what="the run to end")
+    ended = wait_until(lambda: (d := c.get(f"/api/runs/{rid}/logs", params={"cursor": doc["cursor"]}).json())["ended"]
+                       and d, what="the run to end", poll=0.1)
     assert ended["state"] == "DONE"
     assert 'id="run-state" class="state" data-state="DONE"' in c.get(f"/runs/{rid}").text
 
@@ -219,7 +209,8 @@ def test_force_on_gcp_starts_a_run_and_a_second_force_is_409_naming_the_holder(g
     assert page.status_code == 200 and 'id="schedulers"' in page.text
     assert 'data-scheduler-id="dia"' in page.text and 'class="force' in page.text
     gcp_double.dataproc.finish(template="funnel-dia")
-    done = _until(lambda: (r := c.get(f"/api/runs/{rid}").json())["state"] != "RUNNING" and r, what="the run")
+    done = wait_until(lambda: (r := c.get(f"/api/runs/{rid}").json())["state"] != "RUNNING" and r, what="the run",
+                      poll=0.1)
     assert done["state"] == "DONE" and done["trigger"] != "initial-load"
     third = c.post("/api/force", json={"scheduler": "dia"}, headers=csrf(c))
     assert third.status_code == 200, third.text  # the lease went with the run

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from funnelops.cli.main import main as cli_main
+from tests.helpers.tiny_project import wait_until, write_tiny
 from tests.helpers.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.slow
@@ -44,17 +44,7 @@ STEP = textwrap.dedent('''
     sys.exit(int(os.environ.get("STEP_EXIT", "0")))
 ''')
 
-PROJECT = textwrap.dedent("""
-    project: {id: tiny-alerts, time_zone: UTC, backend: local}
-    datasets: [{id: tiny_ds}]
-    workflows:
-      - name: tiny-dia
-        granularity: DAY
-        initial_load: true
-        args: ["--granularity=DAY"]
-        jobs: [{step_id: the-step, main: step.py}]
-    schedulers:
-      - {name: Dia, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
+NOTIFICATIONS = textwrap.dedent("""
     notifications:
       timeout_s: 1
       channels:
@@ -64,24 +54,13 @@ PROJECT = textwrap.dedent("""
         - {type: webhook, url_env: HANG_URL, on: [failed]}
         - {type: webhook, url_env: MISSING_URL, on: [failed]}
         - {type: webhook, url_env: DONE_URL, on: [done]}
-""")
-
-
-def wait_until(pred, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+""").lstrip("\n")
 
 
 class Home:
     def __init__(self, tmp: Path, receiver: Receiver) -> None:
-        tmp.joinpath("step.py").write_text(STEP)
-        tmp.joinpath("funnel.yaml").write_text(PROJECT)
-        self.project, self.home = tmp / "funnel.yaml", tmp / "home"
+        self.project = write_tiny(tmp, "tiny-alerts", STEP, time_zone="UTC", scheduler="Dia", extra=NOTIFICATIONS)
+        self.home = tmp / "home"
         self.outputs: list[str] = []
         self.receiver = receiver
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from funnelops.cli.main import main as cli_main
+from tests.helpers.tiny_project import wait_until, write_tiny
 
 pytestmark = pytest.mark.slow
 
@@ -50,23 +51,6 @@ STEP = textwrap.dedent('''
     with open(out, "a") as fh:
         fh.write(f"{os.getpid()} {t0:.6f} {t1:.6f} {os.environ.get('FUNNELOPS_RUN_ID', '')}\\n")
 ''')
-
-
-def tiny_project(tmp: Path) -> Path:
-    (tmp / "step.py").write_text(STEP)
-    (tmp / "funnel.yaml").write_text(textwrap.dedent("""
-        project: {id: tiny-overlap, time_zone: America/Bogota, backend: local}
-        datasets: [{id: tiny_ds}]
-        workflows:
-          - name: tiny-dia
-            granularity: DAY
-            initial_load: true
-            args: ["--granularity=DAY"]
-            jobs: [{step_id: the-step, main: step.py}]
-        schedulers:
-          - {name: Día, id: dia, cron: "0 6 * * *", workflow: tiny-dia}
-    """))
-    return tmp / "funnel.yaml"
 
 
 def cli(project: Path, home: Path, *args: str, env: dict | None = None, timeout: float = 300,
@@ -91,16 +75,6 @@ def run_rows(home: Path, workflow: str | None = None) -> list[sqlite3.Row]:
         return con.execute(q, (workflow,) if workflow else ()).fetchall()
     finally:
         con.close()
-
-
-def wait_until(pred, timeout: float = 60, poll: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def wait_no_active_run(home: Path, timeout: float = 60) -> None:
@@ -132,7 +106,7 @@ def _force_child(argv: list[str], barrier) -> None:  # runs in a forked process
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    project = tiny_project(tmp_path)
+    project = write_tiny(tmp_path, "tiny-overlap", STEP)
     home = tmp_path / "home"
     intervals = tmp_path / "intervals.log"
     monkeypatch.setenv("STEP_INTERVALS", str(intervals))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.ui_home import FUNNELOPS, STEP, TINY, Home, clean_env
+from tests.helpers.tiny_project import write_tiny
+from tests.helpers.ui_home import FUNNELOPS, STEP, Home, clean_env
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +30,7 @@ def ui_demo(tmp_path_factory: pytest.TempPathFactory) -> Home:
 def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Home, Path]]:
     """(home, gate): IaC and Initial data done; runs started from now on wait until `gate` exists.
     The gate is opened at teardown so no run outlives the test."""
-    (tmp_path / "step.py").write_text(STEP)
-    (tmp_path / "funnel.yaml").write_text(TINY)
-    home = Home(tmp_path / "funnel.yaml", tmp_path / "home")
+    home = Home(write_tiny(tmp_path, "tiny-ui", STEP), tmp_path / "home")
     home.cli("pipeline", "funnel", "--data-stage", "IaC")
     home.cli("pipeline", "funnel", "--data-stage", "Initial data")
     gate = tmp_path / "gate"
