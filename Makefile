@@ -1,7 +1,7 @@
 # The two commands the README promises; .ci/run calls `make test`.
 #
 # `make demo` installs only what the demo needs (`pip install -e .`, ~150 MB); `make test` adds the
-# test, gcp and spark extras (`.[dev,gcp,spark]`, ~870 MB, PySpark alone ~490 MB) into the SAME venv.
+# test, gcp and spark extras (`.[dev,gcp,spark]`, ~1 GB: PySpark ~490 MB, Playwright ~165 MB) into the SAME venv.
 # Each install leaves a stamp file in the venv, so `make demo` then `make test` upgrades the venv once,
 # and `make test` then `make demo` installs nothing more (the full install contains the demo's).
 # Both install with `-c constraints.txt`: every package at the version the suite was run with
