@@ -157,9 +157,37 @@ async def run_page(request: Request) -> Response:
                                         "logs_error": logs_error, "terminal": run.get("state") in TERMINAL})
 
 
+PAGE_LOG_CHARS = 512 * 1024  # what one answer puts on the run page; the rest stays in the log
+
+
+def page_logs(doc: dict[str, Any], run_id: str, limit: int = PAGE_LOG_CHARS) -> dict[str, Any]:
+    """The logs document as the run page shows it: at most the last `limit` characters of new text.
+
+    A chatty run's log would otherwise arrive whole in one answer and freeze the browser; the page
+    shows its end (what an operator following a run reads) and says how much it left out and where
+    the whole log is. The cursor still moves past everything, and `/api/runs/ID/logs` and
+    `funnelops logs ID` stay complete."""
+    chunks = list(doc.get("chunks") or [])
+    total = sum(len(c["text"]) for c in chunks)
+    if total <= limit:
+        return doc
+    kept: list[dict[str, Any]] = []
+    room = limit
+    for c in reversed(chunks):
+        if room <= 0:
+            break
+        text = c["text"][-room:]
+        kept.insert(0, {**c, "text": text, "first": c["first"] and len(text) == len(c["text"])})
+        room -= len(text)
+    note = (f"[funnelops: {total - limit:,} characters left out here; `funnelops logs {run_id}` or "
+            f"/api/runs/{run_id}/logs has the whole log]\n")
+    return {**doc, "chunks": [{"source": kept[0]["source"], "text": note, "first": False}, *kept],
+            "left_out": total - limit}
+
+
 def _first_logs(board: Any, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        return board.logs(run_id), None
+        return page_logs(board.logs(run_id), run_id), None
     except FunnelopsError as exc:
         return None, exc.message
 
@@ -175,7 +203,7 @@ async def run_logs(request: Request) -> Response:
     except UsageError as exc:
         status = 404 if await run_in_threadpool(board.run, run_id) is None else 400
         return JSONResponse({"error": exc.message, "hint": exc.hint, "details": exc.details}, status_code=status)
-    return JSONResponse(doc)
+    return JSONResponse(page_logs(doc, run_id))
 
 
 # -- schedulers, lineage, plan ------------------------------------------------------------------

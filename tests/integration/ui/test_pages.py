@@ -573,3 +573,30 @@ def test_lineage_layout_puts_a_source_just_above_what_it_feeds_and_orders_rows_b
     assert at["t1"][0] < at["t2"][0]  # t1 is fed by f1, the first flow
     assert len(g["edges"]) == 6  # the edge to an unknown node is dropped
     assert all(n["x"] + n["w"] <= g["width"] and n["y"] + n["h"] <= g["height"] for n in g["nodes"])
+
+
+class ChattyRun(Dashboard):
+    """A run whose log has grown past what one page answer shows (3.25 MB of new text at once)."""
+
+    def logs(self, run_id: str, cursor: str | None = None) -> dict[str, Any]:
+        doc = super().logs(run_id, cursor)
+        big = "".join(f"line {i:07d}\n" for i in range(250_000))  # 3,250,000 characters
+        return {**doc, "chunks": [{"source": "a.log", "text": "head\n", "first": True},
+                                  {"source": "b.log", "text": big, "first": True}], "cursor": "AFTER"}
+
+
+def test_a_huge_log_reaches_the_run_page_as_its_end_with_a_note_and_the_cursor_moves_past_it(demo):
+    """Before: the whole new text went out in one answer (a chatty run froze the browser)."""
+    from funnelops.ui.pages import PAGE_LOG_CHARS
+
+    board = ChattyRun(settings_for(demo))
+    run_id = str(cli_json(demo, "runs")[0]["id"])
+    with TestClient(create_app(board.settings, board), base_url=BASE_URL) as c:
+        doc = c.get(f"/runs/{run_id}/logs-fragment").json()
+        html = c.get(f"/runs/{run_id}").text
+    text = "".join(ch["text"] for ch in doc["chunks"])
+    assert doc["cursor"] == "AFTER" and doc["left_out"] == 5 + 3_250_000 - PAGE_LOG_CHARS
+    assert text.startswith("[funnelops: ") and f"funnelops logs {run_id}" in text
+    assert text.endswith("line 0249999\n") and "head\n" not in text  # the end is shown, the start left out
+    assert len(text) < PAGE_LOG_CHARS + 200
+    assert "line 0249999" in html and "line 0000000" not in html and "characters left out here" in html

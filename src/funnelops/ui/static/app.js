@@ -168,6 +168,7 @@
             if (c.first) pre.appendChild(document.createTextNode("==> " + c.source + " <==\n"));
             pre.appendChild(document.createTextNode(c.text));
           });
+          trimLog(pre);
           if (atBottom) pre.scrollTop = pre.scrollHeight;
           cursor = doc.cursor || cursor;
           pre.setAttribute("data-cursor", cursor);
@@ -184,6 +185,16 @@
         }, function () { delay = Math.min(delay * 2, 10000); window.setTimeout(tick, delay); });
     }
     window.setTimeout(tick, delay);
+  }
+
+  /* A run followed for hours keeps its page light: past MAX_LOG_CHARS the oldest text goes (the
+     whole log stays in `funnelops logs ID` and /api/runs/ID/logs). */
+  var MAX_LOG_CHARS = 2 * 1024 * 1024;
+  function trimLog(pre) {
+    var text = pre.textContent;
+    if (text.length <= MAX_LOG_CHARS) return;
+    var keep = text.slice(text.length - MAX_LOG_CHARS / 2);
+    pre.textContent = "[funnelops: older lines left out here; `funnelops logs` has the whole log]\n" + keep;
   }
 
   function setState(state) {
