@@ -219,13 +219,9 @@ async def schedulers_page(request: Request) -> Response:
 async def lineage_page(request: Request) -> Response:
     """Buckets -> trusted flows -> tables -> refined SQL -> views, as an inline SVG."""
     board = request.app.state.dashboard
-    note: str | None = None
-    try:
-        doc = await run_in_threadpool(board.lineage)
-    except ImportError:  # the lineage module is not in this build yet
-        doc, note = {"nodes": [], "edges": []}, "lineage is not available in this build"
+    doc = await run_in_threadpool(board.lineage)
     graph = layout(doc if isinstance(doc, dict) else None)
-    return render(request, "lineage.html", {"title": "Lineage", "graph": graph, "note": note})
+    return render(request, "lineage.html", {"title": "Lineage", "graph": graph})
 
 
 @guarded
